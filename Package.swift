@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Modules follow the architecture: config parsing (no NIO) → core (compiled routing table,
+// handler/middleware protocols; no NIO) → engine (SwiftNIO) → the `pagi-serve` executable.
+let package = Package(
+    name: "pagi-serve",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pagi-serve", targets: ["pagi-serve"]),
+        .library(name: "PagiEngine", targets: ["PagiEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+    ],
+    targets: [
+        .target(
+            name: "PagiConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "PagiCore",
+            dependencies: ["PagiConfig"]
+        ),
+        .target(
+            name: "PagiEngine",
+            dependencies: [
+                "PagiCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "pagi-serve",
+            dependencies: [
+                "PagiEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "PagiConfigTests", dependencies: ["PagiConfig"]),
+        .testTarget(name: "PagiCoreTests", dependencies: ["PagiCore"]),
+        .testTarget(
+            name: "PagiEngineTests",
+            dependencies: [
+                "PagiEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import PagiConfig
+import Synchronization
+
+/// Header fields in arrival order. Names keep their case; lookups are case-insensitive (ASCII).
+public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public private(set) var fields: [(name: String, value: String)]
+
+    public init(_ fields: [(name: String, value: String)] = []) { self.fields = fields }
+    public init(dictionaryLiteral elements: (String, String)...) {
+        fields = elements.map { (name: $0.0, value: $0.1) }
+    }
+
+    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+    public var count: Int { fields.count }
+
+    /// The first value of `name`, or nil.
+    public subscript(_ name: String) -> String? {
+        for field in fields where field.name.asciiCaseInsensitiveEquals(name) { return field.value }
+        return nil
+    }
+    public func values(_ name: String) -> [String] {
+        fields.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)
+    }
+    public func contains(_ name: String) -> Bool { self[name] != nil }
+
+    public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
+    /// Replaces every field `name` with one field.
+    public mutating func set(_ name: String, _ value: String) {
+        remove(name)
+        fields.append((name, value))
+    }
+    public mutating func remove(_ name: String) {
+        fields.removeAll { $0.name.asciiCaseInsensitiveEquals(name) }
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive comparison without allocating (header names are ASCII tokens).
+    public func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
+        let a = utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x != y {
+            let lx = x >= 65 && x <= 90 ? x | 0x20 : x
+            let ly = y >= 65 && y <= 90 ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
+    }
+}
+
+/// A request as handlers see it: already validated by the engine (framing, Host, target).
+public struct Request: Sendable {
+    public var method: String
+    /// The request target as received (origin-form, or absolute-form).
+    public var target: String
+    /// Percent-decoded, dot-segment-normalised path, always starting with `/`.
+    public var path: String
+    /// The raw query string without `?`, if any.
+    public var query: String?
+    public var versionMajor: Int
+    public var versionMinor: Int
+    public var headers: HeaderFields
+    /// Lower-cased host name without port (from absolute-form target or `Host`).
+    public var host: String
+    public var clientAddress: String
+    public var body: [UInt8]
+    /// Parameters captured by the route pattern (`{id}`, `{rest...}`); filled in by the router.
+    public var params: [String: String] = [:]
+
+    public init(method: String, target: String, path: String, query: String?, versionMajor: Int = 1,
+                versionMinor: Int = 1, headers: HeaderFields, host: String, clientAddress: String = "",
+                body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.versionMajor = versionMajor
+        self.versionMinor = versionMinor
+        self.headers = headers
+        self.host = host
+        self.clientAddress = clientAddress
+        self.body = body
+    }
+
+    public var isHead: Bool { method == "HEAD" }
+
+    /// Query parameters (form-decoded); later duplicates win.
+    public var queryItems: [String: String] {
+        guard let query, !query.isEmpty else { return [:] }
+        var items: [String: String] = [:]
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = PercentDecoding.decodeForm(String(parts[0])) ?? String(parts[0])
+            let value = parts.count > 1 ? (PercentDecoding.decodeForm(String(parts[1])) ?? String(parts[1])) : ""
+            items[name] = value
+        }
+        return items
+    }
+}
+
+/// An open file a response sends from. The engine takes the descriptor (`take()`); if nobody
+/// does, it is closed when the last reference goes away, so an abandoned response never leaks it.
+public final class OpenFile: Sendable {
+    private let descriptor: Mutex<Int32>
+    public let size: Int
+
+    public init(descriptor: Int32, size: Int) {
+        self.descriptor = Mutex(descriptor)
+        self.size = size
+    }
+    /// Hands the descriptor over to the caller, who must close it. Returns nil if already taken.
+    public func take() -> Int32? {
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return nil }
+            defer { fd = -1 }
+            return fd
+        }
+    }
+    deinit {
+        let fd = descriptor.withLock { $0 }
+        if fd >= 0 { _ = close(fd) }
+    }
+}
+
+public enum ResponseBody: Sendable {
+    case empty
+    case bytes([UInt8])
+    /// `length` bytes of `file` from `offset` (sent with sendfile(2) on cleartext connections).
+    case file(OpenFile, offset: Int, length: Int)
+    /// A `multipart/byteranges` body: each part is a preamble (boundary and part headers)
+    /// followed by a slice of the file; `trailer` closes the multipart body.
+    case multipart(OpenFile, parts: [(preamble: [UInt8], offset: Int, length: Int)], trailer: [UInt8])
+
+    /// Number of body bytes, for `Content-Length`.
+    public var length: Int {
+        switch self {
+        case .empty: return 0
+        case .bytes(let b): return b.count
+        case .file(_, _, let length): return length
+        case .multipart(_, let parts, let trailer):
+            return parts.reduce(trailer.count) { $0 + $1.preamble.count + $1.length }
+        }
+    }
+}
+
+public struct Response: Sendable {
+    public var status: Int
+    public var headers: HeaderFields
+    public var body: ResponseBody
+
+    public init(status: Int, headers: HeaderFields = HeaderFields(), body: ResponseBody = .empty) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}

@@ -1,0 +1,86 @@
+/// Percent-decoding and path normalisation (RFC 3986 §5.2.4), written by hand because no listed
+/// package exposes a strict decoder that rejects encoded NUL/slash the way a file server must.
+public enum PercentDecoding {
+    /// Decodes `%XX` escapes; nil for a malformed escape or a result that is not valid UTF-8.
+    public static func decode(_ string: String) -> String? {
+        decodeBytes(Array(string.utf8), plusIsSpace: false).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    /// `application/x-www-form-urlencoded` decoding for query strings (`+` is a space).
+    public static func decodeForm(_ string: String) -> String? {
+        decodeBytes(Array(string.utf8), plusIsSpace: true).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    static func decodeBytes(_ input: [UInt8], plusIsSpace: Bool) -> [UInt8]? {
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count)
+        var i = 0
+        while i < input.count {
+            let byte = input[i]
+            if byte == UInt8(ascii: "%") {
+                guard i + 2 < input.count, let hi = hexDigitValue(input[i + 1]), let lo = hexDigitValue(input[i + 2]) else {
+                    return nil
+                }
+                output.append(hi << 4 | lo)
+                i += 3
+            } else {
+                output.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                i += 1
+            }
+        }
+        return output
+    }
+
+    public static func hexDigitValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    public enum PathError: Error, Sendable, Equatable {
+        /// Malformed escape, invalid UTF-8, NUL, an encoded `/` or a backslash: never a valid file path.
+        case malformed
+        /// `..` segments that climb above `/`.
+        case aboveRoot
+    }
+
+    /// Turns the path part of a request target into the path routes match on: percent-decoded,
+    /// with `.` and `..` segments resolved and duplicate slashes merged (as nginx does). Encoded slashes
+    /// (`%2F`), NUL and backslashes are refused, so a decoded path can never name another file
+    /// than the one the segments spell.
+    public static func normalizePath(_ rawPath: String) -> Result<String, PathError> {
+        let raw = Array(rawPath.utf8)
+        guard raw.first == UInt8(ascii: "/") else { return .failure(.malformed) }
+        // Split on literal slashes first so `%2F` can be told apart from a separator.
+        var segments: [String] = []
+        var endsWithSlash = false
+        let parts = raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        for (index, part) in parts.enumerated() {
+            let isLast = index == parts.count - 1
+            guard let decoded = decodeBytes(Array(part), plusIsSpace: false) else { return .failure(.malformed) }
+            if decoded.contains(0) || decoded.contains(UInt8(ascii: "/")) || decoded.contains(UInt8(ascii: "\\")) {
+                return .failure(.malformed)
+            }
+            guard let segment = String(validating: decoded, as: UTF8.self) else { return .failure(.malformed) }
+            switch segment {
+            case ".":
+                if isLast { endsWithSlash = true }
+            case "..":
+                guard !segments.isEmpty else { return .failure(.aboveRoot) }
+                segments.removeLast()
+                if isLast { endsWithSlash = true }
+            case "":
+                if isLast { endsWithSlash = true }
+            default:
+                segments.append(segment)
+                if isLast { endsWithSlash = false }
+            }
+        }
+        var path = "/" + segments.joined(separator: "/")
+        if endsWithSlash && !segments.isEmpty { path += "/" }
+        return .success(path)
+    }
+}

@@ -1,0 +1,272 @@
+import NIOCore
+import PagiCore
+
+/// One HTTP/1.1 connection: parses requests off the byte stream, answers them in order
+/// (pipelining), and enforces the timeouts of contract §2.1. After a protocol error it answers,
+/// closes, and reads nothing more, so a smuggled second request is never seen.
+final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private let server: ServerContext
+    private var parser: RequestParser
+    private var buffer = ByteBuffer()
+
+    /// The request being received.
+    private struct Pending {
+        var head: RequestHead
+        var request: Request?
+        var body: [UInt8] = []
+        var started: NIODeadline
+    }
+    private var pending: Pending?
+    private var keepAlive = true
+    /// Set once the connection must not start another request (error, `Connection: close`, shutdown).
+    private var closing = false
+    /// Reads are held while the peer does not drain what we wrote (backpressure).
+    private var readHeld = false
+    private var readRequested = false
+    private var responsesInFlight = 0
+
+    private var waitTimer: Scheduled<Void>?
+    private var bodyTimer: Scheduled<Void>?
+    private var writeTimer: Scheduled<Void>?
+
+    init(server: ServerContext) {
+        self.server = server
+        self.parser = RequestParser(limits: server.parserLimits)
+    }
+
+    // MARK: - Lifecycle
+
+    func channelActive(context: ChannelHandlerContext) {
+        // The first request gets the header timeout from the moment the connection is open.
+        scheduleWaitTimer(context: context, seconds: server.server.timeouts.header, answer408: false)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelTimers()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            closing = true
+            keepAlive = false
+            if pending == nil && parser.isIdle && responsesInFlight == 0 { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Socket errors (reset by peer…) end this connection only.
+        server.logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: - Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing || pending != nil || !parser.isIdle else { return }
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        process(context: context)
+    }
+
+    private func process(context: ChannelHandlerContext) {
+        while !readHeld {
+            if closing && pending == nil && parser.isIdle { return }
+            let wasIdle = parser.isIdle && pending == nil
+            let event: ParseEvent?
+            do {
+                event = try parser.next(&buffer)
+            } catch {
+                fail(error, context: context)
+                return
+            }
+            guard let event else {
+                if wasIdle && buffer.readableBytes > 0 && waitTimerIsIdle {
+                    // Bytes of a new request arrived: the head must now complete within `timeouts.header`.
+                    scheduleWaitTimer(context: context, seconds: server.server.timeouts.header, answer408: true)
+                }
+                break
+            }
+            switch event {
+            case .head(let head):
+                cancelWaitTimer()
+                startRequest(head, context: context)
+            case .body(var chunk):
+                guard pending != nil else { break }
+                pending?.body.append(contentsOf: chunk.readBytes(length: chunk.readableBytes) ?? [])
+                scheduleBodyTimer(context: context)
+            case .end:
+                bodyTimer?.cancel()
+                bodyTimer = nil
+                finishRequest(context: context)
+            }
+        }
+        buffer.discardReadBytes()
+    }
+
+    private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
+        let headers = HeaderFields(head.headers)
+        let connectionTokens = headers.values("Connection").flatMap { $0.lowercased().split(separator: ",").map { $0.trimmingOWS } }
+        keepAlive = head.versionMinor >= 1 ? !connectionTokens.contains("close") : connectionTokens.contains("keep-alive")
+        if closing { keepAlive = false }
+        var pending = Pending(head: head, request: nil, started: .now())
+        do {
+            pending.request = try server.validation.makeRequest(
+                head, clientAddress: server.clientAddress(peer: context.remoteAddress, headers: headers))
+        } catch {
+            self.pending = pending
+            fail(error, context: context)
+            return
+        }
+        self.pending = pending
+        if head.framing != .none {
+            if head.expectsContinue {
+                var interim = context.channel.allocator.buffer(capacity: 25)
+                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+                context.writeAndFlush(NIOAny(IOData.byteBuffer(interim)), promise: nil)
+            }
+            scheduleBodyTimer(context: context)
+        }
+    }
+
+    private func finishRequest(context: ChannelHandlerContext) {
+        guard let finished = pending, var request = finished.request else { return }
+        pending = nil
+        request.body = finished.body
+        let response = server.respond(to: request)
+        send(response, for: request, started: finished.started, context: context)
+        if keepAlive {
+            scheduleWaitTimer(context: context, seconds: server.server.timeouts.idle, answer408: false)
+        } else {
+            closing = true
+        }
+    }
+
+    /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
+    private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
+        cancelTimers()
+        closing = true
+        keepAlive = false
+        buffer.clear()
+        let head = pending?.head
+        let accept = head.flatMap { HeaderFields($0.headers)["Accept"] }
+        let response = server.errorResponse(error, accept: accept)
+        server.logger.debug("bad request", metadata: ["status": "\(error.status)", "reason": "\(error.reason)"])
+        let request = Request(method: head?.method ?? "-", target: head?.target ?? "-", path: "/", query: nil,
+                              versionMinor: head?.versionMinor ?? 1, headers: HeaderFields(head?.headers ?? []),
+                              host: "", clientAddress: context.remoteAddress?.ipAddress ?? "-")
+        pending = nil
+        send(response, for: request, started: .now(), context: context)
+    }
+
+    // MARK: - Writing
+
+    private func send(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+        responsesInFlight += 1
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: keepAlive && !closing,
+                                          http10Client: request.versionMinor == 0, date: server.clock.httpDate(),
+                                          context: context, promise: promise)
+        let closeAfter = !keepAlive || closing
+        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            responsesInFlight -= 1
+            if case .failure = result { context.close(promise: nil); return }
+            if closeAfter && responsesInFlight == 0 { context.close(promise: nil) }
+        }
+        if let accessLog = server.accessLog {
+            accessLog.record(AccessRecord(
+                clientAddress: request.clientAddress, method: request.method, target: request.target,
+                versionMinor: request.versionMinor, status: response.status, bodyBytes: outcome.bodyBytes,
+                host: request.host, referer: request.headers["Referer"], userAgent: request.headers["User-Agent"],
+                durationSeconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9))
+        }
+    }
+
+    // MARK: - Backpressure and the write timeout
+
+    func read(context: ChannelHandlerContext) {
+        if readHeld {
+            readRequested = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeTimer?.cancel()
+            writeTimer = nil
+            readHeld = false
+            if readRequested {
+                readRequested = false
+                context.read()
+            }
+            process(context: context)
+        } else {
+            readHeld = true
+            let seconds = server.server.timeouts.write
+            if seconds > 0 {
+                // Slow-read defence: a peer that takes nothing for this long is dropped.
+                writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .fromSeconds(seconds)) {
+                    context.close(promise: nil)
+                }
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: - Timers
+
+    private var waitTimerAnswers408 = false
+    private var waitTimerIsIdle: Bool { waitTimer != nil && !waitTimerAnswers408 }
+
+    /// Waiting for a request head: idle keep-alive (close quietly) or a partial head (408).
+    private func scheduleWaitTimer(context: ChannelHandlerContext, seconds: Double, answer408: Bool) {
+        cancelWaitTimer()
+        guard seconds > 0 else { return }
+        waitTimerAnswers408 = answer408
+        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .fromSeconds(seconds)) { [self] in
+            waitTimer = nil
+            if answer408 || buffer.readableBytes > 0 {
+                fail(ProtocolError(status: 408, reason: "request head not received in time"), context: context)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func scheduleBodyTimer(context: ChannelHandlerContext) {
+        bodyTimer?.cancel()
+        let seconds = server.server.timeouts.body
+        guard seconds > 0 else { return }
+        bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .fromSeconds(seconds)) { [self] in
+            bodyTimer = nil
+            fail(ProtocolError(status: 408, reason: "request body not received in time"), context: context)
+        }
+    }
+
+    private func cancelWaitTimer() {
+        waitTimer?.cancel()
+        waitTimer = nil
+        waitTimerAnswers408 = false
+    }
+
+    private func cancelTimers() {
+        cancelWaitTimer()
+        bodyTimer?.cancel()
+        bodyTimer = nil
+        writeTimer?.cancel()
+        writeTimer = nil
+    }
+}
+
+extension TimeAmount {
+    static func fromSeconds(_ value: Double) -> TimeAmount { .nanoseconds(Int64(value * 1_000_000_000)) }
+}

@@ -1,0 +1,379 @@
+import NIOCore
+import PagiCore
+
+/// Limits the parser enforces while bytes arrive, before anything is buffered beyond them.
+struct ParserLimits: Sendable {
+    var headerBytes: Int
+    var uriBytes: Int
+    var headerCount: Int
+    var bodyBytes: Int
+}
+
+/// A request head as parsed off the wire, before routing.
+struct RequestHead: Sendable {
+    var method: String
+    var target: String
+    var versionMinor: Int
+    var headers: [(name: String, value: String)]
+    /// Declared body framing.
+    var framing: BodyFraming
+    var expectsContinue: Bool
+}
+
+enum BodyFraming: Sendable, Equatable {
+    case none
+    case length(Int)
+    case chunked
+}
+
+/// A protocol error: the status to answer with; the connection is closed afterwards and
+/// nothing more is read from it (no request smuggling after a framing error).
+struct ProtocolError: Error, Sendable, Equatable {
+    var status: Int
+    var reason: String
+}
+
+enum ParseEvent: Sendable {
+    case head(RequestHead)
+    case body(ByteBuffer)
+    case end
+}
+
+/// A strict RFC 9112 request parser, written by hand because NIO's llhttp-based decoder cannot
+/// enforce the configured head/URI/header-count limits before buffering, and reports errors too
+/// coarsely to answer 414 vs 431, 501 vs 400 or 505 correctly.
+///
+/// Feed it the connection's cumulative buffer; each call consumes what it parsed and returns one
+/// event, or nil when it needs more bytes.
+struct RequestParser {
+    private enum State {
+        case head
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(bytesSeen: Int)
+        case done
+    }
+
+    let limits: ParserLimits
+    private var state: State = .head
+    private var bodyBytesSeen = 0
+    /// How far the search for the end of the current head got, and whether it stopped just after a line end.
+    private struct HeadScan {
+        var offset = 0
+        var atLineEnd = false
+    }
+    private var headScan = HeadScan()
+    /// Upper bound of what a chunk-size line (with extensions) may take.
+    private static let maxChunkLine = 4096
+
+    init(limits: ParserLimits) { self.limits = limits }
+
+    /// True between requests: nothing of the next request has been consumed yet.
+    var isIdle: Bool {
+        if case .head = state { return true }
+        return false
+    }
+
+    mutating func next(_ buffer: inout ByteBuffer) throws(ProtocolError) -> ParseEvent? {
+        switch state {
+        case .head:
+            return try parseHead(&buffer)
+        case .done:
+            state = .head
+            return .end
+        case .fixedBody(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let take = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: take) ?? ByteBuffer()
+            state = remaining - take == 0 ? .done : .fixedBody(remaining: remaining - take)
+            return .body(slice)
+        case .chunkSize:
+            guard let line = try readLine(&buffer, max: Self.maxChunkLine, error: ProtocolError(status: 400, reason: "chunk size line too long")) else {
+                return nil
+            }
+            let size = try Self.parseChunkSize(line)
+            if size == 0 {
+                state = .trailers(bytesSeen: 0)
+                return try next(&buffer)
+            }
+            bodyBytesSeen += size
+            if limits.bodyBytes > 0 && bodyBytesSeen > limits.bodyBytes {
+                throw ProtocolError(status: 413, reason: "request body too large")
+            }
+            state = .chunkData(remaining: size)
+            return try next(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let take = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: take) ?? ByteBuffer()
+            state = remaining - take == 0 ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+            return .body(slice)
+        case .chunkDataEnd:
+            guard let line = try readLine(&buffer, max: 2, error: ProtocolError(status: 400, reason: "chunk data not followed by CRLF")) else {
+                return nil
+            }
+            guard line.isEmpty else { throw ProtocolError(status: 400, reason: "chunk data not followed by CRLF") }
+            state = .chunkSize
+            return try next(&buffer)
+        case .trailers(let seen):
+            let budget = limits.headerBytes - seen
+            guard let line = try readLine(&buffer, max: max(budget, 0), error: ProtocolError(status: 431, reason: "trailer section too large")) else {
+                return nil
+            }
+            if line.isEmpty {
+                state = .head
+                return .end
+            }
+            // Trailer fields are validated like header fields and then dropped: nothing here uses them.
+            _ = try Self.parseHeaderLine(line[...])
+            state = .trailers(bytesSeen: seen + line.count + 2)
+            return try next(&buffer)
+        }
+    }
+
+    // MARK: - Head
+
+    private mutating func parseHead(_ buffer: inout ByteBuffer) throws(ProtocolError) -> ParseEvent? {
+        // RFC 9112 §2.2: ignore empty lines before the request line.
+        while let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), first == UInt8(ascii: "\r") || first == UInt8(ascii: "\n") {
+            if first == UInt8(ascii: "\r") {
+                guard let second = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) else { return nil }
+                guard second == UInt8(ascii: "\n") else { throw ProtocolError(status: 400, reason: "bare CR") }
+                buffer.moveReaderIndex(forwardBy: 2)
+            } else {
+                buffer.moveReaderIndex(forwardBy: 1)
+            }
+        }
+        guard let headEnd = findHeadEnd(buffer, limit: limits.headerBytes) else {
+            if buffer.readableBytes > limits.headerBytes {
+                let hasLineEnd = buffer.readableBytesView.prefix(limits.uriBytes + 64).contains(UInt8(ascii: "\n"))
+                throw hasLineEnd || buffer.readableBytes <= limits.uriBytes
+                    ? ProtocolError(status: 431, reason: "request header fields too large")
+                    : ProtocolError(status: 414, reason: "URI too long")
+            }
+            if !buffer.readableBytesView.prefix(limits.uriBytes + 64).contains(UInt8(ascii: "\n")) && buffer.readableBytes > limits.uriBytes + 32 {
+                throw ProtocolError(status: 414, reason: "URI too long")
+            }
+            return nil
+        }
+        let headBytes = buffer.readBytes(length: headEnd) ?? []
+        var lines = Self.splitLines(headBytes)
+        guard !lines.isEmpty else { throw ProtocolError(status: 400, reason: "empty request") }
+        let requestLine = lines.removeFirst()
+        var head = try parseRequestLine(requestLine)
+        guard lines.count <= limits.headerCount else {
+            throw ProtocolError(status: 431, reason: "too many header fields")
+        }
+        head.headers.reserveCapacity(lines.count)
+        for line in lines {
+            head.headers.append(try Self.parseHeaderLine(line))
+        }
+        try determineFraming(&head)
+        switch head.framing {
+        case .none: state = .done
+        case .length(let n): state = n == 0 ? .done : .fixedBody(remaining: n)
+        case .chunked: state = .chunkSize
+        }
+        bodyBytesSeen = 0
+        return .head(head)
+    }
+
+    /// Offset just past the blank line ending the head (CRLF CRLF, or bare LFs), if within `limit`.
+    /// Resumes where the previous call stopped, so a head trickled in byte by byte costs O(n), not O(n²).
+    private mutating func findHeadEnd(_ buffer: ByteBuffer, limit: Int) -> Int? {
+        let view = buffer.readableBytesView
+        var index = view.startIndex + headScan.offset
+        let end = min(view.endIndex, view.startIndex + limit + 4)
+        var previousLineEnd = headScan.atLineEnd
+        while index < end {
+            let byte = view[index]
+            if byte == UInt8(ascii: "\n") {
+                if previousLineEnd {
+                    headScan = HeadScan()
+                    return index + 1 - view.startIndex
+                }
+                previousLineEnd = true
+            } else if byte != UInt8(ascii: "\r") {
+                previousLineEnd = false
+            }
+            index += 1
+        }
+        headScan = HeadScan(offset: index - view.startIndex, atLineEnd: previousLineEnd)
+        return nil
+    }
+
+    /// Splits the head into lines without their terminators, dropping the final empty line.
+    /// A CR that is not followed by LF stays in the line and is rejected there.
+    private static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        for i in 0..<bytes.count where bytes[i] == UInt8(ascii: "\n") {
+            var lineEnd = i
+            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            lines.append(bytes[start..<lineEnd])
+            start = i + 1
+        }
+        while let last = lines.last, last.isEmpty { lines.removeLast() }
+        return lines
+    }
+
+    private func parseRequestLine(_ line: ArraySlice<UInt8>) throws(ProtocolError) -> RequestHead {
+        let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
+            if parts.count >= 2 && parts[1].count > limits.uriBytes {
+                throw ProtocolError(status: 414, reason: "URI too long")
+            }
+            throw ProtocolError(status: 400, reason: "malformed request line")
+        }
+        guard parts[0].allSatisfy(Self.isTokenChar) else { throw ProtocolError(status: 400, reason: "malformed method") }
+        guard parts[1].count <= limits.uriBytes else { throw ProtocolError(status: 414, reason: "URI too long") }
+        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ProtocolError(status: 400, reason: "invalid character in request target")
+        }
+        let version = Array(parts[2])
+        let prefix = Array("HTTP/".utf8)
+        guard version.count == 8, Array(version[0..<5]) == prefix, Self.isDigit(version[5]),
+              version[6] == UInt8(ascii: "."), Self.isDigit(version[7]) else {
+            throw ProtocolError(status: 400, reason: "malformed HTTP version")
+        }
+        guard version[5] == UInt8(ascii: "1"), version[7] <= UInt8(ascii: "1") else {
+            throw ProtocolError(status: 505, reason: "HTTP version not supported")
+        }
+        return RequestHead(
+            method: String(decoding: parts[0], as: UTF8.self),
+            target: String(decoding: parts[1], as: UTF8.self),
+            versionMinor: Int(version[7] - UInt8(ascii: "0")),
+            headers: [],
+            framing: .none,
+            expectsContinue: false
+        )
+    }
+
+    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(ProtocolError) -> (name: String, value: String) {
+        guard let first = line.first else { throw ProtocolError(status: 400, reason: "empty header line") }
+        if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            throw ProtocolError(status: 400, reason: "obsolete line folding")
+        }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            throw ProtocolError(status: 400, reason: "header line without colon")
+        }
+        let name = line[line.startIndex..<colon]
+        guard !name.isEmpty, name.allSatisfy(isTokenChar) else {
+            throw ProtocolError(status: 400, reason: "invalid header name")
+        }
+        var value = line[(colon + 1)...]
+        while let c = value.first, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { value = value.dropFirst() }
+        while let c = value.last, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { value = value.dropLast() }
+        // Field values: visible characters, obs-text, SP and HTAB only (no CR, LF, NUL or other controls).
+        guard value.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            throw ProtocolError(status: 400, reason: "invalid character in header value")
+        }
+        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+    }
+
+    /// RFC 9112 §6: decides how the body is delimited, refusing every ambiguous combination.
+    private func determineFraming(_ head: inout RequestHead) throws(ProtocolError) {
+        var contentLength: Int?
+        var transferCodings: [String] = []
+        var sawTransferEncoding = false
+        for (name, value) in head.headers {
+            if name.asciiCaseInsensitiveEquals("content-length") {
+                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let trimmed = item.trimmingOWS
+                    guard !trimmed.isEmpty, trimmed.utf8.count <= 18, trimmed.utf8.allSatisfy(Self.isDigit), let n = Int(trimmed) else {
+                        throw ProtocolError(status: 400, reason: "invalid Content-Length")
+                    }
+                    if let existing = contentLength, existing != n {
+                        throw ProtocolError(status: 400, reason: "conflicting Content-Length values")
+                    }
+                    contentLength = n
+                }
+            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
+                sawTransferEncoding = true
+                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let coding = item.trimmingOWS.lowercased()
+                    guard !coding.isEmpty else { throw ProtocolError(status: 400, reason: "invalid Transfer-Encoding") }
+                    transferCodings.append(coding)
+                }
+            } else if name.asciiCaseInsensitiveEquals("expect") {
+                guard value.lowercased() == "100-continue" else {
+                    throw ProtocolError(status: 417, reason: "unsupported expectation")
+                }
+                head.expectsContinue = head.versionMinor >= 1
+            }
+        }
+        if sawTransferEncoding {
+            guard contentLength == nil else {
+                throw ProtocolError(status: 400, reason: "both Content-Length and Transfer-Encoding")
+            }
+            guard head.versionMinor >= 1 else {
+                throw ProtocolError(status: 400, reason: "Transfer-Encoding in an HTTP/1.0 request")
+            }
+            guard transferCodings.last == "chunked" else {
+                throw ProtocolError(status: 400, reason: "chunked is not the final transfer coding")
+            }
+            guard transferCodings.count == 1 else {
+                throw transferCodings.dropLast().contains("chunked")
+                    ? ProtocolError(status: 400, reason: "chunked applied more than once")
+                    : ProtocolError(status: 501, reason: "transfer coding not implemented")
+            }
+            head.framing = .chunked
+        } else if let contentLength {
+            if limits.bodyBytes > 0 && contentLength > limits.bodyBytes {
+                throw ProtocolError(status: 413, reason: "request body too large")
+            }
+            head.framing = contentLength == 0 ? .none : .length(contentLength)
+        }
+    }
+
+    // MARK: - Chunked
+
+    /// Reads one line (CRLF or LF terminated) of at most `max` bytes, without its terminator.
+    private func readLine(_ buffer: inout ByteBuffer, max: Int, error: ProtocolError) throws(ProtocolError) -> [UInt8]? {
+        let view = buffer.readableBytesView
+        guard let lf = view.prefix(max + 2).firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count > max + 1 { throw error }
+            return nil
+        }
+        let length = lf - view.startIndex
+        var line = buffer.readBytes(length: length + 1) ?? []
+        line.removeLast()
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        if line.contains(UInt8(ascii: "\r")) { throw ProtocolError(status: 400, reason: "bare CR") }
+        return line
+    }
+
+    private static func parseChunkSize(_ line: [UInt8]) throws(ProtocolError) -> Int {
+        let sizePart = line.prefix { $0 != UInt8(ascii: ";") }
+        // Whitespace before extensions is tolerated (BWS); the hex digits themselves are strict.
+        let digits = sizePart.reversed().drop(while: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }).reversed()
+        guard !digits.isEmpty, digits.count <= 15 else { throw ProtocolError(status: 400, reason: "invalid chunk size") }
+        var size = 0
+        for c in digits {
+            guard let v = PercentDecoding.hexDigitValue(c) else { throw ProtocolError(status: 400, reason: "invalid chunk size") }
+            size = size << 4 | Int(v)
+        }
+        if sizePart.count < line.count {
+            let extensions = line[(sizePart.count + 1)...]
+            guard extensions.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                throw ProtocolError(status: 400, reason: "invalid chunk extension")
+            }
+        }
+        return size
+    }
+
+    // MARK: - Character classes
+
+    static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(c)
+        }
+    }
+
+    static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+}

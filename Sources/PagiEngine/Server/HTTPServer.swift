@@ -1,0 +1,130 @@
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+import PagiConfig
+import PagiCore
+
+/// Wires sockets to the routing table: binds the listeners, runs the event loops, and shuts down
+/// gracefully (stop accepting, let in-flight requests finish up to `timeouts.shutdown`).
+public final class HTTPServer: Sendable {
+    public let tables: RoutingTableBox
+    private let context: ServerContext
+    private let group: MultiThreadedEventLoopGroup
+    private let quiescing: ServerQuiescingHelper
+    private let config: Config
+
+    public init(config: Config, table: RoutingTable, logger: Logger) throws(EngineError) {
+        self.config = config
+        self.tables = RoutingTableBox(table)
+        var knownMethods = RequestValidation.standardMethods
+        var errorPages: [String: [UInt8]] = [:]
+        for host in config.hosts {
+            for route in host.routes { knownMethods.formUnion(route.methods ?? []) }
+            for path in host.errorPages.values where errorPages[path] == nil {
+                errorPages[path] = try Self.readErrorPage(path)
+            }
+        }
+        context = ServerContext(tables: tables, server: config.server, knownMethods: knownMethods,
+                                accessLog: try AccessLog(config.server.accessLog), logger: logger,
+                                errorPages: errorPages)
+        let threads = config.server.threads ?? max(1, System.coreCount / max(1, config.server.workers ?? System.coreCount))
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        quiescing = ServerQuiescingHelper(group: group)
+    }
+
+    /// Error pages are small files read once; a missing one is a start-up error, not a runtime 500.
+    private static func readErrorPage(_ path: String) throws(EngineError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+            throw EngineError("cannot read error page '\(path)' (missing, unreadable or over 1 MiB)")
+        }
+        return [UInt8](data)
+    }
+
+    /// Binds every TCP listener and starts serving; returns the bound addresses (port 0 → real port).
+    @discardableResult
+    public func start() throws(EngineError) -> [SocketAddress] {
+        let context = self.context
+        let quiescing = self.quiescing
+        let limit = config.server.limits.connections
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                let open = context.connections.wrappingIncrementThenLoad(ordering: .relaxed)
+                channel.closeFuture.whenComplete { _ in context.connections.wrappingDecrement(ordering: .relaxed) }
+                if limit > 0 && open > limit {
+                    return Self.refuseOverLimit(channel)
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(server: context))
+                }
+            }
+
+        var bound: [SocketAddress] = []
+        for listener in config.server.listen {
+            guard case .tcp(let host, let port) = listener.address, !listener.tls else { continue }
+            do {
+                let channel: Channel
+                if host.isEmpty {
+                    // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
+                    channel = try (try? bootstrap.bind(host: "::", port: port).wait())
+                        ?? bootstrap.bind(host: "0.0.0.0", port: port).wait()
+                } else {
+                    channel = try bootstrap.bind(host: host, port: port).wait()
+                }
+                if let address = channel.localAddress { bound.append(address) }
+                context.logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            } catch {
+                try? group.syncShutdownGracefully()
+                throw EngineError("cannot listen on \(Self.describe(listener.address)): \(error)")
+            }
+        }
+        guard !bound.isEmpty else {
+            try? group.syncShutdownGracefully()
+            throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+        }
+        return bound
+    }
+
+    /// Past `limits.connections`: a short 503 and close, rather than a silent stall.
+    private static func refuseOverLimit(_ channel: Channel) -> EventLoopFuture<Void> {
+        var buffer = channel.allocator.buffer(capacity: 128)
+        buffer.writeStaticString("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
+        return channel.writeAndFlush(buffer).flatMap { channel.close() }.recover { _ in }
+    }
+
+    /// Stops accepting, asks every connection to finish its current request and close, waits up to
+    /// `timeouts.shutdown`, then closes whatever is left. Blocks until done.
+    public func shutdown() {
+        let drained = group.next().makePromise(of: Void.self)
+        quiescing.initiateShutdown(promise: drained)
+        let done = DispatchSemaphore(value: 0)
+        drained.futureResult.whenComplete { _ in done.signal() }
+        let grace = config.server.timeouts.shutdown
+        if grace > 0 {
+            if done.wait(timeout: .now() + grace) == .timedOut {
+                context.logger.warning("shutdown timeout reached; closing remaining connections")
+            }
+        } else {
+            done.wait()
+        }
+        try? group.syncShutdownGracefully()
+    }
+
+    private static func describe(_ address: ListenConfig.Address) -> String {
+        switch address {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import PagiConfig
+import PagiCore
+import PagiEngine
+
+@main
+struct PagiServe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pagi-serve",
+        abstract: "A web server whose whole behaviour is declared in one YAML file.",
+        discussion: "Exit codes: 0 ok, 1 configuration errors, 2 usage errors.",
+        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self],
+        defaultSubcommand: Serve.self
+    )
+
+    /// ArgumentParser exits 64 on usage errors; the contract says 2.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options every command that reads a config shares.
+struct ConfigArgument: ParsableArguments {
+    @Argument(help: "The configuration file.")
+    var config: String = "config.yaml"
+}
+
+enum CLI {
+    static func printErr(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// Loads and compiles; on errors prints every diagnostic and exits 1.
+    static func loadAndCompile(_ path: String) -> (Config, RoutingTable) {
+        do {
+            let config = try ConfigLoader.load(path: path)
+            let table = try HandlerFactory.compile(config)
+            for warning in config.warnings { printErr(warning.description) }
+            return (config, table)
+        } catch let error as ConfigError {
+            for diagnostic in error.diagnostics { printErr(diagnostic.description) }
+            let count = error.diagnostics.filter { $0.severity == .error }.count
+            printErr("\(count) error\(count == 1 ? "" : "s") in configuration")
+            Foundation.exit(1)
+        } catch {
+            printErr("error: \(error)")
+            Foundation.exit(1)
+        }
+    }
+
+    /// Runs the server until SIGINT/SIGTERM, then drains and exits 0.
+    static func serve(_ config: Config, _ table: RoutingTable) -> Never {
+        let level = config.server.logLevel
+        LoggingSystem.bootstrap { label in ServerLog.makeHandler(label: label, level: level) }
+        let logger = Logger(label: "pagi-serve")
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(config: config, table: table, logger: logger)
+            try server.start()
+        } catch {
+            printErr("error: \(error)")
+            Foundation.exit(1)
+        }
+        let stop = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        stop.wait()
+        logger.info("shutting down")
+        server.shutdown()
+        _ = sources
+        Foundation.exit(0)
+    }
+
+    /// Applies `--listen`, `--threads`, `--log-level` over the file's values.
+    static func applyOverrides(_ config: inout Config, listen: [String], threads: Int?, logLevel: String?) throws {
+        if !listen.isEmpty {
+            config.server.listen = try listen.map { item in
+                guard let address = ListenAddress.parse(item) else {
+                    throw ValidationError("invalid --listen address '\(item)' (expected host:port, [v6]:port or :port)")
+                }
+                return ListenConfig(address: address)
+            }
+        }
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            config.server.threads = threads
+        }
+        if let logLevel {
+            guard let level = LogLevel(rawValue: logLevel) else {
+                throw ValidationError("--log-level must be one of debug, info, warn, error")
+            }
+            config.server.logLevel = level
+        }
+    }
+}
+
+struct ServeOptions: ParsableArguments {
+    @Option(name: .customLong("listen"), help: "Address to listen on (host:port, [v6]:port, :port); repeatable, replaces the file's listen list.")
+    var listen: [String] = []
+    @Option(help: "Event-loop threads.")
+    var threads: Int?
+    @Option(name: .customLong("log-level"), help: "debug, info, warn or error.")
+    var logLevel: String?
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve a configuration (the default command).")
+    @OptionGroup var file: ConfigArgument
+    @OptionGroup var options: ServeOptions
+
+    func run() throws {
+        var (config, table) = CLI.loadAndCompile(file.config)
+        try CLI.applyOverrides(&config, listen: options.listen, threads: options.threads, logLevel: options.logLevel)
+        CLI.serve(config, table)
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate a configuration; print every diagnostic; exit 0 when valid, 1 otherwise.")
+    @OptionGroup var file: ConfigArgument
+
+    func run() throws {
+        let (config, table) = CLI.loadAndCompile(file.config)
+        let routes = table.hosts.reduce(0) { $0 + $1.routeCount }
+        print("\(file.config): ok (\(config.hosts.count) host\(config.hosts.count == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"), \(config.warnings.count) warning\(config.warnings.count == 1 ? "" : "s"))")
+    }
+}
+
+struct Routes: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the compiled routing table.")
+    @OptionGroup var file: ConfigArgument
+
+    func run() throws {
+        let (_, table) = CLI.loadAndCompile(file.config)
+        print(table.renderRoutes(), terminator: "")
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show which host, route and middleware would serve a request, and why others did not.")
+    @Argument(help: "The configuration file.") var config: String
+    @Argument(help: "The request method, e.g. GET.") var method: String
+    @Argument(help: "The request URL, e.g. http://localhost/docs/ or /docs/.") var url: String
+    @Option(name: .customLong("header"), help: "A request header 'Name: value'; repeatable.") var headers: [String] = []
+
+    func run() throws {
+        let (_, table) = CLI.loadAndCompile(config)
+        let request = try ExplainRequest.make(method: method, url: url, headers: headers)
+        print(table.explain(request), terminator: "")
+    }
+}
+
+struct StaticDir: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "static", abstract: "Serve one directory with no configuration file.")
+    @Argument(help: "The directory to serve.") var directory: String
+    @OptionGroup var options: ServeOptions
+    @Flag(help: "Show directory listings.") var listing = false
+
+    func run() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("'\(directory)' is not a directory")
+        }
+        let root = URL(fileURLWithPath: directory).standardizedFileURL.path
+        var staticConfig = StaticConfig(root: root)
+        staticConfig.listing = listing
+        let location = SourceLocation(file: "<command line>", line: 1, column: 1)
+        var host = HostConfig(location: location)
+        host.names = ["*"]
+        host.isDefault = true
+        host.routes = [RouteConfig(path: "/", pathLocation: location, handler: .static(staticConfig),
+                                   handlerLocation: location, location: location)]
+        var config = Config()
+        config.hosts = [host]
+        try CLI.applyOverrides(&config, listen: options.listen, threads: options.threads, logLevel: options.logLevel)
+        let table: RoutingTable
+        do {
+            table = try HandlerFactory.compile(config)
+        } catch {
+            CLI.printErr("error: \(error)")
+            Foundation.exit(1)
+        }
+        CLI.serve(config, table)
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+
+/// The `pagi-serve` executable: commands, output and exit codes (0 ok, 1 config errors, 2 usage).
+final class CLITests: XCTestCase {
+    private var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = try makeTemporaryDirectory()
+        try writeFile(dir, "site/index.html", "<h1>cli</h1>")
+        try writeFile(dir, "good.yaml", """
+            hosts:
+              - names: [localhost, "*.example.org"]
+                routes:
+                  - path: /
+                    static: site
+                  - path: /users/{id}
+                    methods: [GET]
+                    static: site
+                  - path: /users/{id}
+                    methods: [POST]
+                    headers: {X-Key: k}
+                    static: site
+            """)
+        try writeFile(dir, "bad.yaml", """
+            server:
+              log_level: verbose
+            hosts:
+              - names: [localhost]
+                routes:
+                  - path: /
+                    stattic: site
+            """)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pagi-serve")
+    }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = dir
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    func testCheckAcceptsAValidFile() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let result = try run(["check", "good.yaml"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("ok"), result.stdout)
+    }
+
+    func testCheckReportsEveryErrorWithPositionsAndExits1() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let result = try run(["check", "bad.yaml"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("bad.yaml:2:14: error:"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("bad.yaml:7:9: error: unknown key 'stattic'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("did you mean 'static'?"), result.stderr)
+    }
+
+    func testUsageErrorsExit2() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        XCTAssertEqual(try run(["check", "good.yaml", "--no-such-flag"]).status, 2)
+        XCTAssertEqual(try run(["explain", "good.yaml"]).status, 2)
+        let help = try run(["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("explain"))
+    }
+
+    func testRoutesListsTheTable() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let result = try run(["routes", "good.yaml"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("/users/{id}"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("static"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("good.yaml:6:"), result.stdout)
+    }
+
+    func testExplainShowsTheChosenRouteAndNearMisses() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let result = try run(["explain", "good.yaml", "POST", "http://www.example.org/users/42"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("*.example.org"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("id"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("42"), result.stdout)
+        XCTAssertTrue(result.stdout.lowercased().contains("x-key"), "the POST route's unmet header is explained: \(result.stdout)")
+    }
+
+    func testServeAndStaticCommandsServeAndStopGracefullyOnSIGTERM() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        for arguments in [["good.yaml", "--listen", "127.0.0.1:0"], ["static", "site", "--listen", "127.0.0.1:0"]] {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = arguments
+            process.currentDirectoryURL = dir
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            var port: Int?
+            var seen = ""
+            while port == nil {
+                let data = err.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                seen += String(decoding: data, as: UTF8.self)
+                if let line = seen.split(separator: "\n").first(where: { $0.contains("listening") }),
+                   let last = line.split(separator: ":").last, let value = Int(last.filter(\.isNumber)) {
+                    port = value
+                }
+            }
+            let bound = try XCTUnwrap(port, "no listening line in: \(seen)")
+            XCTAssertEqual(RawClient.get(port: bound, "/")?.text, "<h1>cli</h1>", arguments.joined(separator: " "))
+            process.terminate()
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, "SIGTERM is a clean exit")
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A parsed HTTP/1.1 response read off a raw socket.
+struct RawResponse {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+    func headerValues(_ name: String) -> [String] {
+        headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
+    }
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A blocking TCP client that sends exact bytes and parses responses by hand, so tests see what
+/// goes over the wire — including malformed requests no HTTP library would send.
+final class RawClient {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private(set) var closedByPeer = false
+
+    init(port: Int, timeout: Double = 5) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    /// Reads more bytes; false on EOF, error or timeout.
+    @discardableResult
+    private func fill(max: Int = 65536) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: max)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { closedByPeer = true }
+        guard n > 0 else { return false }
+        buffer.append(contentsOf: chunk[0..<n])
+        return true
+    }
+
+    /// Reads one response. `head` true for a response to HEAD (no body despite Content-Length).
+    func readResponse(head: Bool = false) -> RawResponse? {
+        var headEnd: Int?
+        while headEnd == nil {
+            if let range = findHeadEnd() { headEnd = range; break }
+            guard fill() else { return nil }
+        }
+        guard let end = headEnd else { return nil }
+        let headText = String(decoding: buffer[0..<end], as: UTF8.self)
+        buffer.removeFirst(end + 4)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { return nil }
+        let headers: [(String, String)] = lines.compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var response = RawResponse(status: status, headers: headers, body: [])
+        if status == 100 { return response }
+        if head || status == 204 || status == 304 { return response }
+        if let lengthText = response.header("Content-Length"), let length = Int(lengthText) {
+            while buffer.count < length { guard fill() else { break } }
+            let take = min(length, buffer.count)
+            response.body = Array(buffer[0..<take])
+            buffer.removeFirst(take)
+        } else {
+            while fill() {}
+            response.body = buffer
+            buffer = []
+        }
+        return response
+    }
+
+    /// Reads until the peer closes (true) or the read times out (false); discards the data.
+    func waitForClose() -> Bool {
+        while fill() {}
+        return closedByPeer
+    }
+
+    /// Reads and returns whatever arrives until close or timeout.
+    func readToEnd() -> [UInt8] {
+        while fill() {}
+        defer { buffer = [] }
+        return buffer
+    }
+
+    private func findHeadEnd() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
+            return i
+        }
+        return nil
+    }
+}
+
+extension RawClient {
+    /// One request on a new connection.
+    static func get(port: Int, _ path: String, headers: [String: String] = [:], method: String = "GET") -> RawResponse? {
+        guard let client = try? RawClient(port: port) else { return nil }
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        client.send(request + "\r\n")
+        return client.readResponse(head: method == "HEAD")
+    }
+}
