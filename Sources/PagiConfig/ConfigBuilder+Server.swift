@@ -1,0 +1,159 @@
+extension ConfigBuilder {
+    static let serverKeys = [
+        "listen", "workers", "threads", "max_requests", "log_level", "access_log", "timeouts", "limits",
+        "trusted_proxies", "http2", "pid_file", "admin",
+    ]
+
+    func readServer(_ node: YAMLNode) {
+        guard let section = section(node, "server", keys: Self.serverKeys) else { return }
+        var server = ServerConfig()
+        if let value = section["listen"], let listeners = readListeners(value) { server.listen = listeners }
+        if let value = section["workers"], let workers = integerOrAuto(value, "a number of worker processes") {
+            server.workers = workers
+            if workers != 1 { log.notSupportedYet("workers", at: value.location) }
+        }
+        if let value = section["threads"], let threads = integerOrAuto(value, "a number of threads") { server.threads = threads }
+        if let value = section["max_requests"], let maxRequests = integer(value, "a number of requests", in: 0...Int.max) {
+            server.maxRequests = maxRequests
+            if maxRequests != 0 { log.notSupportedYet("max_requests", at: value.location) }
+        }
+        if let value = section["log_level"], let level = choice(value, "log_level", among: LogLevel.allCases) { server.logLevel = level }
+        if let value = section["access_log"] { readAccessLog(value, into: &server.accessLog) }
+        if let value = section["timeouts"] { readTimeouts(value, into: &server.timeouts) }
+        if let value = section["limits"] { readLimits(value, into: &server.limits) }
+        if let value = section["trusted_proxies"], let items = stringList(value, "a list of CIDRs") {
+            server.trustedProxies = items.compactMap { item in
+                let network = NetworkSyntax.cidr(item.text)
+                if network == nil { log.error("invalid CIDR '\(item.text)' (expected e.g. 10.0.0.0/8 or fd00::/8)", at: item.location) }
+                return network
+            }
+        }
+        if let value = section["http2"], let http2 = bool(value) { server.http2 = http2 }
+        if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
+        if let value = section["admin"], let admin = self.section(value, "admin", keys: ["listen"]) {
+            log.notSupportedYet("admin", at: section.keyLocation("admin") ?? value.location)
+            if let listen = required("listen", in: admin, "admin"), let text = string(listen, "an address") {
+                server.adminListen = listenConfig(text, at: listen.location)
+            }
+        }
+        config.server = server
+    }
+
+    /// `listen:` — a list (or one item) of address strings or `{address, tls, http2, proxy_protocol}`.
+    private func readListeners(_ node: YAMLNode) -> [ListenConfig]? {
+        guard let items = list(node, "a list of listen addresses", allowSingle: true) else { return nil }
+        if items.isEmpty {
+            log.error("'listen' needs at least one address", at: node.location)
+            return nil
+        }
+        let listeners = items.compactMap(readListener)
+        return listeners.count == items.count ? listeners : nil
+    }
+
+    private func readListener(_ node: YAMLNode) -> ListenConfig? {
+        guard case .map = node.kind else {
+            guard let text = string(node, "a listen address") else { return nil }
+            return listenConfig(text, at: node.location)
+        }
+        guard let section = section(node, "listen item", keys: ["address", "tls", "http2", "proxy_protocol"]),
+              let addressNode = required("address", in: section, "listen item"),
+              let text = string(addressNode, "a listen address"),
+              var listener = listenConfig(text, at: addressNode.location)
+        else { return nil }
+        listener.location = node.location
+        if let value = section["tls"], let tls = bool(value) {
+            listener.tls = tls
+            if tls { log.notSupportedYet("tls", at: value.location) }
+        }
+        if let value = section["http2"], let http2 = bool(value) { listener.http2 = http2 }
+        if let value = section["proxy_protocol"], let proxyProtocol = bool(value) {
+            listener.proxyProtocol = proxyProtocol
+            if proxyProtocol { log.notSupportedYet("proxy_protocol", at: value.location) }
+        }
+        return listener
+    }
+
+    private func listenConfig(_ text: String, at location: SourceLocation) -> ListenConfig? {
+        switch NetworkSyntax.listenAddress(text) {
+        case .success(let address):
+            if case .unix = address { log.notSupportedYet("unix:", at: location) }
+            return ListenConfig(address: address, location: location)
+        case .failure(.badPort(let port)):
+            log.error("invalid port '\(port)' in '\(text)' (expected 0–65535)", at: location)
+        case .failure(.malformed):
+            log.error("invalid listen address '\(text)' (expected host:port, [v6]:port, :port or unix:/path.sock)", at: location)
+        }
+        return nil
+    }
+
+    private func readAccessLog(_ node: YAMLNode, into accessLog: inout AccessLogConfig) {
+        guard let section = section(node, "access_log", keys: ["to", "format"]) else { return }
+        if let value = section["to"], let to = string(value, "stdout, stderr, off or a file path") {
+            switch to {
+            case "stdout": accessLog.to = .stdout
+            case "stderr": accessLog.to = .stderr
+            case "off": accessLog.to = .off
+            default: accessLog.to = .file(Self.resolve(to, relativeTo: value.location.file))
+            }
+        }
+        if let value = section["format"], let format = choice(value, "access_log format", among: AccessLogConfig.Format.allCases) {
+            accessLog.format = format
+        }
+    }
+
+    private func readTimeouts(_ node: YAMLNode, into timeouts: inout TimeoutsConfig) {
+        let fields: [(key: String, field: WritableKeyPath<TimeoutsConfig, Double>)] = [
+            ("header", \.header), ("body", \.body), ("idle", \.idle), ("write", \.write), ("shutdown", \.shutdown),
+        ]
+        guard let section = section(node, "timeouts", keys: fields.map(\.key)) else { return }
+        for (key, field) in fields {
+            if let value = section[key], let seconds = duration(value) { timeouts[keyPath: field] = seconds }
+        }
+    }
+
+    private func readLimits(_ node: YAMLNode, into limits: inout LimitsConfig) {
+        let sizes: [(key: String, field: WritableKeyPath<LimitsConfig, Int>)] = [
+            ("header_bytes", \.headerBytes), ("uri_bytes", \.uriBytes), ("body_bytes", \.bodyBytes),
+        ]
+        let counts: [(key: String, field: WritableKeyPath<LimitsConfig, Int>)] = [
+            ("connections", \.connections), ("headers", \.headers),
+        ]
+        guard let section = section(node, "limits", keys: (counts + sizes).map(\.key)) else { return }
+        for (key, field) in sizes {
+            if let value = section[key], let bytes = size(value) { limits[keyPath: field] = bytes }
+        }
+        for (key, field) in counts {
+            if let value = section[key], let count = integer(value, "a count", in: 1...Int.max) { limits[keyPath: field] = count }
+        }
+    }
+
+    /// A `tls:` block (top level or per host): cert and key required.
+    func readTLS(_ node: YAMLNode) -> TLSConfig? {
+        guard let section = section(node, "tls", keys: ["cert", "key", "client_ca", "client_auth", "min_version"]) else { return nil }
+        let cert = required("cert", in: section, "tls").flatMap(path)
+        let key = required("key", in: section, "tls").flatMap(path)
+        let clientCA = section["client_ca"].flatMap(path)
+        let clientAuth = section["client_auth"].flatMap { choice($0, "client_auth", among: [TLSConfig.ClientAuth.require, .optional]) }
+        let minVersion = section["min_version"].flatMap { choice($0, "min_version", options: ["1.2", "1.3"]) }
+        if section["client_ca"] == nil, let location = section.keyLocation("client_auth") {
+            log.error("'client_auth' needs 'client_ca' (the CA that signs client certificates)", at: location)
+        }
+        guard let cert, let key else { return nil }
+        var tls = TLSConfig(cert: cert, key: key)
+        tls.clientCA = clientCA
+        tls.clientAuth = clientAuth ?? (clientCA == nil ? nil : .require)
+        tls.minVersion = minVersion ?? tls.minVersion
+        tls.location = node.location
+        return tls
+    }
+
+    func readPubSub(_ node: YAMLNode) {
+        guard let text = string(node, "'memory' or a redis:// URL") else { return }
+        guard text == "memory" || text.hasPrefix("redis://") else {
+            log.error("expected 'memory' or a redis:// URL for pubsub, got '\(text)'", at: node.location)
+            return
+        }
+        config.pubsub = text
+        if text != "memory" { log.notSupportedYet("pubsub", at: node.location) }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+
+/// Loads the YAML configuration file (contract §1–§6) into a validated `Config`.
+public enum ConfigLoader {
+    /// Loads and validates `path` (and its includes). Throws `ConfigError` carrying every error found
+    /// (and the warnings). On success returns the Config with `config.warnings` filled.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Config {
+        let builder = ConfigBuilder(environment: environment)
+        builder.readMainFile(path, text: nil)
+        return try builder.finish()
+    }
+
+    /// Same, from text (for tests); `fileName` is used in diagnostics and to resolve relative paths
+    /// (relative to its directory).
+    public static func load(yaml: String, fileName: String, environment: [String: String]) throws -> Config {
+        let builder = ConfigBuilder(environment: environment)
+        builder.readMainFile(fileName, text: yaml)
+        return try builder.finish()
+    }
+}
+
+extension ConfigBuilder {
+    static let topLevelKeys = ["server", "tls", "pubsub", "middleware", "include", "hosts"]
+    static let includedFileKeys = ["middleware", "include", "hosts"]
+
+    func readMainFile(_ file: String, text: String?) {
+        includeChain = [(file, Self.absolutePath(file))]
+        guard let top = readFile(file, text: text, includedFrom: nil) else { return }
+        if let value = top["server"] { readServer(value) }
+        if let value = top["tls"] {
+            log.notSupportedYet("tls", at: top.keyLocation("tls") ?? value.location)
+            config.tls = readTLS(value)
+        }
+        if let value = top["pubsub"] { readPubSub(value) }
+        readSharedKeys(of: top)
+        if top["hosts"] == nil, config.hosts.isEmpty {
+            log.error("missing required key 'hosts' (the list of virtual hosts)", at: top.location)
+        }
+    }
+
+    /// Reads, parses and checks the top-level keys of one file; nil when it cannot be used.
+    private func readFile(_ file: String, text: String?, includedFrom: SourceLocation?) -> Section? {
+        filesInReadOrder.append(file)
+        config.files.append(Self.absolutePath(file))
+        let errorLocation = includedFrom ?? SourceLocation(file: file, line: 1, column: 1)
+        guard let content = text ?? FileManager.default.contents(atPath: file).flatMap({ String(data: $0, encoding: .utf8) }) else {
+            let exists = FileManager.default.fileExists(atPath: file)
+            log.error(exists ? "cannot read '\(file)' as UTF-8 text" : "cannot read '\(file)': no such file", at: errorLocation)
+            return nil
+        }
+        guard let root = YAMLDocumentReader(file: file, environment: environment, log: log).read(content),
+              let entries = mapping(root, "the top level")
+        else { return nil }
+        let allowed = includedFrom == nil ? Self.topLevelKeys : Self.includedFileKeys
+        for entry in entries where !allowed.contains(entry.key) {
+            if Self.topLevelKeys.contains(entry.key) {
+                log.error("'\(entry.key)' is only allowed in the main file (an included file may hold hosts, middleware and include)", at: entry.keyLocation)
+            } else {
+                log.error("unknown key '\(entry.key)' at the top level\(Suggestion.hint(for: entry.key, among: allowed))", at: entry.keyLocation)
+            }
+        }
+        return Section(location: root.location, entries: entries.filter { allowed.contains($0.key) })
+    }
+
+    /// `middleware`, `hosts` and `include`: the keys every file may hold. A file's own hosts come before those it includes.
+    private func readSharedKeys(of top: Section) {
+        if let value = top["middleware"] { readMiddlewareStacks(value) }
+        if let value = top["hosts"] { readHosts(value) }
+        if let value = top["include"] { readIncludes(value) }
+    }
+
+    private func readIncludes(_ node: YAMLNode) {
+        for item in stringList(node, "a list of files or patterns like hosts/*.yaml") ?? [] {
+            let directory = (item.location.file as NSString).deletingLastPathComponent
+            let pattern = item.text.hasPrefix("/") || directory.isEmpty ? item.text : directory + "/" + item.text
+            let matches = FileGlob.expand(pattern)
+            if matches.isEmpty {
+                let isPattern = item.text.contains(where: { "*?[".contains($0) })
+                log.error(isPattern ? "include pattern '\(item.text)' matches no file" : "include file '\(item.text)' not found", at: item.location)
+            }
+            for file in matches {
+                let absolute = Self.absolutePath(file)
+                if let start = includeChain.firstIndex(where: { $0.absolute == absolute }) {
+                    let cycle = (includeChain[start...].map(\.file) + [file]).joined(separator: " → ")
+                    log.error("include cycle: \(cycle)", at: item.location)
+                    continue
+                }
+                includeChain.append((file, absolute))
+                if let top = readFile(file, text: nil, includedFrom: item.location) { readSharedKeys(of: top) }
+                includeChain.removeLast()
+            }
+        }
+    }
+
+    /// Cross-file checks, then every diagnostic sorted by file (in read order), line and column.
+    func finish() throws -> Config {
+        checkStackReferences()
+        checkHostUniqueness()
+        let sorted = log.diagnostics.enumerated().sorted { a, b in
+            sortKey(a.element, a.offset).lexicographicallyPrecedes(sortKey(b.element, b.offset))
+        }.map(\.element)
+        if log.hasErrors { throw ConfigError(diagnostics: sorted) }
+        config.warnings = sorted
+        return config
+    }
+
+    private func sortKey(_ diagnostic: Diagnostic, _ offset: Int) -> [Int] {
+        guard let location = diagnostic.location else { return [Int.max, 0, 0, offset] }
+        let fileIndex = filesInReadOrder.firstIndex(of: location.file) ?? filesInReadOrder.count
+        return [fileIndex, location.line, location.column, offset]
+    }
+}

@@ -1,0 +1,97 @@
+/// The `Range` header (RFC 9110 §14.1–14.2) for a representation of known length.
+public enum ByteRanges {
+    /// More ranges than this are answered with the whole representation (cheap DoS otherwise).
+    public static let maximumRangeCount = 16
+
+    public enum Outcome: Sendable, Equatable {
+        /// Serve the whole representation: no, malformed, non-`bytes`, overlapping or too many ranges.
+        case none
+        /// Byte ranges (inclusive, clipped to the length) in the order the client asked for them.
+        case satisfiable([ClosedRange<Int>])
+        /// `416` with `Content-Range: bytes */length`.
+        case unsatisfiable
+    }
+
+    public static func evaluate(_ header: String, length: Int) -> Outcome {
+        guard let specs = parse(header) else { return .none }
+        guard specs.count <= maximumRangeCount else { return .none }
+        let ranges = specs.compactMap { $0.resolved(length: length) }
+        guard !ranges.isEmpty else { return .unsatisfiable }
+        // Overlapping ranges would send the same bytes twice; adjacent ones are harmless.
+        let sorted = ranges.sorted { $0.lowerBound < $1.lowerBound }
+        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.lowerBound <= previous.upperBound {
+            return .none
+        }
+        return .satisfiable(ranges)
+    }
+
+    /// One `int-range` or `suffix-range`, before the representation length is known.
+    enum Spec: Equatable {
+        case from(Int, through: Int?)
+        case suffix(Int)
+
+        func resolved(length: Int) -> ClosedRange<Int>? {
+            switch self {
+            case .from(let first, let last):
+                guard first < length else { return nil }
+                return first...min(last ?? Int.max, length - 1)
+            case .suffix(let count):
+                guard count > 0, length > 0 else { return nil }
+                return max(0, length - count)...(length - 1)
+            }
+        }
+    }
+
+    /// nil when the header is not a syntactically valid `bytes` range set (it is then ignored).
+    static func parse(_ header: String) -> [Spec]? {
+        let trimmed = header.trimmingOWS
+        guard let equals = trimmed.firstIndex(of: "="),
+              String(trimmed[..<equals].trimmingOWS).asciiCaseInsensitiveEquals("bytes") else { return nil }
+        var specs: [Spec] = []
+        // Empty list elements (`bytes=0-1,,5-6`) are allowed by the list syntax (RFC 9110 §5.6.1).
+        for element in trimmed[trimmed.index(after: equals)...].split(separator: ",") {
+            let spec = element.trimmingOWS
+            if spec.isEmpty { continue }
+            guard let dash = spec.firstIndex(of: "-") else { return nil }
+            let firstText = spec[..<dash], lastText = spec[spec.index(after: dash)...]
+            if firstText.isEmpty {
+                guard let count = saturatingNumber(lastText) else { return nil }
+                specs.append(.suffix(count))
+            } else {
+                guard let first = saturatingNumber(firstText) else { return nil }
+                if lastText.isEmpty {
+                    specs.append(.from(first, through: nil))
+                } else {
+                    guard let last = saturatingNumber(lastText), last >= first else { return nil }
+                    specs.append(.from(first, through: last))
+                }
+            }
+        }
+        return specs.isEmpty ? nil : specs
+    }
+
+    /// Decimal digits only; values beyond `Int.max` saturate (they are past any file's end anyway).
+    private static func saturatingNumber(_ text: Substring) -> Int? {
+        guard !text.isEmpty else { return nil }
+        var value = 0
+        for byte in text.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            value = overflow1 || overflow2 ? Int.max : sum
+        }
+        return value
+    }
+}
+
+extension StringProtocol where SubSequence == Substring {
+    /// Without leading and trailing optional whitespace (SP / HTAB).
+    var trimmingOWS: Substring {
+        let s = self[...]
+        let isOWS: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let start = s.firstIndex(where: { !isOWS($0) }), let end = s.lastIndex(where: { !isOWS($0) }) else {
+            return s[s.endIndex...]
+        }
+        return s[start...end]
+    }
+}

@@ -1,0 +1,163 @@
+import PagiConfig
+
+/// The `static` handler (contract §5.1): files below a root directory, with validators,
+/// conditionals, ranges, precompressed variants, index files and listings.
+public struct StaticHandler: Handler {
+    private let config: StaticConfig
+    private let mount: MountPoint
+    private let fileSystem: StaticFileSystem
+    private let cache = SmallFileCache.shared
+
+    /// `pattern` is the route's path pattern (`/assets/`, `/files/{rest...}`, `/`, `/about`).
+    public init(config: StaticConfig, pattern: String) {
+        self.config = config
+        mount = MountPoint(pattern: pattern)
+        fileSystem = StaticFileSystem(root: config.root, symlinks: config.followSymlinks)
+    }
+
+    public func handle(_ request: Request) -> Response {
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return Response(status: 405, headers: ["Allow": "GET, HEAD"])
+        }
+        let target = mount.target(of: request)
+        guard target.segments.allSatisfy(isServable) else { return notFound(request) }
+        switch fileSystem.locate(target.segments) {
+        case .failure(let failure):
+            return failure == .notFound ? notFound(request) : Response(status: failure.status)
+        case .success(let located):
+            switch located.entry.status.kind {
+            case .regular:
+                // `/file.txt/` names a directory that does not exist.
+                guard !target.endsWithSlash || target.segments.isEmpty else { return notFound(request) }
+                return serveFile(located, request)
+            case .directory:
+                guard target.endsWithSlash else { return redirectToDirectory(request) }
+                return serveDirectory(located.entry, request)
+            case .symbolicLink, .other:
+                return notFound(request)
+            }
+        }
+    }
+
+    /// Refuses segments that could leave the root or are hidden (the engine already normalised
+    /// the path; this is defence in depth).
+    private func isServable(_ segment: String) -> Bool {
+        isConfinedName(segment) && (config.dotfiles == .allow || !isHidden(segment))
+    }
+
+    /// A name that stays in its directory (also checked for configured index names).
+    private func isConfinedName(_ segment: String) -> Bool {
+        segment != "." && segment != ".." && !segment.contains("\0") && !segment.contains("\\")
+    }
+
+    /// Dotfiles, except `.well-known` (RFC 8615: ACME challenges and friends live there).
+    private func isHidden(_ name: String) -> Bool {
+        name.hasPrefix(".") && name != ".well-known"
+    }
+
+    private func notFound(_ request: Request) -> Response {
+        guard let fallback = config.fallback else { return Response(status: 404) }
+        let segments = fallback.split(separator: "/").map(String.init)
+        guard segments.allSatisfy(isServable), case .success(let located) = fileSystem.locate(segments),
+              located.entry.status.kind == .regular else { return Response(status: 404) }
+        return serveFile(located, request)
+    }
+
+    /// 301 to the slash form, built from the request (never from the file system).
+    private func redirectToDirectory(_ request: Request) -> Response {
+        var location = TextEscaping.percentEncodedPath(request.path + "/")
+        // A path is never `//host`: that would be a protocol-relative redirect to another site.
+        while location.hasPrefix("//") { location.removeFirst() }
+        if let query = request.query { location += "?" + query }
+        return Response(status: 301, headers: ["Location": location])
+    }
+
+    private func serveDirectory(_ directory: OpenedEntry, _ request: Request) -> Response {
+        for index in config.index {
+            let segments = index.split(separator: "/").map(String.init)
+            if segments.allSatisfy(isConfinedName),
+               case .success(let located) = fileSystem.locate(segments, below: directory.descriptor),
+               located.entry.status.kind == .regular {
+                return serveFile(located, request)
+            }
+        }
+        guard config.listing else { return Response(status: 403) }
+        let entries = fileSystem.entries(of: directory.descriptor).filter {
+            config.dotfiles == .allow || !isHidden($0.name)
+        }
+        var headers: HeaderFields = ["Vary": "Accept"]
+        let body: String
+        if ContentNegotiation.prefersJSON(accept: request.headers.values("Accept").joined(separator: ",")) {
+            headers.add("Content-Type", "application/json; charset=utf-8")
+            body = DirectoryListing.json(entries)
+        } else {
+            headers.add("Content-Type", "text/html; charset=utf-8")
+            body = DirectoryListing.html(entries, urlPath: request.path)
+        }
+        if let cacheControl = config.cacheControl { headers.add("Cache-Control", cacheControl) }
+        return Response(status: 200, headers: headers, body: .bytes(Array(body.utf8)))
+    }
+
+    private func serveFile(_ located: LocatedEntry, _ request: Request) -> Response {
+        // The root itself may be a file (an exact route such as `/about` → `pages/about.html`).
+        let contentType = MIMETypes.contentType(forPath: located.name.isEmpty ? config.root : located.name)
+        let representation = selectRepresentation(located, request)
+        let response = RepresentationResponse(
+            representation: representation, contentType: contentType, cacheControl: config.cacheControl)
+        return response.answer(request, cache: cache)
+    }
+
+    /// The precompressed sibling the client accepts best, or the file itself.
+    private func selectRepresentation(_ located: LocatedEntry, _ request: Request) -> Representation {
+        let identity = Representation(entry: located.entry, encoding: nil, hasVariants: false)
+        guard let parent = located.parent, !config.precompressed.isEmpty else { return identity }
+        let available = config.precompressed.filter {
+            fileSystem.regularFileExists(named: located.name + $0.fileExtension, in: parent)
+        }
+        guard !available.isEmpty else { return identity }
+        let acceptEncoding = request.headers.values("Accept-Encoding")
+        if let encoding = ContentNegotiation.encoding(
+               acceptEncoding: acceptEncoding.isEmpty ? nil : acceptEncoding.joined(separator: ","),
+               available: available),
+           case .success(let variant) = fileSystem.openEntry(named: located.name + encoding.fileExtension, in: parent),
+           variant.status.kind == .regular {
+            return Representation(entry: variant, encoding: encoding, hasVariants: true)
+        }
+        return Representation(entry: located.entry, encoding: nil, hasVariants: true)
+    }
+}
+
+/// How a route pattern maps request paths to paths below the root.
+enum MountPoint: Equatable {
+    /// `/about`, `/{$}`: the root itself.
+    case exact
+    /// `/docs/`: the request path minus the pattern's `depth` leading segments.
+    case subtree(depth: Int)
+    /// `/files/{rest...}`: the captured parameter.
+    case rest(parameter: String)
+
+    init(pattern: String) {
+        let segments = pattern.split(separator: "/")
+        if let last = segments.last, last.hasPrefix("{"), last.hasSuffix("...}") {
+            self = .rest(parameter: String(last.dropFirst().dropLast(4)))
+        } else if pattern.hasSuffix("/") {
+            self = .subtree(depth: segments.count)
+        } else {
+            self = .exact
+        }
+    }
+
+    /// Path segments below the root, and whether the request named a directory (trailing slash).
+    func target(of request: Request) -> (segments: [String], endsWithSlash: Bool) {
+        let endsWithSlash = request.path.hasSuffix("/")
+        switch self {
+        case .exact:
+            return ([], true)
+        case .subtree(let depth):
+            return (request.path.split(separator: "/").dropFirst(depth).map(String.init), endsWithSlash)
+        case .rest(let parameter):
+            let rest = request.params[parameter] ?? ""
+            return (rest.split(separator: "/").map(String.init), endsWithSlash)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import XCTest
+@testable import PagiConfig
+
+final class HandlerAndMiddlewareTests: XCTestCase {
+    func testOtherHandlersKeepTheirOptionsAndWarn() throws {
+        let directory = try TemporaryDirectory()
+        let yaml = """
+        hosts:
+          - names: [a.com]
+            routes:
+              - path: /stub
+                respond: {status: 201, headers: {X-A: b}, file: stubs/user.json, template: true, delay: {min: 50ms, max: 1s}, throttle: 10KiB/s}
+              - path: /old
+                redirect: /new
+              - path: /proxy/
+                proxy: {to: [http://127.0.0.1:9001], balance: least_conn, health: {path: /healthz, interval: 5s}, timeout: 30s}
+              - path: /ws
+                websocket: echo
+              - path: /events
+                sse: {ticker: {every: 1s, data: "{{now}}"}, replay: 10}
+              - path: /publish
+                publish: news
+              - path: /api/
+                openapi: {spec: api/openapi.yaml, validate: true}
+              - path: /metrics
+                metrics: prometheus
+              - path: /seq
+                respond: [{body: one}, {body: two}]
+                cycle: true
+        """
+        let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
+        let handlers = config.hosts[0].routes.map(\.handler)
+        XCTAssertEqual(handlers.map(\.name), ["respond", "redirect", "proxy", "websocket", "sse", "publish", "openapi", "metrics", "respond"])
+        XCTAssertEqual(options(handlers[0])["file"], .string(directory.path + "/stubs/user.json"))
+        XCTAssertEqual(options(handlers[0])["status"], .int(201))
+        XCTAssertEqual(options(handlers[1]), .map([(key: "to", value: .string("/new")), (key: "status", value: .int(302))]))
+        XCTAssertEqual(options(handlers[3]), .map([(key: "echo", value: .bool(true))]))
+        XCTAssertEqual(options(handlers[5]), .string("news"))
+        XCTAssertEqual(options(handlers[6])["spec"], .string(directory.path + "/api/openapi.yaml"))
+        XCTAssertEqual(options(handlers[8]), .map([
+            (key: "responses", value: .list([.map([(key: "body", value: .string("one"))]), .map([(key: "body", value: .string("two"))])])),
+            (key: "cycle", value: .bool(true)),
+        ]))
+        XCTAssertEqual(config.warnings.count, 9)
+        XCTAssertEqual(config.warnings.first?.description, "\(directory.path)/config.yaml:5:9: warning: handler 'respond' is not supported yet")
+    }
+
+    func testRespondListWithoutCycleAndWebSocketMapping() throws {
+        let yaml = """
+        hosts:
+          - names: [a.com]
+            routes:
+              - {path: /a, respond: [{status: 503}, {json: {ok: true, n: 1.5, s: "1"}}]}
+              - {path: /b, websocket: {broadcast: "chat:{{path.room}}", ping_interval: 30s, origins: [https://a.com]}}
+        """
+        let routes = try loadConfig(yaml).hosts[0].routes
+        XCTAssertEqual(options(routes[0].handler)["cycle"], .bool(false))
+        XCTAssertEqual(options(routes[0].handler)["responses"], .list([
+            .map([(key: "status", value: .int(503))]),
+            .map([(key: "json", value: .map([(key: "ok", value: .bool(true)), (key: "n", value: .double(1.5)), (key: "s", value: .string("1"))]))]),
+        ]))
+        XCTAssertEqual(options(routes[1].handler)["broadcast"], .string("chat:{{path.room}}"))
+    }
+
+    func testHandlerOptionErrors() {
+        let yaml = """
+        hosts:
+          - names: [a.com]
+            routes:
+              - {path: /a, respond: {status: 999, body: x, json: {}, fault: rest, delay: soon}}
+              - {path: /b, proxy: {to: [ftp://x], balance: fastest}}
+              - {path: /c, websocket: {max_message: huge}}
+              - {path: /d, sse: {subscribe: a, ticker: {data: x}}}
+              - {path: /e, health: false}
+              - {path: /f, metrics: statsd, cycle: true}
+        """
+        XCTAssertEqual(errors(yaml), [
+            "config.yaml:4:38: error: invalid status code '999' (expected 100–599)",
+            "config.yaml:4:52: error: respond takes only one of 'json', 'body', 'file', got 'body' and 'json'",
+            "config.yaml:4:69: error: invalid value 'rest' for fault (did you mean 'reset'?)",
+            "config.yaml:4:82: error: expected a duration like 10s, got 'soon'",
+            "config.yaml:5:33: error: invalid upstream 'ftp://x' (expected a URL like http://127.0.0.1:9001)",
+            "config.yaml:5:52: error: invalid value 'fastest' for balance (expected one of: round_robin, least_conn, random, ip_hash)",
+            "config.yaml:6:31: error: websocket needs one of: echo, broadcast, subscribe",
+            "config.yaml:6:45: error: expected a size like 16KiB, got 'huge'",
+            "config.yaml:7:40: error: sse takes only one of 'subscribe', 'ticker', got 'subscribe' and 'ticker'",
+            "config.yaml:7:48: error: missing required key 'every' in ticker",
+            "config.yaml:8:28: error: health: expected true (remove the route to turn it off)",
+            "config.yaml:9:29: error: invalid value 'statsd' for metrics (expected one of: prometheus)",
+            "config.yaml:9:37: error: 'cycle' only applies when 'respond' is a list of responses",
+        ])
+    }
+
+    func testMiddlewareItemsAndStacks() throws {
+        let directory = try TemporaryDirectory()
+        let yaml = """
+        middleware:
+          secure:
+            - {headers: {set: {X-Frame-Options: DENY}, remove: [Server], request: {set: {X-A: b}}}}
+            - request_id
+          api: [secure, {cors: {origins: ["https://a.com"], credentials: true, max_age: 10m}}]
+        hosts:
+          - names: [a.com]
+            middleware: [api, {basic_auth: {realm: admin, htpasswd: .htpasswd}}]
+            routes:
+              - path: /
+                middleware: [{rate_limit: {rate: 10/s, burst: 20, key: "header:X-Key"}}, {compress: {min_size: 1KiB}}, {body_limit: 1MiB}, {ip_filter: {allow: [10.0.0.0/8]}}, {rewrite: {from: "^/old/(.*)$", to: "/new/$1"}}]
+                static: .
+        """
+        let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
+        XCTAssertEqual(config.middlewareStacks["secure"]?.map(\.name), ["headers", "request_id"])
+        XCTAssertEqual(config.middlewareStacks["api"]?.map(\.name), ["secure", "cors"])
+        let host = config.hosts[0]
+        XCTAssertEqual(host.middleware.map(\.name), ["api", "basic_auth"])
+        guard case .stack("api") = host.middleware[0].kind, case .builtin(_, let auth) = host.middleware[1].kind else {
+            return XCTFail("unexpected kinds")
+        }
+        XCTAssertEqual(auth["htpasswd"], .string(directory.path + "/.htpasswd"))
+        XCTAssertEqual(host.routes[0].middleware.map(\.name), ["rate_limit", "compress", "body_limit", "ip_filter", "rewrite"])
+        XCTAssertEqual(host.routes[0].middleware[2].location, SourceLocation(file: directory.path + "/config.yaml", line: 11, column: 112))
+        let warnings = config.warnings.map(\.message)
+        XCTAssertEqual(warnings.filter { $0.hasPrefix("middleware ") }.count, 9)
+        XCTAssertTrue(warnings.contains("middleware 'cors' is not supported yet"))
+    }
+
+    func testMiddlewareErrors() {
+        let yaml = """
+        middleware:
+          loop: [loop]
+          secure: [request_id]
+        hosts:
+          - names: [a.com]
+            middleware: [secrue, cors, {corss: {}}, {headers: {sett: {}}}, {cors: {origins: "*", credentials: true}}]
+            routes:
+              - path: /
+                middleware: [{rate_limit: {rate: fast, key: ip}}, {ip_filter: {allow: [10.0.0.0/33]}}, {rewrite: {from: "(", to: x}}, {basic_auth: {realm: x}}]
+                static: .
+        """
+        XCTAssertEqual(errors(yaml), [
+            "config.yaml:2:3: error: middleware stack 'loop' includes itself (loop → loop)",
+            "config.yaml:6:18: error: unknown middleware 'secrue' (did you mean 'secure'?)",
+            "config.yaml:6:26: error: middleware 'cors' needs options, e.g. {cors: {...}}",
+            "config.yaml:6:33: error: unknown middleware 'corss' (did you mean 'cors'?)",
+            "config.yaml:6:56: error: unknown key 'sett' in headers (did you mean 'set'?)",
+            "config.yaml:6:90: error: cors cannot allow origin '*' with credentials: true (list the origins)",
+            "config.yaml:9:42: error: expected a rate like 10/s, got 'fast'",
+            "config.yaml:9:53: error: invalid rate_limit key 'ip' (expected client_ip or header:NAME)",
+            "config.yaml:9:80: error: invalid CIDR '10.0.0.0/33' (expected e.g. 10.0.0.0/8 or fd00::/8)",
+            "config.yaml:9:113: error: invalid regular expression '('",
+            "config.yaml:9:140: error: basic_auth needs one of: users, htpasswd",
+        ])
+    }
+
+    private func options(_ handler: HandlerConfig) -> ConfigValue {
+        if case .other(_, let options) = handler { return options }
+        return .null
+    }
+}
+
+extension ConfigValue {
+    /// The value under `key` of a mapping, for assertions.
+    subscript(key: String) -> ConfigValue? {
+        if case .map(let pairs) = self { return pairs.first { $0.key == key }?.value }
+        return nil
+    }
+}

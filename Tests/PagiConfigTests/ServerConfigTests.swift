@@ -1,0 +1,193 @@
+import Foundation
+import XCTest
+@testable import PagiConfig
+
+final class ServerConfigTests: XCTestCase {
+    func testDefaultsOfEveryServerKey() throws {
+        let config = try loadConfig(minimalHosts)
+        let server = config.server
+        XCTAssertEqual(server.listen.map(\.address), [.tcp(host: "127.0.0.1", port: 8080)])
+        XCTAssertEqual(server.workers, 1)
+        XCTAssertNil(server.threads)
+        XCTAssertEqual(server.maxRequests, 0)
+        XCTAssertEqual(server.logLevel, .info)
+        XCTAssertEqual(server.accessLog, AccessLogConfig())
+        XCTAssertEqual(server.accessLog.to, .stdout)
+        XCTAssertEqual(server.accessLog.format, .combined)
+        XCTAssertEqual(server.timeouts, TimeoutsConfig())
+        XCTAssertEqual([server.timeouts.header, server.timeouts.body, server.timeouts.idle, server.timeouts.write, server.timeouts.shutdown], [10, 60, 75, 60, 30])
+        XCTAssertEqual(server.limits, LimitsConfig())
+        XCTAssertEqual(server.limits.connections, 10_000)
+        XCTAssertEqual(server.limits.headerBytes, 16_384)
+        XCTAssertEqual(server.limits.uriBytes, 8_192)
+        XCTAssertEqual(server.limits.bodyBytes, 10_485_760)
+        XCTAssertEqual(server.limits.headers, 100)
+        XCTAssertEqual(server.trustedProxies, [])
+        XCTAssertTrue(server.http2)
+        XCTAssertNil(server.pidFile)
+        XCTAssertNil(server.adminListen)
+        XCTAssertNil(config.tls)
+        XCTAssertEqual(config.pubsub, "memory")
+        XCTAssertEqual(config.warnings, [])
+    }
+
+    func testEveryServerKey() throws {
+        let directory = try TemporaryDirectory()
+        let yaml = """
+        server:
+          listen: ["0.0.0.0:80"]
+          workers: 1
+          threads: 4
+          max_requests: 0
+          log_level: debug
+          access_log: {to: logs/access.log, format: json}
+          timeouts: {header: 250ms, body: 1m, idle: 0, write: 1h, shutdown: 5}
+          limits: {connections: 50, header_bytes: 8KiB, uri_bytes: 1KB, body_bytes: 1MiB, headers: 20}
+          trusted_proxies: [10.0.0.0/8, "::1/128"]
+          http2: false
+          pid_file: run/pagi.pid
+        \(minimalHosts)
+        """
+        let file = directory.path + "/config.yaml"
+        let server = try loadConfig(yaml, file: file).server
+        XCTAssertEqual(server.listen.map(\.address), [.tcp(host: "0.0.0.0", port: 80)])
+        XCTAssertEqual(server.threads, 4)
+        XCTAssertEqual(server.logLevel, .debug)
+        XCTAssertEqual(server.accessLog.to, .file(directory.path + "/logs/access.log"))
+        XCTAssertEqual(server.accessLog.format, .json)
+        XCTAssertEqual(server.timeouts.header, 0.25)
+        XCTAssertEqual(server.timeouts.body, 60)
+        XCTAssertEqual(server.timeouts.idle, 0)
+        XCTAssertEqual(server.timeouts.write, 3600)
+        XCTAssertEqual(server.timeouts.shutdown, 5)
+        XCTAssertEqual(server.limits.connections, 50)
+        XCTAssertEqual(server.limits.headerBytes, 8192)
+        XCTAssertEqual(server.limits.uriBytes, 1000)
+        XCTAssertEqual(server.limits.bodyBytes, 1_048_576)
+        XCTAssertEqual(server.limits.headers, 20)
+        XCTAssertEqual(server.trustedProxies.map(\.prefixLength), [8, 128])
+        XCTAssertTrue(server.trustedProxies[0].contains([10, 1, 2, 3]))
+        XCTAssertFalse(server.http2)
+        XCTAssertEqual(server.pidFile, directory.path + "/run/pagi.pid")
+    }
+
+    func testAutoWorkersAndThreads() throws {
+        let config = try loadConfig("server: {workers: auto, threads: auto}\n" + minimalHosts)
+        XCTAssertNil(config.server.workers)
+        XCTAssertNil(config.server.threads)
+        XCTAssertEqual(warningMessages(config), ["config.yaml:1:19: warning: 'workers' is not supported yet"])
+    }
+
+    func testListenForms() throws {
+        let yaml = """
+        server:
+          listen:
+            - 127.0.0.1:8080
+            - :9090
+            - "[::1]:8443"
+            - localhost:0
+            - {address: ":8444", http2: false}
+        \(minimalHosts)
+        """
+        let listeners = try loadConfig(yaml).server.listen
+        XCTAssertEqual(listeners.map(\.address), [
+            .tcp(host: "127.0.0.1", port: 8080), .tcp(host: "", port: 9090), .tcp(host: "::1", port: 8443),
+            .tcp(host: "localhost", port: 0), .tcp(host: "", port: 8444),
+        ])
+        XCTAssertEqual(listeners.map(\.http2), [true, true, true, true, false])
+        XCTAssertEqual(listeners[0].location, SourceLocation(file: "config.yaml", line: 3, column: 7))
+    }
+
+    func testSingleListenStringIsAccepted() throws {
+        let config = try loadConfig("server: {listen: \":8000\"}\n" + minimalHosts)
+        XCTAssertEqual(config.server.listen.map(\.address), [.tcp(host: "", port: 8000)])
+    }
+
+    func testUnsupportedListenerFeaturesWarn() throws {
+        let yaml = """
+        server:
+          listen:
+            - unix:/tmp/pagi.sock
+            - {address: ":8443", tls: true, proxy_protocol: true}
+          max_requests: 1000
+          admin: {listen: "127.0.0.1:9180"}
+        \(minimalHosts)
+        """
+        let config = try loadConfig(yaml)
+        XCTAssertEqual(config.server.listen.map(\.address), [.unix(path: "/tmp/pagi.sock"), .tcp(host: "", port: 8443)])
+        XCTAssertTrue(config.server.listen[1].tls)
+        XCTAssertTrue(config.server.listen[1].proxyProtocol)
+        XCTAssertEqual(config.server.maxRequests, 1000)
+        XCTAssertEqual(config.server.adminListen?.address, .tcp(host: "127.0.0.1", port: 9180))
+        XCTAssertEqual(warningMessages(config), [
+            "config.yaml:3:7: warning: 'unix:' is not supported yet",
+            "config.yaml:4:31: warning: 'tls' is not supported yet",
+            "config.yaml:4:53: warning: 'proxy_protocol' is not supported yet",
+            "config.yaml:5:17: warning: 'max_requests' is not supported yet",
+            "config.yaml:6:3: warning: 'admin' is not supported yet",
+        ])
+    }
+
+    func testListenErrors() {
+        let yaml = """
+        server:
+          listen:
+            - "[::1:80"
+            - 10.0.0.1
+            - {address: ":80", tsl: true}
+            - {http2: true}
+            - "unix:"
+        \(minimalHosts)
+        """
+        XCTAssertEqual(errors(yaml), [
+            "config.yaml:3:7: error: invalid listen address '[::1:80' (expected host:port, [v6]:port, :port or unix:/path.sock)",
+            "config.yaml:4:7: error: invalid listen address '10.0.0.1' (expected host:port, [v6]:port, :port or unix:/path.sock)",
+            "config.yaml:5:24: error: unknown key 'tsl' in listen item (did you mean 'tls'?)",
+            "config.yaml:6:7: error: missing required key 'address' in listen item",
+            "config.yaml:7:7: error: invalid listen address 'unix:' (expected host:port, [v6]:port, :port or unix:/path.sock)",
+        ])
+    }
+
+    func testTrustedProxiesAreValidated() {
+        XCTAssertEqual(errors("server: {trusted_proxies: [10.0.0.0/8, 300.1.1.1/8, \"fe80::/10\", \"::g/3\"]}\n" + minimalHosts), [
+            "config.yaml:1:40: error: invalid CIDR '300.1.1.1/8' (expected e.g. 10.0.0.0/8 or fd00::/8)",
+            "config.yaml:1:66: error: invalid CIDR '::g/3' (expected e.g. 10.0.0.0/8 or fd00::/8)",
+        ])
+    }
+
+    func testTopLevelTLSAndPubSub() throws {
+        let directory = try TemporaryDirectory()
+        let yaml = """
+        tls:
+          cert: certs/server.crt
+          key: /etc/keys/server.key
+          client_ca: certs/ca.crt
+          min_version: "1.3"
+        pubsub: redis://127.0.0.1:6379/0
+        \(minimalHosts)
+        """
+        let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
+        XCTAssertEqual(config.tls?.cert, directory.path + "/certs/server.crt")
+        XCTAssertEqual(config.tls?.key, "/etc/keys/server.key")
+        XCTAssertEqual(config.tls?.clientCA, directory.path + "/certs/ca.crt")
+        XCTAssertEqual(config.tls?.clientAuth, .require)
+        XCTAssertEqual(config.tls?.minVersion, "1.3")
+        XCTAssertEqual(config.pubsub, "redis://127.0.0.1:6379/0")
+        XCTAssertEqual(config.warnings.map(\.message), ["'tls' is not supported yet", "'pubsub' is not supported yet"])
+    }
+
+    func testTLSErrors() {
+        let yaml = """
+        tls: {cert: a.crt, client_auth: sometimes, min_version: 1.1}
+        pubsub: kafka
+        \(minimalHosts)
+        """
+        XCTAssertEqual(errors(yaml), [
+            "config.yaml:1:6: error: missing required key 'key' in tls",
+            "config.yaml:1:20: error: 'client_auth' needs 'client_ca' (the CA that signs client certificates)",
+            "config.yaml:1:33: error: invalid value 'sometimes' for client_auth (expected one of: require, optional)",
+            "config.yaml:1:57: error: invalid value '1.1' for min_version (did you mean '1.2'?)",
+            "config.yaml:2:9: error: expected 'memory' or a redis:// URL for pubsub, got 'kafka'",
+        ])
+    }
+}
