@@ -95,6 +95,12 @@ final class HTTP1ProtocolTests: XCTestCase {
         XCTAssertTrue(response.header("Allow")?.contains("GET") ?? false)
     }
 
+    func testOptionsOnAPathAnswersWithAllow() throws {
+        let response = try XCTUnwrap(RawClient.get(port: server.port, "/a.txt", method: "OPTIONS"))
+        XCTAssertEqual(response.status, 204)
+        XCTAssertEqual(response.header("Allow"), "GET, HEAD, OPTIONS")
+    }
+
     func testExpectContinueGetsInterimResponse() throws {
         let client = try RawClient(port: server.port)
         client.send("POST /a.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
@@ -102,7 +108,7 @@ final class HTTP1ProtocolTests: XCTestCase {
         client.send("hello")
         let final = try XCTUnwrap(client.readResponse())
         XCTAssertEqual(final.status, 405)
-        XCTAssertEqual(final.header("Allow"), "GET, HEAD")
+        XCTAssertEqual(final.header("Allow"), "GET, HEAD, OPTIONS")
     }
 
     func testExpectContinueWithTooLargeBodyGets413Instead() throws {

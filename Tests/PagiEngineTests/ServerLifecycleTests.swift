@@ -66,6 +66,20 @@ final class ServerLifecycleTests: XCTestCase {
         }
     }
 
+    func testClientAddressComesFromTrustedProxiesOnly() throws {
+        for (trusted, expected) in [("[127.0.0.0/8]", ["203.0.113.5", "198.51.100.7"]), ("[10.0.0.0/8]", ["127.0.0.1", "127.0.0.1"])] {
+            let log = dir.appendingPathComponent("proxy-\(expected[0]).log")
+            let server = try TestServer(yaml: yaml(server: "  access_log: {to: \(log.path), format: json}\n  trusted_proxies: \(trusted)"), directory: dir)
+            _ = RawClient.get(port: server.port, "/a.txt", headers: ["X-Forwarded-For": "198.51.100.1, 203.0.113.5"])
+            _ = RawClient.get(port: server.port, "/a.txt", headers: ["Forwarded": "for=\"198.51.100.7:4711\";proto=https"])
+            server.stop()
+            let clients = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["client"] as? String
+            }
+            XCTAssertEqual(clients, expected, "trusted_proxies: \(trusted)")
+        }
+    }
+
     func testShutdownLetsInFlightDownloadsFinishAndRefusesNewConnections() throws {
         let server = try TestServer(yaml: yaml(server: "  access_log: {to: off}\n  timeouts: {shutdown: 10s}"), directory: dir)
         let client = try RawClient(port: server.port)

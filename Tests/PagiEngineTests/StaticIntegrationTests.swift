@@ -204,7 +204,7 @@ final class StaticIntegrationTests: XCTestCase {
     func testOtherMethodsAre405WithAllow() throws {
         let response = try get("/small.txt", method: "DELETE")
         XCTAssertEqual(response.status, 405)
-        XCTAssertEqual(response.header("Allow"), "GET, HEAD")
+        XCTAssertEqual(response.header("Allow"), "GET, HEAD, OPTIONS")
     }
 
     func testFiftyConcurrentDownloadsAreByteExact() throws {

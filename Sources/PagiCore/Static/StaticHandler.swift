@@ -17,7 +17,8 @@ public struct StaticHandler: Handler {
 
     public func handle(_ request: Request) -> Response {
         guard request.method == "GET" || request.method == "HEAD" else {
-            return Response(status: 405, headers: ["Allow": "GET, HEAD"])
+            // OPTIONS asks which methods work here: answer it (RFC 9110 §9.3.7); refuse the rest.
+            return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": "GET, HEAD, OPTIONS"])
         }
         let target = mount.target(of: request)
         guard target.segments.allSatisfy(isServable) else { return notFound(request) }

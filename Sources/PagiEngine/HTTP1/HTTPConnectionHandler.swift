@@ -28,6 +28,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readHeld = false
     private var readRequested = false
     private var responsesInFlight = 0
+    /// A protocol error was answered; the connection only lingers until it closes.
+    private var failed = false
 
     private var waitTimer: Scheduled<Void>?
     private var bodyTimer: Scheduled<Void>?
@@ -140,21 +142,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard let finished = pending, var request = finished.request else { return }
         pending = nil
         request.body = finished.body
+        if !keepAlive { closing = true }
         let response = server.respond(to: request)
         send(response, for: request, started: finished.started, context: context)
-        if keepAlive {
-            scheduleWaitTimer(context: context, seconds: server.server.timeouts.idle, answer408: false)
-        } else {
-            closing = true
-        }
     }
 
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
     private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
         cancelTimers()
+        failed = true
         closing = true
         keepAlive = false
+        // Forget the broken message entirely: nothing after it on this connection is parsed.
         buffer.clear()
+        parser = RequestParser(limits: server.parserLimits)
         let head = pending?.head
         let accept = head.flatMap { HeaderFields($0.headers)["Accept"] }
         let response = server.errorResponse(error, accept: accept)
@@ -174,11 +175,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: keepAlive && !closing,
                                           http10Client: request.versionMinor == 0, date: server.clock.httpDate(),
                                           context: context, promise: promise)
-        let closeAfter = !keepAlive || closing
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             responsesInFlight -= 1
             if case .failure = result { context.close(promise: nil); return }
-            if closeAfter && responsesInFlight == 0 { context.close(promise: nil) }
+            guard responsesInFlight == 0, pending == nil, parser.isIdle else { return }
+            if failed {
+                lingerAndClose(context: context)
+            } else if closing {
+                context.close(promise: nil)
+            } else if waitTimer == nil {
+                // The idle clock starts once the response is out, so a long download is never cut by it.
+                let partialHead = buffer.readableBytes > 0
+                scheduleWaitTimer(context: context, seconds: partialHead ? server.server.timeouts.header : server.server.timeouts.idle,
+                                  answer408: partialHead)
+            }
         }
         if let accessLog = server.accessLog {
             accessLog.record(AccessRecord(
@@ -186,6 +196,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 versionMinor: request.versionMinor, status: response.status, bodyBytes: outcome.bodyBytes,
                 host: request.host, referer: request.headers["Referer"], userAgent: request.headers["User-Agent"],
                 durationSeconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9))
+        }
+    }
+
+    /// Lingering close (as nginx does): send FIN, then read and discard what the client still
+    /// sends for a moment. Closing with unread input would make the kernel answer with RST, which
+    /// can destroy the error response before the client has read it.
+    private func lingerAndClose(context: ChannelHandlerContext) {
+        context.close(mode: .output, promise: nil)
+        _ = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
+            context.close(promise: nil)
         }
     }
 

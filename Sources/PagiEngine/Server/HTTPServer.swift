@@ -62,11 +62,10 @@ public final class HTTPServer: Sendable {
             .childChannelInitializer { channel in
                 let open = context.connections.wrappingIncrementThenLoad(ordering: .relaxed)
                 channel.closeFuture.whenComplete { _ in context.connections.wrappingDecrement(ordering: .relaxed) }
-                if limit > 0 && open > limit {
-                    return Self.refuseOverLimit(channel)
-                }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(server: context))
+                    let handler: any ChannelHandler = limit > 0 && open > limit
+                        ? OverLimitHandler() : HTTPConnectionHandler(server: context)
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
 
@@ -94,13 +93,6 @@ public final class HTTPServer: Sendable {
             throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
         }
         return bound
-    }
-
-    /// Past `limits.connections`: a short 503 and close, rather than a silent stall.
-    private static func refuseOverLimit(_ channel: Channel) -> EventLoopFuture<Void> {
-        var buffer = channel.allocator.buffer(capacity: 128)
-        buffer.writeStaticString("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
-        return channel.writeAndFlush(buffer).flatMap { channel.close() }.recover { _ in }
     }
 
     /// Stops accepting, asks every connection to finish its current request and close, waits up to

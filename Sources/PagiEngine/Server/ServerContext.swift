@@ -58,7 +58,9 @@ final class ServerContext: Sendable {
             routed.params = params
             response = Self.run(route.middleware[...], handler: route.handler, request: routed)
         case .methodNotAllowed(let allow):
-            response = Response(status: 405, headers: ["Allow": allow.joined(separator: ", ")])
+            // OPTIONS asks exactly this question: answer it rather than refuse it (RFC 9110 §9.3.7).
+            response = Response(status: request.method == "OPTIONS" ? 204 : 405,
+                                headers: ["Allow": allow.joined(separator: ", ")])
         case .notFound:
             response = Response(status: 404)
         }
@@ -81,18 +83,40 @@ final class ServerContext: Sendable {
         return response
     }
 
-    /// Client address for logs and handlers: the peer, or what a trusted proxy says it forwarded.
+    /// Client address for logs and handlers: the peer, or what a trusted proxy says it forwarded
+    /// (`Forwarded` per RFC 7239, else `X-Forwarded-For`).
     func clientAddress(peer: SocketAddress?, headers: HeaderFields) -> String {
         guard let peer, let ip = peer.ipAddress else { return "-" }
-        guard !server.trustedProxies.isEmpty, Self.isTrusted(peer, server.trustedProxies),
-              let forwarded = headers["X-Forwarded-For"] else { return ip }
+        guard !server.trustedProxies.isEmpty, Self.isTrusted(peer, server.trustedProxies) else { return ip }
+        let hops: [String]
+        if let forwarded = headers["Forwarded"] {
+            hops = forwarded.split(separator: ",").compactMap { element in
+                element.split(separator: ";").lazy.map { $0.trimmingOWS }
+                    .first { $0.lowercased().hasPrefix("for=") }
+                    .map { Self.nodeAddress(String($0.dropFirst(4))) }
+            }
+        } else if let forwardedFor = headers["X-Forwarded-For"] {
+            hops = forwardedFor.split(separator: ",").map { $0.trimmingOWS }
+        } else {
+            return ip
+        }
         // Walk from the right: the first hop that is not itself a trusted proxy is the client.
-        let hops = forwarded.split(separator: ",").map { $0.trimmingOWS }.filter { !$0.isEmpty }
-        for hop in hops.reversed() {
+        for hop in hops.reversed() where !hop.isEmpty {
             guard let address = try? SocketAddress(ipAddress: hop, port: 0) else { return ip }
             if !Self.isTrusted(address, server.trustedProxies) { return hop }
         }
         return hops.first ?? ip
+    }
+
+    /// `"[2001:db8::1]:4711"` → `2001:db8::1`; `192.0.2.60:80` → `192.0.2.60` (RFC 7239 §6).
+    private static func nodeAddress(_ raw: String) -> String {
+        var node = Substring(raw)
+        if node.hasPrefix("\""), node.hasSuffix("\""), node.count >= 2 { node = node.dropFirst().dropLast() }
+        if node.hasPrefix("["), let close = node.firstIndex(of: "]") {
+            return String(node[node.index(after: node.startIndex)..<close])
+        }
+        if let colon = node.firstIndex(of: ":") { node = node[..<colon] }
+        return String(node)
     }
 
     private static func isTrusted(_ address: SocketAddress, _ cidrs: [CIDR]) -> Bool {
