@@ -91,7 +91,7 @@ enum CLI {
     }
 
     /// Applies `--listen`, `--threads`, `--log-level` over the file's values.
-    static func applyOverrides(_ config: inout Config, listen: [String], threads: Int?, logLevel: String?) throws {
+    static func applyOverrides(_ config: inout Config, listen: [String], threads: String?, logLevel: String?) throws {
         if !listen.isEmpty {
             config.server.listen = try listen.map { item in
                 guard let address = ListenAddress.parse(item) else {
@@ -101,8 +101,12 @@ enum CLI {
             }
         }
         if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-            config.server.threads = threads
+            if threads == "auto" {
+                config.server.threads = nil
+            } else {
+                guard let count = Int(threads), count >= 1 else { throw ValidationError("--threads must be a number of at least 1, or 'auto'") }
+                config.server.threads = count
+            }
         }
         if let logLevel {
             guard let level = LogLevel(rawValue: logLevel) else {
@@ -116,8 +120,8 @@ enum CLI {
 struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("listen"), help: "Address to listen on (host:port, [v6]:port, :port); repeatable, replaces the file's listen list.")
     var listen: [String] = []
-    @Option(help: "Event-loop threads.")
-    var threads: Int?
+    @Option(help: "Event-loop threads: a number or 'auto'.")
+    var threads: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warn or error.")
     var logLevel: String?
 }
@@ -164,8 +168,13 @@ struct Explain: ParsableCommand {
 
     func run() throws {
         let (_, table) = CLI.loadAndCompile(config)
-        let request = try ExplainRequest.make(method: method, url: url, headers: headers)
-        print(table.explain(request), terminator: "")
+        do {
+            let request = try ExplainRequest.make(method: method, url: url, headers: headers)
+            print(table.explain(request), terminator: "")
+        } catch {
+            // The engine refuses this request before routing; saying so is the explanation.
+            print("request: \(method) \(url)\nresult: \(error)")
+        }
     }
 }
 

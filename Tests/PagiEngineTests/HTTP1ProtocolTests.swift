@@ -147,6 +147,7 @@ final class HTTP1ProtocolTests: XCTestCase {
             ("missing Host", "GET / HTTP/1.1\r\n\r\n", 400),
             ("two Hosts", "GET / HTTP/1.1\r\nHost: localhost\r\nHost: other.test\r\n\r\n", 400),
             ("bad Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            ("fragment in Host", "GET / HTTP/1.1\r\nHost: local#host\r\n\r\n", 400),
             ("userinfo Host", "GET / HTTP/1.1\r\nHost: user@localhost\r\n\r\n", 400),
             ("space before colon", "GET / HTTP/1.1\r\nHost: localhost\r\nX-A : b\r\n\r\n", 400),
             ("obs-fold", "GET / HTTP/1.1\r\nHost: localhost\r\nX-A: b\r\n  c\r\n\r\n", 400),

@@ -21,6 +21,15 @@ public enum MIMETypes {
             || ["application/javascript", "application/json", "application/xml", "application/yaml"].contains(type)
     }
 
+    /// Formats that compression shrinks, so precompressed siblings are worth looking for.
+    /// Images, audio, video and archives are already compressed: probing for `.br`/`.zst`/`.gz`
+    /// next to them would cost three `fstatat` calls per request for nothing.
+    public static func isCompressible(contentType: String) -> Bool {
+        let type = contentType.split(separator: ";").first.map(String.init) ?? contentType
+        return isText(type) || type == "image/svg+xml" || type == "application/wasm" || type.hasPrefix("font/")
+            || ["image/x-icon", "image/vnd.microsoft.icon", "image/bmp", "application/vnd.ms-fontobject"].contains(type)
+    }
+
     private static let typesByExtension: [String: String] = [
         // Text and documents
         "html": "text/html", "htm": "text/html", "shtml": "text/html", "xhtml": "application/xhtml+xml",

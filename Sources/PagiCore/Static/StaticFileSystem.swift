@@ -136,6 +136,10 @@ struct StaticFileSystem: Sendable {
         guard let name = segments.last else { return .failure(.notFound) }
         var parent = base
         let directories = segments.dropLast()
+        if symlinks == .inside, let direct = try? openWithoutLinks(segments, below: base) {
+            // No link on the way: inside the root by construction, no real-path check needed.
+            return .success(direct)
+        }
         if symlinks == .never {
             // One component at a time, so a link anywhere on the way is refused (ELOOP).
             for directory in directories {
@@ -149,6 +153,21 @@ struct StaticFileSystem: Sendable {
             parent = Descriptor(next)
         }
         return openEntry(named: name, in: parent).map { LocatedEntry(parent: parent, name: name, entry: $0) }
+    }
+
+    /// Opens `segments` one component at a time refusing links (ELOOP), so a success proves
+    /// the file is below `base` without resolving its real path.
+    private func openWithoutLinks(_ segments: [String], below base: Descriptor) throws(FileLookupFailure) -> LocatedEntry {
+        guard let name = segments.last else { throw .notFound }
+        var parent = base
+        for directory in segments.dropLast() {
+            let next = openat(parent.raw, directory, O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW)
+            guard next >= 0 else { throw FileLookupFailure(errno: errno) }
+            parent = Descriptor(next)
+        }
+        let raw = openat(parent.raw, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
+        guard raw >= 0 else { throw FileLookupFailure(errno: errno) }
+        return try status(of: Descriptor(raw)).map { LocatedEntry(parent: parent, name: name, entry: $0) }.get()
     }
 
     /// Opens one directory entry under the policy; with `inside`, the opened file's real path
@@ -206,11 +225,7 @@ struct StaticFileSystem: Sendable {
         var info = RawFileInfo()
         guard fstat(descriptor.raw, &info) == 0 else { return .failure(FileLookupFailure(errno: errno)) }
         let status = FileStatus(info)
-        if status.kind == .regular {
-            // Back to blocking mode for readers of the body (it only mattered for FIFOs).
-            let flags = fcntl(descriptor.raw, F_GETFL)
-            if flags >= 0 { _ = fcntl(descriptor.raw, F_SETFL, flags & ~O_NONBLOCK) }
-        }
+        // O_NONBLOCK stays set: it has no effect on reads or sendfile of regular files.
         return .success(OpenedEntry(descriptor: descriptor, status: status))
     }
 

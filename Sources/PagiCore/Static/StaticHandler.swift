@@ -48,7 +48,7 @@ public struct StaticHandler: Handler {
 
     /// A name that stays in its directory (also checked for configured index names).
     private func isConfinedName(_ segment: String) -> Bool {
-        segment != "." && segment != ".." && !segment.contains("\0") && !segment.contains("\\")
+        segment != "." && segment != ".." && !segment.utf8.contains(0) && !segment.utf8.contains(UInt8(ascii: "\\"))
     }
 
     /// Dotfiles, except `.well-known` (RFC 8615: ACME challenges and friends live there).
@@ -102,7 +102,9 @@ public struct StaticHandler: Handler {
     private func serveFile(_ located: LocatedEntry, _ request: Request) -> Response {
         // The root itself may be a file (an exact route such as `/about` → `pages/about.html`).
         let contentType = MIMETypes.contentType(forPath: located.name.isEmpty ? config.root : located.name)
-        let representation = selectRepresentation(located, request)
+        let representation = MIMETypes.isCompressible(contentType: contentType)
+            ? selectRepresentation(located, request)
+            : Representation(entry: located.entry, encoding: nil, hasVariants: false)
         let response = RepresentationResponse(
             representation: representation, contentType: contentType, cacheControl: config.cacheControl)
         return response.answer(request, cache: cache)

@@ -28,6 +28,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readHeld = false
     private var readRequested = false
     private var responsesInFlight = 0
+    /// Looked up once: `remoteAddress` costs a getpeername(2) per call.
+    private var peer: SocketAddress?
     /// A protocol error was answered; the connection only lingers until it closes.
     private var failed = false
 
@@ -43,6 +45,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: - Lifecycle
 
     func channelActive(context: ChannelHandlerContext) {
+        peer = context.remoteAddress
         // The first request gets the header timeout from the moment the connection is open.
         scheduleWaitTimer(context: context, seconds: server.server.timeouts.header, answer408: false)
         context.fireChannelActive()
@@ -121,7 +124,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var pending = Pending(head: head, request: nil, started: .now())
         do {
             pending.request = try server.validation.makeRequest(
-                head, clientAddress: server.clientAddress(peer: context.remoteAddress, headers: headers))
+                head, clientAddress: server.clientAddress(peer: peer, headers: headers))
         } catch {
             self.pending = pending
             fail(error, context: context)
@@ -162,7 +165,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         server.logger.debug("bad request", metadata: ["status": "\(error.status)", "reason": "\(error.reason)"])
         let request = Request(method: head?.method ?? "-", target: head?.target ?? "-", path: "/", query: nil,
                               versionMinor: head?.versionMinor ?? 1, headers: HeaderFields(head?.headers ?? []),
-                              host: "", clientAddress: context.remoteAddress?.ipAddress ?? "-")
+                              host: "", clientAddress: peer?.ipAddress ?? "-")
         pending = nil
         send(response, for: request, started: .now(), context: context)
     }

@@ -85,10 +85,12 @@ struct RequestValidation: Sendable {
                 hostPart = authority[..<colon]
                 portPart = authority[authority.index(after: colon)...]
             }
-            let allowed = hostPart.utf8.allSatisfy {
-                RequestParser.isTokenChar($0) && $0 != UInt8(ascii: "@") || "!$&'()*+,;=".utf8.contains($0)
+            // reg-name (RFC 3986 §3.2.2): unreserved, pct-encoded and sub-delims; IPv4 fits in it too.
+            let allowed = hostPart.utf8.allSatisfy { c in
+                (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                    || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || "-._~%!$&'()*+,;=".utf8.contains(c)
             }
-            guard !hostPart.isEmpty, allowed, !hostPart.contains("@") else { return nil }
+            guard !hostPart.isEmpty, allowed else { return nil }
         }
         if let portPart {
             guard portPart.count <= 5, portPart.allSatisfy(\.isASCIIDigitCharacter) else { return nil }

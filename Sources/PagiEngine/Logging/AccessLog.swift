@@ -59,16 +59,16 @@ final class AccessLog: Sendable {
             return line + "\n"
         case .json:
             let fields: [(String, String)] = [
-                ("time", JSONText.quote(clock.iso8601())),
-                ("client", JSONText.quote(r.clientAddress)),
-                ("host", JSONText.quote(r.host)),
-                ("method", JSONText.quote(r.method)),
-                ("uri", JSONText.quote(r.target)),
-                ("proto", JSONText.quote("HTTP/1.\(r.versionMinor)")),
+                ("time", TextEscaping.jsonString(clock.iso8601())),
+                ("client", TextEscaping.jsonString(r.clientAddress)),
+                ("host", TextEscaping.jsonString(r.host)),
+                ("method", TextEscaping.jsonString(r.method)),
+                ("uri", TextEscaping.jsonString(r.target)),
+                ("proto", TextEscaping.jsonString("HTTP/1.\(r.versionMinor)")),
                 ("status", String(r.status)),
                 ("bytes", String(r.bodyBytes)),
-                ("referer", r.referer.map(JSONText.quote) ?? "null"),
-                ("user_agent", r.userAgent.map(JSONText.quote) ?? "null"),
+                ("referer", r.referer.map(TextEscaping.jsonString) ?? "null"),
+                ("user_agent", r.userAgent.map(TextEscaping.jsonString) ?? "null"),
                 ("duration_ms", String(Double(Int(r.durationSeconds * 1_000_000)) / 1000)),
             ]
             return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
@@ -88,25 +88,6 @@ final class AccessLog: Sendable {
             }
         }
         return out
-    }
-}
-
-enum JSONText {
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += "\\u" + String(scalar.value, radix: 16).leftPadded(to: 4)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
 

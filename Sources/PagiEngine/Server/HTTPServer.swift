@@ -57,7 +57,7 @@ public final class HTTPServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 let open = context.connections.wrappingIncrementThenLoad(ordering: .relaxed)
@@ -81,8 +81,10 @@ public final class HTTPServer: Sendable {
                 } else {
                     channel = try bootstrap.bind(host: host, port: port).wait()
                 }
-                if let address = channel.localAddress { bound.append(address) }
-                context.logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                if let address = channel.localAddress {
+                    bound.append(address)
+                    context.logger.info("listening on http://\(Self.describe(address))")
+                }
             } catch {
                 try? group.syncShutdownGracefully()
                 throw EngineError("cannot listen on \(Self.describe(listener.address)): \(error)")
@@ -111,6 +113,11 @@ public final class HTTPServer: Sendable {
             done.wait()
         }
         try? group.syncShutdownGracefully()
+    }
+
+    private static func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        return (address.protocol == .inet6 ? "[\(ip)]" : ip) + ":\(address.port ?? 0)"
     }
 
     private static func describe(_ address: ListenConfig.Address) -> String {

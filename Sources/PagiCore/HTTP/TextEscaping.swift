@@ -1,5 +1,5 @@
-/// Escaping for the text the static handler generates (redirect targets, listings).
-enum TextEscaping {
+/// Escaping for generated text (redirect targets, listings, JSON log lines).
+public enum TextEscaping {
     /// Percent-encodes everything but unreserved characters, `/` and the sub-delimiters that are
     /// safe in a path; `:` is encoded so a relative link can never read as a scheme.
     static func percentEncodedPath(_ path: String) -> String {
@@ -43,7 +43,7 @@ enum TextEscaping {
     }
 
     /// A JSON string literal, quotes included.
-    static func jsonString(_ text: String) -> String {
+    public static func jsonString(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
