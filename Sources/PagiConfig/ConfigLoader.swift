@@ -99,7 +99,7 @@ extension ConfigBuilder {
         let sorted = log.diagnostics.enumerated().sorted { a, b in
             sortKey(a.element, a.offset).lexicographicallyPrecedes(sortKey(b.element, b.offset))
         }.map(\.element)
-        if log.hasErrors { throw ConfigError(diagnostics: sorted) }
+        if log.hasErrors { throw ConfigError(diagnostics: sorted, partial: config) }
         config.warnings = sorted
         return config
     }

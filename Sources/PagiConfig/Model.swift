@@ -35,7 +35,13 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible, Error {
 /// Thrown by the loader when at least one error was found; carries every diagnostic of the run.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
-    public init(diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
+    /// What could be built despite the errors, so later stages (route compilation) can report
+    /// their own findings in the same run instead of one fix-and-retry round later.
+    public var partial: Config?
+    public init(diagnostics: [Diagnostic], partial: Config? = nil) {
+        self.diagnostics = diagnostics
+        self.partial = partial
+    }
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 

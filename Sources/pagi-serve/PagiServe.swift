@@ -51,14 +51,36 @@ enum CLI {
             for warning in config.warnings { printErr(warning.description) }
             return (config, table)
         } catch let error as ConfigError {
-            for diagnostic in error.diagnostics { printErr(diagnostic.description) }
-            let count = error.diagnostics.filter { $0.severity == .error }.count
+            let diagnostics = withCompilationFindings(error)
+            for diagnostic in diagnostics { printErr(diagnostic.description) }
+            let count = diagnostics.filter { $0.severity == .error }.count
             printErr("\(count) error\(count == 1 ? "" : "s") in configuration")
             Foundation.exit(1)
         } catch {
             printErr("error: \(error)")
             Foundation.exit(1)
         }
+    }
+
+    /// The loader's diagnostics plus what compiling the valid part finds (route conflicts), so
+    /// one run reports every mistake. Ordered by file (as first seen), line and column.
+    static func withCompilationFindings(_ error: ConfigError) -> [Diagnostic] {
+        var diagnostics = error.diagnostics
+        if let partial = error.partial, !partial.hosts.isEmpty {
+            do {
+                _ = try HandlerFactory.compile(partial)
+            } catch let more as ConfigError {
+                diagnostics += more.diagnostics.filter { !diagnostics.contains($0) }
+            } catch {}
+        }
+        let files = diagnostics.compactMap(\.location?.file).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        return diagnostics.enumerated().sorted { a, b in
+            func key(_ d: Diagnostic, _ i: Int) -> [Int] {
+                guard let l = d.location else { return [Int.max, 0, 0, i] }
+                return [files.firstIndex(of: l.file) ?? 0, l.line, l.column, i]
+            }
+            return key(a.element, a.offset).lexicographicallyPrecedes(key(b.element, b.offset))
+        }.map(\.element)
     }
 
     /// Runs the server until SIGINT/SIGTERM, then drains and exits 0.

@@ -30,6 +30,10 @@ final class CLITests: XCTestCase {
                 routes:
                   - path: /
                     stattic: site
+                  - path: /users/{id}
+                    static: site
+                  - path: /users/{name}
+                    static: site
             """)
     }
 
@@ -70,6 +74,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("bad.yaml:2:14: error:"), result.stderr)
         XCTAssertTrue(result.stderr.contains("bad.yaml:7:9: error: unknown key 'stattic'"), result.stderr)
         XCTAssertTrue(result.stderr.contains("did you mean 'static'?"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("bad.yaml:10:"), "route conflicts are found in the same run: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("conflicts with '/users/{id}' at bad.yaml:8"), result.stderr)
     }
 
     func testUsageErrorsExit2() throws {
