@@ -78,6 +78,32 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("conflicts with '/users/{id}' at bad.yaml:8"), result.stderr)
     }
 
+    func testKeysOfLaterReleasesWarnAndTheirRoutesAnswer501() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try writeFile(dir, "later.yaml", """
+            server:
+              workers: 2
+            hosts:
+              - names: [localhost]
+                middleware: [{cors: {origins: ["https://a.example"]}}]
+                routes:
+                  - path: /api/hello
+                    respond: {json: {hello: world}}
+                  - path: /
+                    static: site
+            """)
+        let check = try run(["check", "later.yaml"])
+        XCTAssertEqual(check.status, 0, check.stderr)
+        XCTAssertTrue(check.stderr.contains("later.yaml:2:12: warning: 'workers' is not supported yet"), check.stderr)
+        XCTAssertTrue(check.stderr.contains("warning: middleware 'cors' is not supported yet"), check.stderr)
+        XCTAssertTrue(check.stderr.contains("later.yaml:8:9: warning: handler 'respond' is not supported yet"), check.stderr)
+
+        let server = try TestServer(yaml: try String(contentsOf: dir.appendingPathComponent("later.yaml"), encoding: .utf8), directory: dir)
+        defer { server.stop() }
+        XCTAssertEqual(RawClient.get(port: server.port, "/api/hello")?.status, 501)
+        XCTAssertEqual(RawClient.get(port: server.port, "/")?.text, "<h1>cli</h1>")
+    }
+
     func testUsageErrorsExit2() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
         XCTAssertEqual(try run(["check", "good.yaml", "--no-such-flag"]).status, 2)
@@ -104,6 +130,46 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("id"), result.stdout)
         XCTAssertTrue(result.stdout.contains("42"), result.stdout)
         XCTAssertTrue(result.stdout.lowercased().contains("x-key"), "the POST route's unmet header is explained: \(result.stdout)")
+    }
+
+    func testLogLevelFiltersTheServerLog() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let port = try freePort()
+        for (level, expectInfo) in [("info", true), ("warn", false)] {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = ["static", "site", "--listen", "127.0.0.1:\(port)", "--log-level", level]
+            process.currentDirectoryURL = dir
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            var answered = false
+            for _ in 0..<100 where !answered {
+                answered = RawClient.get(port: port, "/")?.status == 200
+                if !answered { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            process.terminate()
+            process.waitUntilExit()
+            let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertTrue(answered, level)
+            XCTAssertEqual(log.contains("info: listening on http://127.0.0.1:\(port)"), expectInfo, "log_level \(level): \(log)")
+        }
+    }
+
+    /// A port nothing listens on right now (bound and released; good enough for a test).
+    private func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     func testServeAndStaticCommandsServeAndStopGracefullyOnSIGTERM() throws {

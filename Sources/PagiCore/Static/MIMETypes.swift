@@ -10,7 +10,7 @@ public enum MIMETypes {
 
     /// The bare media type for the path's extension (case-insensitive), or nil when unknown.
     static func mediaType(forPath path: String) -> String? {
-        let name = path.split(separator: "/").last ?? Substring(path)
+        let name = path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? Substring(path)
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return nil }
         return typesByExtension[name[name.index(after: dot)...].lowercased()]
     }
@@ -25,7 +25,7 @@ public enum MIMETypes {
     /// Images, audio, video and archives are already compressed: probing for `.br`/`.zst`/`.gz`
     /// next to them would cost three `fstatat` calls per request for nothing.
     public static func isCompressible(contentType: String) -> Bool {
-        let type = contentType.split(separator: ";").first.map(String.init) ?? contentType
+        let type = contentType.firstIndex(of: ";").map { String(contentType[..<$0]) } ?? contentType
         return isText(type) || type == "image/svg+xml" || type == "application/wasm" || type.hasPrefix("font/")
             || ["image/x-icon", "image/vnd.microsoft.icon", "image/bmp", "application/vnd.ms-fontobject"].contains(type)
     }

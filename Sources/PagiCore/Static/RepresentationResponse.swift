@@ -15,9 +15,17 @@ struct RepresentationResponse {
     /// Of the original file, also for a precompressed variant.
     let contentType: String
     let cacheControl: String?
+    /// Computed once: conditionals, If-Range and the headers all need it.
+    private let etag: String
+
+    init(representation: Representation, contentType: String, cacheControl: String?) {
+        self.representation = representation
+        self.contentType = contentType
+        self.cacheControl = cacheControl
+        etag = representation.entry.status.entityTag(encoding: representation.encoding)
+    }
 
     private var status: FileStatus { representation.entry.status }
-    private var etag: String { status.entityTag(encoding: representation.encoding) }
 
     func answer(_ request: Request, cache: SmallFileCache) -> Response {
         switch ConditionalRequest.evaluate(method: request.method, headers: request.headers, etag: etag,

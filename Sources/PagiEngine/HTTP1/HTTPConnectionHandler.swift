@@ -33,7 +33,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A protocol error was answered; the connection only lingers until it closes.
     private var failed = false
 
-    private var waitTimer: Scheduled<Void>?
+    /// Waiting for a request head: until when, and whether a partial head is then answered 408.
+    private var waitDeadline: NIODeadline?
+    private var waitAnswers408 = false
+    /// One task serves many requests: re-arming only moves `waitDeadline`, and the task re-schedules
+    /// itself when it fires early. That saves a timer-heap insert and removal on every request.
+    private var waitTask: Scheduled<Void>?
+    private var waitTaskFiresAt: NIODeadline?
     private var bodyTimer: Scheduled<Void>?
     private var writeTimer: Scheduled<Void>?
 
@@ -186,7 +192,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 lingerAndClose(context: context)
             } else if closing {
                 context.close(promise: nil)
-            } else if waitTimer == nil {
+            } else if waitDeadline == nil {
                 // The idle clock starts once the response is out, so a long download is never cut by it.
                 let partialHead = buffer.readableBytes > 0
                 scheduleWaitTimer(context: context, seconds: partialHead ? server.server.timeouts.header : server.server.timeouts.idle,
@@ -247,17 +253,34 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: - Timers
 
-    private var waitTimerAnswers408 = false
-    private var waitTimerIsIdle: Bool { waitTimer != nil && !waitTimerAnswers408 }
+    private var waitTimerIsIdle: Bool { waitDeadline != nil && !waitAnswers408 }
 
     /// Waiting for a request head: idle keep-alive (close quietly) or a partial head (408).
     private func scheduleWaitTimer(context: ChannelHandlerContext, seconds: Double, answer408: Bool) {
-        cancelWaitTimer()
-        guard seconds > 0 else { return }
-        waitTimerAnswers408 = answer408
-        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .fromSeconds(seconds)) { [self] in
-            waitTimer = nil
-            if answer408 || buffer.readableBytes > 0 {
+        guard seconds > 0 else {
+            cancelWaitTimer()
+            return
+        }
+        let deadline = NIODeadline.now() + .fromSeconds(seconds)
+        waitDeadline = deadline
+        waitAnswers408 = answer408
+        if let firesAt = waitTaskFiresAt, firesAt <= deadline { return }
+        waitTask?.cancel()
+        armWaitTask(context: context, at: deadline)
+    }
+
+    private func armWaitTask(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        waitTaskFiresAt = deadline
+        waitTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            waitTask = nil
+            waitTaskFiresAt = nil
+            guard let target = waitDeadline else { return }
+            if target > .now() {
+                armWaitTask(context: context, at: target)
+                return
+            }
+            waitDeadline = nil
+            if waitAnswers408 || buffer.readableBytes > 0 {
                 fail(ProtocolError(status: 408, reason: "request head not received in time"), context: context)
             } else {
                 context.close(promise: nil)
@@ -275,14 +298,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    /// Disarms without touching the scheduled task (it finds no deadline when it fires).
     private func cancelWaitTimer() {
-        waitTimer?.cancel()
-        waitTimer = nil
-        waitTimerAnswers408 = false
+        waitDeadline = nil
+        waitAnswers408 = false
     }
 
     private func cancelTimers() {
         cancelWaitTimer()
+        waitTask?.cancel()
+        waitTask = nil
+        waitTaskFiresAt = nil
         bodyTimer?.cancel()
         bodyTimer = nil
         writeTimer?.cancel()
