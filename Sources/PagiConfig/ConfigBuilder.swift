@@ -145,12 +145,17 @@ final class ConfigBuilder {
         return text
     }
 
-    func bool(_ node: YAMLNode) -> Bool? {
-        guard let text = node.text, let value = CoreSchema.bool(text) else {
-            log.error("expected true or false, got \(node.shapeDescription)", at: node.location)
+    /// A scalar that `parse` accepts, or an error saying what was expected and what was found.
+    private func scalar<T>(_ node: YAMLNode, expected: String, _ parse: (String) -> T?) -> T? {
+        guard let text = node.text, let value = parse(text) else {
+            log.error("expected \(expected), got \(node.shapeDescription)", at: node.location)
             return nil
         }
         return value
+    }
+
+    func bool(_ node: YAMLNode) -> Bool? {
+        scalar(node, expected: "true or false", CoreSchema.bool)
     }
 
     func integer(_ node: YAMLNode, _ what: String, in range: ClosedRange<Int>) -> Int? {
@@ -173,19 +178,11 @@ final class ConfigBuilder {
     }
 
     func duration(_ node: YAMLNode) -> Double? {
-        guard let text = node.text, let seconds = ConfigUnits.parseDuration(text) else {
-            log.error("expected a duration like 10s, got \(node.shapeDescription)", at: node.location)
-            return nil
-        }
-        return seconds
+        scalar(node, expected: "a duration like 10s", ConfigUnits.parseDuration)
     }
 
     func size(_ node: YAMLNode) -> Int? {
-        guard let text = node.text, let bytes = ConfigUnits.parseSize(text) else {
-            log.error("expected a size like 16KiB, got \(node.shapeDescription)", at: node.location)
-            return nil
-        }
-        return bytes
+        scalar(node, expected: "a size like 16KiB", ConfigUnits.parseSize)
     }
 
     /// One of `options`, e.g. `invalid value 'insde' for follow_symlinks (did you mean 'inside'?)`.
