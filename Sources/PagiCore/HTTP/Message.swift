@@ -107,11 +107,9 @@ public struct Request: Sendable {
 /// does, it is closed when the last reference goes away, so an abandoned response never leaks it.
 public final class OpenFile: Sendable {
     private let descriptor: Mutex<Int32>
-    public let size: Int
 
-    public init(descriptor: Int32, size: Int) {
+    public init(descriptor: Int32) {
         self.descriptor = Mutex(descriptor)
-        self.size = size
     }
     /// Hands the descriptor over to the caller, who must close it. Returns nil if already taken.
     public func take() -> Int32? {

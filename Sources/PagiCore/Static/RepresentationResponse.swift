@@ -106,7 +106,7 @@ struct RepresentationResponse {
 
     /// The descriptor moves into the response, which closes it once sent (or dropped).
     private func openFile() -> OpenFile {
-        OpenFile(descriptor: representation.entry.descriptor.release(), size: status.size)
+        OpenFile(descriptor: representation.entry.descriptor.release())
     }
 
     /// Random, so no file's content can contain the delimiter by design.

@@ -11,10 +11,7 @@ import PagiConfig
 struct ServerLogHandler: LogHandler {
     var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
-    let label: String
-
-    init(label: String, level: Logger.Level) {
-        self.label = label
+    init(level: Logger.Level) {
         self.logLevel = level
     }
 
@@ -58,6 +55,6 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 /// Entry point for the executable to install the server's log format.
 public enum ServerLog {
     public static func makeHandler(label: String, level: LogLevel) -> any LogHandler {
-        ServerLogHandler(label: label, level: ServerLogHandler.level(level))
+        ServerLogHandler(level: ServerLogHandler.level(level))
     }
 }
