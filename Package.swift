@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Modules follow the architecture: config parsing (no NIO) → core (compiled routing table,
-// handler/middleware protocols; no NIO) → engine (SwiftNIO) → the `pagi-serve` executable.
+// handler/middleware protocols; no NIO) → engine (SwiftNIO) → feature modules built on the engine
+// → `PagiBuiltins` (registers every built-in handler) → the `pagi-serve` executable.
 let package = Package(
     name: "pagi-serve",
     platforms: [.macOS(.v15)],
@@ -38,10 +39,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "PagiBuiltins",
+            dependencies: ["PagiCore", "PagiEngine"]
+        ),
         .executableTarget(
             name: "pagi-serve",
             dependencies: [
                 "PagiEngine",
+                "PagiBuiltins",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,6 +57,7 @@ let package = Package(
             name: "PagiEngineTests",
             dependencies: [
                 "PagiEngine",
+                "PagiBuiltins",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

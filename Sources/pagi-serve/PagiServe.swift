@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import PagiBuiltins
 import PagiConfig
 import PagiCore
 import PagiEngine
@@ -47,7 +48,7 @@ enum CLI {
     static func loadAndCompile(_ path: String) -> (Config, RoutingTable) {
         do {
             let config = try ConfigLoader.load(path: path)
-            let table = try HandlerFactory.compile(config)
+            let table = try Builtins.compile(config)
             for warning in config.warnings { printErr(warning.description) }
             return (config, table)
         } catch let error as ConfigError {
@@ -68,7 +69,7 @@ enum CLI {
         var diagnostics = error.diagnostics
         if let partial = error.partial, !partial.hosts.isEmpty {
             do {
-                _ = try HandlerFactory.compile(partial)
+                _ = try Builtins.compile(partial)
             } catch let more as ConfigError {
                 diagnostics += more.diagnostics.filter { !diagnostics.contains($0) }
             } catch {}
@@ -225,7 +226,7 @@ struct StaticDir: ParsableCommand {
         try CLI.applyOverrides(&config, listen: options.listen, threads: options.threads, logLevel: options.logLevel)
         let table: RoutingTable
         do {
-            table = try HandlerFactory.compile(config)
+            table = try Builtins.compile(config)
         } catch {
             CLI.printErr("error: \(error)")
             Foundation.exit(1)

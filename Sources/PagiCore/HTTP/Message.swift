@@ -133,11 +133,14 @@ public enum ResponseBody: Sendable {
     /// A `multipart/byteranges` body: each part is a preamble (boundary and part headers)
     /// followed by a slice of the file; `trailer` closes the multipart body.
     case multipart(OpenFile, parts: [(preamble: [UInt8], offset: Int, length: Int)], trailer: [UInt8])
+    /// A body produced over time (SSE, throttled bodies): sent chunked on HTTP/1.1, or until the
+    /// connection closes on HTTP/1.0. Its length is not known in advance.
+    case stream(any BodyStream)
 
-    /// Number of body bytes, for `Content-Length`.
+    /// Number of body bytes, for `Content-Length` (0 for a stream, whose length is unknown).
     public var length: Int {
         switch self {
-        case .empty: return 0
+        case .empty, .stream: return 0
         case .bytes(let b): return b.count
         case .file(_, _, let length): return length
         case .multipart(_, let parts, let trailer):
@@ -150,10 +153,41 @@ public struct Response: Sendable {
     public var status: Int
     public var headers: HeaderFields
     public var body: ResponseBody
+    /// Wait this long before answering (`respond: {delay}`); the connection answers nothing else meanwhile.
+    public var delay: Duration?
+    /// Misbehave on purpose instead of answering (`respond: {fault}`).
+    public var fault: Fault?
+    /// After this (101) response the connection speaks another protocol (WebSocket).
+    public var upgrade: (any ConnectionUpgrade)?
+    /// Set when the real response comes later (see `Response.later`); `status` is then meaningless.
+    public var deferred: DeferredResponse?
 
     public init(status: Int, headers: HeaderFields = HeaderFields(), body: ResponseBody = .empty) {
         self.status = status
         self.headers = headers
         self.body = body
     }
+
+    /// A response that is completed later, e.g. once a Redis server answered. `start` runs at once;
+    /// it must call `complete` exactly once, from any thread.
+    public static func later(_ start: @escaping @Sendable (_ complete: @escaping @Sendable (Response) -> Void) -> Void) -> Response {
+        var response = Response(status: 0)
+        response.deferred = DeferredResponse(start: start)
+        return response
+    }
+}
+
+/// Ways to misbehave on purpose, for testing clients against bad servers and networks.
+public enum Fault: String, Sendable, CaseIterable {
+    /// Reset the connection (TCP RST) without answering.
+    case reset
+    /// Close the connection without answering.
+    case empty
+    /// Answer with bytes that are not valid HTTP, then close.
+    case malformed
+}
+
+/// See `Response.later`.
+public struct DeferredResponse: Sendable {
+    public let start: @Sendable (_ complete: @escaping @Sendable (Response) -> Void) -> Void
 }

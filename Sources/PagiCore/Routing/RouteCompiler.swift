@@ -2,11 +2,12 @@ import PagiConfig
 
 extension RoutingTable {
     /// Compiles the config. Pattern conflicts are errors naming both lines. Throws `ConfigError`
-    /// with every diagnostic found. `makeMiddleware` returns nil for middleware not supported yet:
-    /// such an item is skipped but its name is kept for `routes` and `explain`.
+    /// with every diagnostic found. `makeHandler` may throw a `ConfigError` (e.g. a template that
+    /// does not parse); its diagnostics join the others. `makeMiddleware` returns nil for middleware
+    /// not supported yet: such an item is skipped but its name is kept for `routes` and `explain`.
     public static func compile(
         _ config: Config,
-        makeHandler: (HandlerConfig, _ pattern: String, SourceLocation) -> any Handler,
+        makeHandler: (HandlerConfig, _ pattern: String, SourceLocation) throws -> any Handler,
         makeMiddleware: (MiddlewareItem) -> (any Middleware)?
     ) throws -> RoutingTable {
         var diagnostics: [Diagnostic] = []
@@ -30,10 +31,20 @@ extension RoutingTable {
                 }
                 let routeChain = hostChain + middleware.chain(routeConfig.middleware, makeMiddleware)
                 guard let bodyPaths = parseBodyPaths(routeConfig, into: &diagnostics) else { continue }
+                let handler: any Handler
+                do {
+                    handler = try makeHandler(routeConfig.handler, routeConfig.path, routeConfig.handlerLocation)
+                } catch let error as ConfigError {
+                    diagnostics += error.diagnostics
+                    continue
+                } catch {
+                    diagnostics.append(Diagnostic(.error, "\(error)", at: routeConfig.handlerLocation))
+                    continue
+                }
                 let route = CompiledRoute(
                     pattern: routeConfig.path, methods: methodSet(routeConfig.methods), headers: routeConfig.headers,
                     query: routeConfig.query, bodyJSON: routeConfig.bodyJSON, handlerName: routeConfig.handler.name,
-                    handler: makeHandler(routeConfig.handler, routeConfig.path, routeConfig.handlerLocation),
+                    handler: handler,
                     middleware: routeChain.middleware, middlewareNames: routeChain.names, location: routeConfig.pathLocation)
                 let restName: String? = if case .tail(let name) = pattern.ending { name } else { nil }
                 let entry = RouteEntry(route: route, order: routes.count, conditionCount: routeConfig.conditionCount,

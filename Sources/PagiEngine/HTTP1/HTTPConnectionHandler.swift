@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Atomics
 import NIOCore
 import PagiCore
 
@@ -32,6 +36,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var peer: SocketAddress?
     /// A protocol error was answered; the connection only lingers until it closes.
     private var failed = false
+    /// A response is still being prepared (deferred or delayed): nothing further is parsed until
+    /// it is sent, so pipelined responses stay in order.
+    private var awaitingResponse = false
+    private var delayTimer: Scheduled<Void>?
+    /// The streamed body being written, if any.
+    private var stream: ChannelBodySink?
 
     /// Waiting for a request head: until when, and whether a partial head is then answered 408.
     private var waitDeadline: NIODeadline?
@@ -59,6 +69,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
+        stream?.connectionClosed()
+        stream = nil
         context.fireChannelInactive()
     }
 
@@ -66,7 +78,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if event is ChannelShouldQuiesceEvent {
             closing = true
             keepAlive = false
-            if pending == nil && parser.isIdle && responsesInFlight == 0 { context.close(promise: nil) }
+            // An open-ended stream (SSE) would never drain by itself: end it now.
+            stream?.finish()
+            if pending == nil && parser.isIdle && responsesInFlight == 0 && !awaitingResponse { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -88,7 +102,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func process(context: ChannelHandlerContext) {
-        while !readHeld {
+        while !readHeld && !awaitingResponse {
             if closing && pending == nil && parser.isIdle { return }
             let wasIdle = parser.isIdle && pending == nil
             let event: ParseEvent?
@@ -153,7 +167,98 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         request.body = finished.body
         if !keepAlive { closing = true }
         let response = server.respond(to: request)
-        send(response, for: request, started: finished.started, context: context)
+        deliver(response, for: request, started: finished.started, context: context)
+    }
+
+    /// Sends a response, first waiting for it when it is deferred or delayed, or misbehaves as asked.
+    private func deliver(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+        if let deferred = response.deferred {
+            awaitingResponse = true
+            let loop = context.eventLoop
+            let resume = NIOLoopBound({ [self] (response: Response) in
+                resumeDelivery(response, for: request, started: started, context: context)
+            }, eventLoop: loop)
+            let completed = ManagedAtomic(false)
+            deferred.start { response in
+                guard completed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+                loop.execute { resume.value(response) }
+            }
+            return
+        }
+        if let delay = response.delay {
+            awaitingResponse = true
+            var undelayed = response
+            undelayed.delay = nil
+            let (seconds, attoseconds) = delay.components
+            delayTimer = context.eventLoop.assumeIsolated().scheduleTask(
+                in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { [self] in
+                delayTimer = nil
+                resumeDelivery(undelayed, for: request, started: started, context: context)
+            }
+            return
+        }
+        if let fault = response.fault {
+            misbehave(fault, context: context)
+            return
+        }
+        if response.status == 101, let upgrade = response.upgrade as? any ChannelUpgrade {
+            switchProtocols(response, upgrade: upgrade, for: request, started: started, context: context)
+            return
+        }
+        send(response, for: request, started: started, context: context)
+    }
+
+    private func resumeDelivery(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        awaitingResponse = false
+        deliver(response, for: request, started: started, context: context)
+        if !awaitingResponse { process(context: context) }
+    }
+
+    /// `respond: {fault}`: a reset, a silent close, or bytes that are not HTTP.
+    private func misbehave(_ fault: Fault, context: ChannelHandlerContext) {
+        cancelTimers()
+        closing = true
+        switch fault {
+        case .reset:
+            // SO_LINGER with a zero timeout makes close(2) send RST instead of FIN.
+            if let socket = context.channel as? any SocketOptionProvider {
+                socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            } else {
+                context.close(promise: nil)
+            }
+        case .empty:
+            context.close(promise: nil)
+        case .malformed:
+            let garbage = context.channel.allocator.buffer(staticString: "HTTP/1.1 2x0 \u{1}\r\nContent-Length: -1\r\nbroken header line\r\n\r\n\u{0}")
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(garbage))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// Writes the 101 head, lets the new protocol install its handlers, gives them what was
+    /// already read past the request, and leaves the pipeline.
+    private func switchProtocols(_ response: Response, upgrade: any ChannelUpgrade, for request: Request, started: NIODeadline,
+                                 context: ChannelHandlerContext) {
+        cancelTimers()
+        _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
+                                context: context, promise: nil)
+        logAccess(request, status: 101, bodyBytes: 0, started: started)
+        do {
+            try upgrade.install(on: context.channel)
+        } catch {
+            server.logger.warning("protocol switch failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        let leftover = buffer
+        buffer = ByteBuffer()
+        if leftover.readableBytes > 0 { context.fireChannelRead(NIOAny(leftover)) }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if readRequested { context.read() }
     }
 
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
@@ -179,33 +284,57 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: - Writing
 
     private func send(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+        let streamed: (any BodyStream)? = if case .stream(let body) = response.body, !request.isHead,
+                                             response.status >= 200, response.status != 204, response.status != 304 { body } else { nil }
+        if streamed != nil && request.versionMinor == 0 {
+            // An HTTP/1.0 client learns where a body of unknown length ends only from the close.
+            keepAlive = false
+            closing = true
+        }
         responsesInFlight += 1
         let promise = context.eventLoop.makePromise(of: Void.self)
         let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: keepAlive && !closing,
                                           http10Client: request.versionMinor == 0, date: server.clock.httpDate(),
                                           context: context, promise: promise)
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
-            responsesInFlight -= 1
             if case .failure = result { context.close(promise: nil); return }
-            guard responsesInFlight == 0, pending == nil, parser.isIdle else { return }
-            if failed {
-                lingerAndClose(context: context)
-            } else if closing {
-                context.close(promise: nil)
-            } else if waitDeadline == nil {
-                // The idle clock starts once the response is out, so a long download is never cut by it.
-                let partialHead = buffer.readableBytes > 0
-                scheduleWaitTimer(context: context, seconds: partialHead ? server.server.timeouts.header : server.server.timeouts.idle,
-                                  answer408: partialHead)
+            if streamed == nil { responseDone(context: context) }
+        }
+        if let streamed {
+            let sink = ChannelBodySink(context: context, chunked: request.versionMinor >= 1) { [self] closeConnection in
+                stream = nil
+                if closeConnection { closing = true }
+                responseDone(context: context)
             }
+            stream = sink
+            streamed.start(sink)
         }
-        if let accessLog = server.accessLog {
-            accessLog.record(AccessRecord(
-                clientAddress: request.clientAddress, method: request.method, target: request.target,
-                versionMinor: request.versionMinor, status: response.status, bodyBytes: outcome.bodyBytes,
-                host: request.host, referer: request.headers["Referer"], userAgent: request.headers["User-Agent"],
-                durationSeconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9))
+        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started)
+    }
+
+    /// A response is completely handed to the socket: close, linger, or wait for the next request.
+    private func responseDone(context: ChannelHandlerContext) {
+        responsesInFlight -= 1
+        guard responsesInFlight == 0, pending == nil, parser.isIdle, !awaitingResponse else { return }
+        if failed {
+            lingerAndClose(context: context)
+        } else if closing {
+            context.close(promise: nil)
+        } else if waitDeadline == nil {
+            // The idle clock starts once the response is out, so a long download is never cut by it.
+            let partialHead = buffer.readableBytes > 0
+            scheduleWaitTimer(context: context, seconds: partialHead ? server.server.timeouts.header : server.server.timeouts.idle,
+                              answer408: partialHead)
         }
+    }
+
+    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline) {
+        guard let accessLog = server.accessLog else { return }
+        accessLog.record(AccessRecord(
+            clientAddress: request.clientAddress, method: request.method, target: request.target,
+            versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
+            host: request.host, referer: request.headers["Referer"], userAgent: request.headers["User-Agent"],
+            durationSeconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9))
     }
 
     /// Lingering close (as nginx does): send FIN, then read and discard what the client still
@@ -313,6 +442,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         bodyTimer = nil
         writeTimer?.cancel()
         writeTimer = nil
+        delayTimer?.cancel()
+        delayTimer = nil
     }
 }
 

@@ -30,7 +30,9 @@ struct ResponseWriter {
         head.writeStaticString("Date: ")
         head.writeString(date)
         head.writeStaticString("\r\n")
-        for field in response.headers where !Self.isFramingField(field.name) {
+        // A 101 keeps the handler's `Connection: Upgrade`; for every other status the writer owns it.
+        let switching = status == 101
+        for field in response.headers where !Self.isFramingField(field.name) || (switching && field.name.asciiCaseInsensitiveEquals("connection")) {
             head.writeString(field.name)
             head.writeStaticString(": ")
             head.writeString(field.value)
@@ -38,11 +40,18 @@ struct ResponseWriter {
         }
         let bodyAllowed = status >= 200 && status != 204 && status != 304
         if bodyAllowed {
-            head.writeStaticString("Content-Length: ")
-            head.writeString(String(response.body.length))
-            head.writeStaticString("\r\n")
+            if case .stream = response.body {
+                // Unknown length: chunked for HTTP/1.1; an HTTP/1.0 client reads until the close.
+                if !http10Client { head.writeStaticString("Transfer-Encoding: chunked\r\n") }
+            } else {
+                head.writeStaticString("Content-Length: ")
+                head.writeString(String(response.body.length))
+                head.writeStaticString("\r\n")
+            }
         }
-        if !keepAlive {
+        if switching {
+            // The handler's own Connection/Upgrade fields were written above.
+        } else if !keepAlive {
             head.writeStaticString("Connection: close\r\n")
         } else if http10Client {
             head.writeStaticString("Connection: keep-alive\r\n")
@@ -54,7 +63,8 @@ struct ResponseWriter {
             return Outcome(bodyBytes: 0)
         }
         switch response.body {
-        case .empty:
+        case .empty, .stream:
+            // A stream's chunks follow from its `BodySink`.
             context.writeAndFlush(NIOAny(IOData.byteBuffer(head)), promise: promise)
         case .bytes(let bytes):
             head.writeBytes(bytes)

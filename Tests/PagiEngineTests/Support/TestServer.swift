@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import PagiBuiltins
 import PagiConfig
 import PagiCore
 @testable import PagiEngine
@@ -22,7 +23,7 @@ final class TestServer: @unchecked Sendable {
         var config = try ConfigLoader.load(path: path)
         config.server.listen = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 0))]
         if config.server.threads == nil { config.server.threads = 2 }
-        let table = try HandlerFactory.compile(config)
+        let table = try Builtins.compile(config)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         server = try HTTPServer(config: config, table: table, logger: logger)

@@ -1,0 +1,62 @@
+/// A body written over time. The engine calls `start` once, on the connection's thread, right
+/// after the response head went out.
+public protocol BodyStream: Sendable {
+    func start(_ sink: any BodySink)
+}
+
+/// Where a streamed body goes; implemented by the engine. Every method may be called from any
+/// thread. Nothing is buffered without bound by the sink itself: a producer that may outrun its
+/// client checks `pendingBytes` and gives up (`close()`) past its own limit.
+public protocol BodySink: AnyObject, Sendable {
+    /// Queues bytes for the client. Returns false once the stream has ended or the client is gone.
+    @discardableResult func write(_ bytes: [UInt8]) -> Bool
+    /// Bytes queued but not yet taken by the client's socket.
+    var pendingBytes: Int { get }
+    /// Ends the body normally (the connection may then serve the next request).
+    func finish()
+    /// Ends the body and closes the connection (a slow reader is dropped, the server shuts down).
+    func close()
+    /// Runs `work` after `delay` on the connection's thread, unless the stream has ended by then.
+    func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void)
+    /// Called once, on the connection's thread, when the stream ends for any reason
+    /// (finished, closed, client gone, server shutting down).
+    func onEnd(_ handler: @escaping @Sendable () -> Void)
+}
+
+/// What a handler returns in `Response.upgrade` to take the connection over after a 101 response.
+/// The engine knows the concrete kinds (its `ChannelUpgrade` protocol); the core only carries it.
+public protocol ConnectionUpgrade: Sendable {}
+
+/// A body sent at most `bytesPerSecond`, in small chunks (`respond: {throttle}`).
+public struct ThrottledBody: BodyStream {
+    public let bytes: [UInt8]
+    public let bytesPerSecond: Int
+    /// Chunks go out ten times a second: smooth enough for a client to see a steady trickle.
+    static let ticksPerSecond = 10
+
+    public init(bytes: [UInt8], bytesPerSecond: Int) {
+        self.bytes = bytes
+        self.bytesPerSecond = max(1, bytesPerSecond)
+    }
+
+    public func start(_ sink: any BodySink) {
+        send(from: 0, to: sink)
+    }
+
+    private func send(from offset: Int, to sink: any BodySink) {
+        guard offset < bytes.count else {
+            sink.finish()
+            return
+        }
+        let chunk = max(1, bytesPerSecond / Self.ticksPerSecond)
+        let end = min(bytes.count, offset + chunk)
+        guard sink.write(Array(bytes[offset..<end])) else { return }
+        if end == bytes.count {
+            sink.finish()
+            return
+        }
+        // A chunk smaller than a tick's worth (low rates) waits proportionally longer.
+        let wait = Duration.milliseconds(1000 * (end - offset) / bytesPerSecond)
+        sink.schedule(after: max(wait, .milliseconds(1))) { send(from: end, to: sink) }
+    }
+}

@@ -1,0 +1,110 @@
+import Atomics
+import NIOCore
+import PagiCore
+
+/// The engine's `BodySink`: writes a streamed body onto one connection, as HTTP/1.1 chunks or,
+/// for an HTTP/1.0 client, as raw bytes until the connection closes. Callable from any thread;
+/// everything touching the channel hops to its event loop.
+final class ChannelBodySink: BodySink {
+    private let loop: any EventLoop
+    private let context: NIOLoopBound<ChannelHandlerContext>
+    private let chunked: Bool
+    private let ended = ManagedAtomic(false)
+    private let pending = ManagedAtomic(0)
+    private let endHandlers: NIOLoopBoundBox<[@Sendable () -> Void]>
+    /// Tells the connection the stream is over; `closeConnection` when it must not be reused.
+    private let onFinished: NIOLoopBound<(_ closeConnection: Bool) -> Void>
+
+    init(context: ChannelHandlerContext, chunked: Bool, onFinished: @escaping (_ closeConnection: Bool) -> Void) {
+        loop = context.eventLoop
+        self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.chunked = chunked
+        endHandlers = NIOLoopBoundBox([], eventLoop: context.eventLoop)
+        self.onFinished = NIOLoopBound(onFinished, eventLoop: context.eventLoop)
+    }
+
+    var pendingBytes: Int { pending.load(ordering: .relaxed) }
+
+    @discardableResult
+    func write(_ bytes: [UInt8]) -> Bool {
+        guard !ended.load(ordering: .acquiring) else { return false }
+        guard !bytes.isEmpty else { return true }
+        pending.wrappingIncrement(by: bytes.count, ordering: .relaxed)
+        onLoop { [self] in
+            guard !ended.load(ordering: .acquiring) else { return }
+            let context = context.value
+            var buffer = context.channel.allocator.buffer(capacity: bytes.count + 16)
+            if chunked {
+                buffer.writeString(String(bytes.count, radix: 16))
+                buffer.writeStaticString("\r\n")
+                buffer.writeBytes(bytes)
+                buffer.writeStaticString("\r\n")
+            } else {
+                buffer.writeBytes(bytes)
+            }
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { [pending] _ in
+                pending.wrappingDecrement(by: bytes.count, ordering: .relaxed)
+            }
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(buffer)), promise: written)
+        }
+        return true
+    }
+
+    func finish() {
+        onLoop { [self] in
+            guard end() else { return }
+            if chunked {
+                let context = context.value
+                context.writeAndFlush(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(staticString: "0\r\n\r\n"))),
+                                      promise: nil)
+            }
+            // Without chunking only closing the connection tells the client the body is complete.
+            onFinished.value(!chunked)
+        }
+    }
+
+    func close() {
+        onLoop { [self] in
+            guard end() else { return }
+            onFinished.value(true)
+        }
+    }
+
+    func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void) {
+        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+        loop.scheduleTask(in: .nanoseconds(nanoseconds)) { [ended] in
+            if !ended.load(ordering: .acquiring) { work() }
+        }
+    }
+
+    func onEnd(_ handler: @escaping @Sendable () -> Void) {
+        onLoop { [self] in
+            if ended.load(ordering: .acquiring) {
+                handler()
+            } else {
+                endHandlers.value.append(handler)
+            }
+        }
+    }
+
+    /// The connection went away under the stream.
+    func connectionClosed() {
+        _ = end()
+    }
+
+    /// Marks the stream ended and runs the end handlers, once. Returns false if it had ended already.
+    private func end() -> Bool {
+        guard ended.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            return false
+        }
+        let handlers = endHandlers.value
+        endHandlers.value = []
+        for handler in handlers { handler() }
+        return true
+    }
+
+    private func onLoop(_ work: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { work() } else { loop.execute(work) }
+    }
+}
