@@ -46,6 +46,25 @@ final class StaticHandlerTests: XCTestCase {
         XCTAssertNotEqual(afterRewrite.headers["ETag"], second)
     }
 
+    func testRecentAnswersAreReusedForAtMostTheirLifetime() throws {
+        try site.write("hot.txt", "v1", modified: 1_000_000)
+        let handler = site.handler(freshFor: .milliseconds(300))
+        XCTAssertEqual(handler.get("/hot.txt").text, "v1")
+        try site.write("hot.txt", "v2!", modified: 1_000_001)
+        let reused = handler.get("/hot.txt")
+        XCTAssertEqual(reused.text, "v1", "answered from memory without looking at the file")
+        let etag = try XCTUnwrap(reused.headers["ETag"])
+        XCTAssertEqual(handler.get("/hot.txt", ["If-None-Match": etag]).status, 304,
+                       "conditionals work on the remembered answer")
+        XCTAssertEqual(handler.get("/hot.txt", ["Range": "bytes=1-"]).text, "1", "so do ranges")
+        Thread.sleep(forTimeInterval: 0.4)
+        XCTAssertEqual(handler.get("/hot.txt").text, "v2!", "a changed file is seen once the lifetime is over")
+        try FileManager.default.removeItem(atPath: site.path("hot.txt"))
+        XCTAssertEqual(handler.get("/hot.txt").text, "v2!")
+        Thread.sleep(forTimeInterval: 0.4)
+        XCTAssertEqual(handler.get("/hot.txt").status, 404)
+    }
+
     func testLargeFilesAreSentFromTheDescriptor() throws {
         let bytes = patternBytes(count: 200_000)
         try site.write("big.bin", bytes)

@@ -44,11 +44,12 @@ final class StaticFixture {
         try FileManager.default.createSymbolicLink(atPath: path(relative), withDestinationPath: destination)
     }
 
-    func handler(root relativeRoot: String = "", pattern: String = "/",
+    /// `freshFor` is zero by default so every request sees the file system as the test left it.
+    func handler(root relativeRoot: String = "", pattern: String = "/", freshFor: Duration = .zero,
                  configure: (inout StaticConfig) -> Void = { _ in }) -> StaticHandler {
         var config = StaticConfig(root: relativeRoot.isEmpty ? root.path : path(relativeRoot))
         configure(&config)
-        return StaticHandler(config: config, pattern: pattern)
+        return StaticHandler(config: config, pattern: pattern, freshFor: freshFor)
     }
 }
 

@@ -52,6 +52,7 @@ public enum PercentDecoding {
     /// (`%2F`), NUL and backslashes are refused, so a decoded path can never name another file
     /// than the one the segments spell.
     public static func normalizePath(_ rawPath: String) -> Result<String, PathError> {
+        if isAlreadyNormal(rawPath) { return .success(rawPath) }
         let raw = Array(rawPath.utf8)
         guard raw.first == UInt8(ascii: "/") else { return .failure(.malformed) }
         // Split on literal slashes first so `%2F` can be told apart from a separator.
@@ -82,5 +83,27 @@ public enum PercentDecoding {
         var path = "/" + segments.joined(separator: "/")
         if endsWithSlash && !segments.isEmpty { path += "/" }
         return .success(path)
+    }
+
+    /// The common case, checked in one pass without allocating: visible ASCII without escapes or
+    /// backslashes, no empty segment and no `.`/`..` segment. Such a path normalises to itself.
+    static func isAlreadyNormal(_ path: String) -> Bool {
+        var utf8 = path.utf8.makeIterator()
+        guard utf8.next() == UInt8(ascii: "/") else { return false }
+        // Length of the current segment, and whether it is all dots so far.
+        var segmentLength = 0
+        var allDots = true
+        while let byte = utf8.next() {
+            if byte == UInt8(ascii: "/") {
+                if segmentLength == 0 || (allDots && segmentLength <= 2) { return false }
+                segmentLength = 0
+                allDots = true
+                continue
+            }
+            guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "%"), byte != UInt8(ascii: "\\") else { return false }
+            segmentLength += 1
+            if byte != UInt8(ascii: ".") { allDots = false }
+        }
+        return !(allDots && segmentLength > 0 && segmentLength <= 2)
     }
 }

@@ -19,6 +19,7 @@ final class SmallFileCache: Sendable {
         var size: Int
         var modifiedSeconds: Int
         var modifiedNanoseconds: Int
+        var changedNanoseconds: Int
 
         init(_ status: FileStatus) {
             device = status.device
@@ -26,6 +27,7 @@ final class SmallFileCache: Sendable {
             size = status.size
             modifiedSeconds = status.modifiedSeconds
             modifiedNanoseconds = status.modifiedNanoseconds
+            changedNanoseconds = status.changedNanoseconds
         }
     }
 

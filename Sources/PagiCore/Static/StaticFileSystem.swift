@@ -35,6 +35,9 @@ struct FileStatus: Sendable {
     var inode: UInt64
     var modifiedSeconds: Int
     var modifiedNanoseconds: Int
+    /// Status-change time: unlike mtime, no one can set it, so a replaced file that reuses an
+    /// inode number with the same size and a copied mtime (tar, rsync -t) still looks new.
+    var changedNanoseconds: Int
 
     init(_ info: RawFileInfo) {
         switch info.st_mode & S_IFMT {
@@ -49,9 +52,11 @@ struct FileStatus: Sendable {
         #if canImport(Darwin)
         modifiedSeconds = Int(info.st_mtimespec.tv_sec)
         modifiedNanoseconds = Int(info.st_mtimespec.tv_nsec)
+        changedNanoseconds = Int(info.st_ctimespec.tv_sec) &* 1_000_000_000 &+ Int(info.st_ctimespec.tv_nsec)
         #else
         modifiedSeconds = Int(info.st_mtim.tv_sec)
         modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+        changedNanoseconds = Int(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int(info.st_ctim.tv_nsec)
         #endif
     }
 

@@ -7,9 +7,12 @@ public struct StaticHandler: Handler {
     private let mount: MountPoint
     private let fileSystem: StaticFileSystem
     private let cache = SmallFileCache.shared
+    private let freshAnswers: FreshAnswers
 
     /// `pattern` is the route's path pattern (`/assets/`, `/files/{rest...}`, `/`, `/about`).
-    public init(config: StaticConfig, pattern: String) {
+    /// A small file's answer is reused for `freshFor` without looking at the file system again.
+    public init(config: StaticConfig, pattern: String, freshFor: Duration = .seconds(1)) {
+        freshAnswers = FreshAnswers(lifetime: freshFor)
         self.config = config
         mount = MountPoint(pattern: pattern)
         fileSystem = StaticFileSystem(root: config.root, symlinks: config.followSymlinks)
@@ -19,6 +22,10 @@ public struct StaticHandler: Handler {
         guard request.method == "GET" || request.method == "HEAD" else {
             // OPTIONS asks which methods work here: answer it (RFC 9110 §9.3.7); refuse the rest.
             return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": "GET, HEAD, OPTIONS"])
+        }
+        let freshKey = FreshAnswers.key(request)
+        if let fresh = freshAnswers.lookup(freshKey) {
+            return RepresentationResponse(metadata: fresh.metadata, body: .memory(fresh.bytes)).answer(request)
         }
         let target = mount.target(of: request)
         guard target.segments.allSatisfy(isServable) else { return notFound(request) }
@@ -30,10 +37,10 @@ public struct StaticHandler: Handler {
             case .regular:
                 // `/file.txt/` names a directory that does not exist.
                 guard !target.endsWithSlash || target.segments.isEmpty else { return notFound(request) }
-                return serveFile(located, request)
+                return serveFile(located, request, freshKey: freshKey)
             case .directory:
                 guard target.endsWithSlash else { return redirectToDirectory(request) }
-                return serveDirectory(located.entry, request)
+                return serveDirectory(located.entry, request, freshKey: freshKey)
             case .symbolicLink, .other:
                 return notFound(request)
             }
@@ -73,13 +80,13 @@ public struct StaticHandler: Handler {
         return Response(status: 301, headers: ["Location": location])
     }
 
-    private func serveDirectory(_ directory: OpenedEntry, _ request: Request) -> Response {
+    private func serveDirectory(_ directory: OpenedEntry, _ request: Request, freshKey: String) -> Response {
         for index in config.index {
             let segments = index.split(separator: "/").map(String.init)
             if segments.allSatisfy(isConfinedName),
                case .success(let located) = fileSystem.locate(segments, below: directory.descriptor),
                located.entry.status.kind == .regular {
-                return serveFile(located, request)
+                return serveFile(located, request, freshKey: freshKey)
             }
         }
         guard config.listing else { return Response(status: 403) }
@@ -99,15 +106,21 @@ public struct StaticHandler: Handler {
         return Response(status: 200, headers: headers, body: .bytes(Array(body.utf8)))
     }
 
-    private func serveFile(_ located: LocatedEntry, _ request: Request) -> Response {
+    /// `freshKey` is set when the answer may be remembered for this request path (not for a fallback).
+    private func serveFile(_ located: LocatedEntry, _ request: Request, freshKey: String? = nil) -> Response {
         // The root itself may be a file (an exact route such as `/about` → `pages/about.html`).
         let contentType = MIMETypes.contentType(forPath: located.name.isEmpty ? config.root : located.name)
         let representation = MIMETypes.isCompressible(contentType: contentType)
             ? selectRepresentation(located, request)
             : Representation(entry: located.entry, encoding: nil, hasVariants: false)
-        let response = RepresentationResponse(
-            representation: representation, contentType: contentType, cacheControl: config.cacheControl)
-        return response.answer(request, cache: cache)
+        let metadata = RepresentationMetadata(representation, contentType: contentType, cacheControl: config.cacheControl)
+        let status = representation.entry.status
+        if let freshKey, request.method == "GET", let bytes = cache.contents(of: representation.entry.descriptor, status: status) {
+            freshAnswers.store(freshKey, metadata: metadata, bytes: bytes)
+            return RepresentationResponse(metadata: metadata, body: .memory(bytes)).answer(request)
+        }
+        let body = RepresentationBody.file(representation.entry.descriptor, status: status, cache: cache)
+        return RepresentationResponse(metadata: metadata, body: body).answer(request)
     }
 
     /// The precompressed sibling the client accepts best, or the file itself.

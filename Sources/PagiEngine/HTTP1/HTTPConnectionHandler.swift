@@ -34,6 +34,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var responsesInFlight = 0
     /// Looked up once: `remoteAddress` costs a getpeername(2) per call.
     private var peer: SocketAddress?
+    private var peerIP = "-"
     /// A protocol error was answered; the connection only lingers until it closes.
     private var failed = false
     /// A response is still being prepared (deferred or delayed): nothing further is parsed until
@@ -62,6 +63,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelActive(context: ChannelHandlerContext) {
         peer = context.remoteAddress
+        peerIP = peer?.ipAddress ?? "-"
         // The first request gets the header timeout from the moment the connection is open.
         scheduleWaitTimer(context: context, seconds: server.server.timeouts.header, answer408: false)
         context.fireChannelActive()
@@ -137,14 +139,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
-        let headers = HeaderFields(head.headers)
-        let connectionTokens = headers.values("Connection").flatMap { $0.lowercased().split(separator: ",").map { $0.trimmingOWS } }
-        keepAlive = head.versionMinor >= 1 ? !connectionTokens.contains("close") : connectionTokens.contains("keep-alive")
-        if closing { keepAlive = false }
+        keepAlive = Self.keepsAlive(head) && !closing
         var pending = Pending(head: head, request: nil, started: .now())
         do {
-            pending.request = try server.validation.makeRequest(
-                head, clientAddress: server.clientAddress(peer: peer, headers: headers))
+            // Without trusted proxies the client is the peer: its text form is computed once per connection.
+            let client = server.server.trustedProxies.isEmpty
+                ? peerIP : server.clientAddress(peer: peer, headers: HeaderFields(head.headers))
+            pending.request = try server.validation.makeRequest(head, clientAddress: client)
         } catch {
             self.pending = pending
             fail(error, context: context)
@@ -159,6 +160,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             scheduleBodyTimer(context: context)
         }
+    }
+
+    /// Persistence (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `keep-alive`.
+    private static func keepsAlive(_ head: RequestHead) -> Bool {
+        var close = false
+        var keepAlive = false
+        for field in head.headers where field.name.asciiCaseInsensitiveEquals("connection") {
+            for token in field.value.split(separator: ",") {
+                let option = token.trimmingOWS
+                if option.asciiCaseInsensitiveEquals("close") { close = true }
+                if option.asciiCaseInsensitiveEquals("keep-alive") { keepAlive = true }
+            }
+        }
+        return head.versionMinor >= 1 ? !close : keepAlive && !close
     }
 
     private func finishRequest(context: ChannelHandlerContext) {

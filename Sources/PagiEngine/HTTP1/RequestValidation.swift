@@ -12,13 +12,16 @@ struct RequestValidation: Sendable {
         guard knownMethods.contains(head.method), head.method != "CONNECT" else {
             throw ProtocolError(status: 501, reason: "method not implemented")
         }
-        let hostFields = head.headers.filter { $0.name.asciiCaseInsensitiveEquals("host") }
-        guard hostFields.count <= 1 else { throw ProtocolError(status: 400, reason: "more than one Host field") }
-        if head.versionMinor >= 1 && hostFields.isEmpty {
+        var hostField: String?
+        for field in head.headers where field.name.asciiCaseInsensitiveEquals("host") {
+            guard hostField == nil else { throw ProtocolError(status: 400, reason: "more than one Host field") }
+            hostField = field.value
+        }
+        if head.versionMinor >= 1 && hostField == nil {
             throw ProtocolError(status: 400, reason: "missing Host field")
         }
         var host = ""
-        if let value = hostFields.first?.value {
+        if let value = hostField {
             guard let name = Self.hostName(ofAuthority: value, allowEmpty: true) else {
                 throw ProtocolError(status: 400, reason: "invalid Host field")
             }
@@ -67,40 +70,55 @@ struct RequestValidation: Sendable {
 
     /// The lower-cased host of an authority (`host[:port]`, `[v6]:port`), or nil if it is malformed.
     /// Userinfo is refused: it has no place in a request and is a classic confusion vector.
+    /// Works on the UTF-8 bytes: it runs for every request.
     static func hostName(ofAuthority authority: String, allowEmpty: Bool) -> String? {
-        if authority.isEmpty { return allowEmpty ? "" : nil }
-        var hostPart = Substring(authority)
-        var portPart: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            hostPart = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { return nil }
-                portPart = after.dropFirst()
+        let bytes = authority.utf8
+        guard let first = bytes.first else { return allowEmpty ? "" : nil }
+        var hostBytes: Substring.UTF8View
+        var portBytes: Substring.UTF8View?
+        if first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            hostBytes = Substring(authority).utf8[bytes.index(after: bytes.startIndex)..<close]
+            let after = Substring(authority).utf8[bytes.index(after: close)...]
+            if let colon = after.first {
+                guard colon == UInt8(ascii: ":") else { return nil }
+                portBytes = after.dropFirst()
             }
-            guard !hostPart.isEmpty, hostPart.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+            guard !hostBytes.isEmpty, hostBytes.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
+            else { return nil }
         } else {
-            if let colon = authority.lastIndex(of: ":") {
-                hostPart = authority[..<colon]
-                portPart = authority[authority.index(after: colon)...]
+            hostBytes = Substring(authority).utf8[...]
+            if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+                hostBytes = Substring(authority).utf8[..<colon]
+                portBytes = Substring(authority).utf8[bytes.index(after: colon)...]
             }
             // reg-name (RFC 3986 §3.2.2): unreserved, pct-encoded and sub-delims; IPv4 fits in it too.
-            let allowed = hostPart.utf8.allSatisfy { c in
-                (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
-                    || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || "-._~%!$&'()*+,;=".utf8.contains(c)
-            }
-            guard !hostPart.isEmpty, allowed else { return nil }
+            guard !hostBytes.isEmpty, hostBytes.allSatisfy(isRegNameByte) else { return nil }
         }
-        if let portPart {
-            guard portPart.count <= 5, portPart.allSatisfy(\.isASCIIDigitCharacter) else { return nil }
+        if let portBytes {
+            guard portBytes.count <= 5, portBytes.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
         }
-        var name = hostPart.lowercased()
-        if name.hasSuffix(".") { name.removeLast() }
-        return name
+        var name = Substring(hostBytes)
+        if name.utf8.last == UInt8(ascii: ".") { name = name.dropLast() }
+        // Most clients already send lower case: skip the copy then.
+        let hasUpper = name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+        return hasUpper ? name.lowercased() : String(name)
     }
-}
 
-extension Character {
-    var isASCIIDigitCharacter: Bool { isASCII && isNumber }
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        PercentDecoding.hexDigitValue(byte) != nil
+    }
+
+    private static func isRegNameByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"), UInt8(ascii: "!"),
+             UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"),
+             UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+            return true
+        default:
+            return false
+        }
+    }
 }

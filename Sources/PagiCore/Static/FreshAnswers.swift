@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// What one static route recently served from memory, by request path and `Accept-Encoding`:
+/// a hot small file is then answered without a single system call. An entry lives at most
+/// `lifetime` (one second by default), so a changed file is never served stale for longer than
+/// that (nginx's `open_file_cache_valid` idea).
+final class FreshAnswers: Sendable {
+    struct Entry: Sendable {
+        let metadata: RepresentationMetadata
+        let bytes: [UInt8]
+        let expires: UInt64
+    }
+
+    let lifetimeNanoseconds: UInt64
+    /// Bounds memory: the bytes themselves are shared with `SmallFileCache`, so an entry costs
+    /// little more than its key and headers.
+    let maximumEntries: Int
+    private let entries = Mutex<[String: Entry]>([:])
+
+    init(lifetime: Duration = .seconds(1), maximumEntries: Int = 4096) {
+        let (seconds, attoseconds) = lifetime.components
+        lifetimeNanoseconds = UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        self.maximumEntries = maximumEntries
+    }
+
+    /// The key of a request: its path, and the encodings it accepts (they choose the representation).
+    static func key(_ request: Request) -> String {
+        let acceptEncoding = request.headers.values("Accept-Encoding")
+        return acceptEncoding.isEmpty ? request.path : request.path + "\n" + acceptEncoding.joined(separator: ",")
+    }
+
+    func lookup(_ key: String) -> Entry? {
+        let now = Self.now()
+        return entries.withLock { entries in
+            guard let entry = entries[key] else { return nil }
+            guard entry.expires > now else {
+                entries[key] = nil
+                return nil
+            }
+            return entry
+        }
+    }
+
+    func store(_ key: String, metadata: RepresentationMetadata, bytes: [UInt8]) {
+        guard lifetimeNanoseconds > 0 else { return }
+        let now = Self.now()
+        let entry = Entry(metadata: metadata, bytes: bytes, expires: now + lifetimeNanoseconds)
+        entries.withLock { entries in
+            if entries.count >= maximumEntries {
+                entries = entries.filter { $0.value.expires > now }
+                // Still full of live entries: start over rather than pay for an LRU on every hit.
+                if entries.count >= maximumEntries { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[key] = entry
+        }
+    }
+
+    /// A coarse monotonic clock: a few milliseconds of resolution is plenty for a one-second bound.
+    private static func now() -> UInt64 {
+        var time = timespec()
+        #if os(Linux)
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+        #else
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        #endif
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+}
