@@ -159,15 +159,14 @@ struct RequestParser {
             return nil
         }
         let headBytes = buffer.readBytes(length: headEnd) ?? []
-        var lines = Self.splitLines(headBytes)
-        guard !lines.isEmpty else { throw ProtocolError(status: 400, reason: "empty request") }
-        let requestLine = lines.removeFirst()
+        var lines = HeadLines(headBytes)
+        guard let requestLine = lines.next(), !requestLine.isEmpty else { throw ProtocolError(status: 400, reason: "empty request") }
         var head = try parseRequestLine(requestLine)
-        guard lines.count <= limits.headerCount else {
-            throw ProtocolError(status: 431, reason: "too many header fields")
-        }
-        head.headers.reserveCapacity(lines.count)
-        for line in lines {
+        head.headers.reserveCapacity(8)
+        while let line = lines.next(), !line.isEmpty {
+            guard head.headers.count < limits.headerCount else {
+                throw ProtocolError(status: 431, reason: "too many header fields")
+            }
             head.headers.append(try Self.parseHeaderLine(line))
         }
         try determineFraming(&head)
@@ -204,19 +203,21 @@ struct RequestParser {
         return nil
     }
 
-    /// Splits the head into lines without their terminators, dropping the final empty line.
-    /// A CR that is not followed by LF stays in the line and is rejected there.
-    private static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
-        var lines: [ArraySlice<UInt8>] = []
+    /// The lines of a head without their terminators (CRLF or bare LF), one at a time. A CR that
+    /// is not followed by LF stays in the line and is rejected there. The head ends with an empty line.
+    private struct HeadLines {
+        let bytes: [UInt8]
         var start = 0
-        for i in 0..<bytes.count where bytes[i] == UInt8(ascii: "\n") {
-            var lineEnd = i
+
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+        mutating func next() -> ArraySlice<UInt8>? {
+            guard start < bytes.count, let lf = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            var lineEnd = lf
             if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-            lines.append(bytes[start..<lineEnd])
-            start = i + 1
+            defer { start = lf + 1 }
+            return bytes[start..<lineEnd]
         }
-        while let last = lines.last, last.isEmpty { lines.removeLast() }
-        return lines
     }
 
     private func parseRequestLine(_ line: ArraySlice<UInt8>) throws(ProtocolError) -> RequestHead {

@@ -51,13 +51,14 @@ struct RequestValidation: Sendable {
         } else {
             throw ProtocolError(status: 400, reason: "invalid request target")
         }
-        if let hash = pathAndQuery.firstIndex(of: "#") {
+        // Scanned as bytes: Character iteration costs hundreds of instructions per character.
+        if let hash = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "#")) {
             // A fragment is never sent by a conforming client; drop it rather than route on it.
             pathAndQuery = pathAndQuery[..<hash]
         }
-        let queryStart = pathAndQuery.firstIndex(of: "?")
+        let queryStart = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "?"))
         let rawPath = queryStart.map { pathAndQuery[..<$0] } ?? pathAndQuery
-        let query = queryStart.map { String(pathAndQuery[pathAndQuery.index(after: $0)...]) }
+        let query = queryStart.map { String(pathAndQuery[pathAndQuery.utf8.index(after: $0)...]) }
         let path: String
         switch PercentDecoding.normalizePath(String(rawPath)) {
         case .success(let normalized): path = normalized

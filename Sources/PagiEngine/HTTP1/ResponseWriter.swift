@@ -117,10 +117,15 @@ struct ResponseWriter {
             guard let start = destination.baseAddress else { return 0 }
             var cursor = start
             func copy(_ text: String) {
-                var text = text
-                text.withUTF8 { bytes in
+                let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
                     if let source = bytes.baseAddress { cursor.copyMemory(from: source, byteCount: bytes.count) }
                     cursor += bytes.count
+                }
+                if copied == nil {
+                    for byte in text.utf8 {
+                        cursor.storeBytes(of: byte, as: UInt8.self)
+                        cursor += 1
+                    }
                 }
             }
             func copy(_ a: UInt8, _ b: UInt8) {
