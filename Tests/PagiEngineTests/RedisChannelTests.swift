@@ -58,8 +58,10 @@ final class RedisChannelTests: XCTestCase {
 
     func testTwoServersShareAChannelThroughRedis() throws {
         let redis = try RedisServerProcess()
-        let publisher = try startServer(pubsub: redis.url)
-        let subscriberSide = try startServer(pubsub: redis.url)
+        // A database number other than 0 exercises the SELECT handshake on both connections.
+        let url = "redis://127.0.0.1:\(redis.port)/3"
+        let publisher = try startServer(pubsub: url)
+        let subscriberSide = try startServer(pubsub: url)
         let client = try EventStreamClient(port: subscriberSide.port, path: "/rooms/lobby/events")
         XCTAssertTrue(client.readUntil { $0.retry != nil })
 

@@ -18,6 +18,7 @@ final class ChannelHub: Sendable {
     private struct State {
         var clients: [ObjectIdentifier: any BodySink] = [:]
         var events = CircularBuffer<Event>()
+        var eventBytes = 0
         var nextID: UInt64
         var subscription: ChannelSubscription?
         /// Bumped whenever the hub becomes idle, so a stale expiry check does nothing.
@@ -26,6 +27,8 @@ final class ChannelHub: Sendable {
 
     let channel: String
     private let replay: Int
+    /// Kept events never hold more than this, whatever `replay` says (messages may be megabytes).
+    static let maxReplayBytes = 4 << 20
     private let state: Mutex<State>
 
     init(channel: String, replay: Int) {
@@ -85,8 +88,11 @@ final class ChannelHub: Sendable {
             state.nextID += 1
             let bytes = Self.encode(message, id: id)
             if replay > 0 {
-                if state.events.count == replay { state.events.removeFirst() }
                 state.events.append(Event(id: id, bytes: bytes))
+                state.eventBytes += bytes.count
+                while state.events.count > replay || state.eventBytes > Self.maxReplayBytes, let dropped = state.events.popFirst() {
+                    state.eventBytes -= dropped.bytes.count
+                }
             }
             for sink in state.clients.values {
                 if sink.pendingBytes > SSEOptions.maxPendingBytes {
