@@ -101,7 +101,7 @@ final class RedisChannelTests: XCTestCase {
 
     func testPublishWithoutRedisAnswers503() throws {
         _ = try RedisServerProcess.executable()
-        let server = try startServer(pubsub: "redis://127.0.0.1:\(try RedisServerProcess.freePort())/0")
+        let server = try startServer(pubsub: "redis://127.0.0.1:\(try freePort())/0")
         let answer = publish("nobody home", on: server)
         XCTAssertEqual(answer.status, 503)
         XCTAssertEqual(answer.type, "application/problem+json")
