@@ -217,6 +217,15 @@ final class SSEIntegrationTests: XCTestCase {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    func testServerShutdownEndsOpenStreamsCleanly() throws {
+        try start(Self.newsRoutes)
+        let client = try EventStreamClient(port: server.port, path: "/events")
+        XCTAssertTrue(client.readUntil { $0.retry != nil })
+        server.stop()
+        XCTAssertTrue(client.waitForEnd())
+        XCTAssertTrue(client.streamFinished, "the stream ends with the last chunk, not a cut connection")
+    }
+
     func testConfigMistakesInChannelNamesAreReported() throws {
         XCTAssertThrowsError(try start("""
               - path: /rooms/{room}/events

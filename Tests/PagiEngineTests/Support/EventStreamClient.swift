@@ -21,6 +21,9 @@ final class EventStreamClient {
     private var pendingEvent = ReceivedEvent(id: nil, event: nil, data: "")
     private var dataLines: [String] = []
     private var sawData = false
+    private var queued: [ReceivedEvent] = []
+    /// The last chunk (`0\r\n\r\n`) arrived: the server ended the stream cleanly.
+    private(set) var streamFinished = false
 
     init(port: Int, path: String, headers extra: [String: String] = [:], timeout: Double = 5) throws {
         raw = try RawClient(port: port, timeout: timeout)
@@ -42,7 +45,8 @@ final class EventStreamClient {
     /// The next dispatched event, or nil when the stream ended or nothing came before the timeout.
     func next() -> ReceivedEvent? {
         while true {
-            if let event = parseEvent() { return event }
+            parseLines()
+            if !queued.isEmpty { return queued.removeFirst() }
             guard readMore() else { return nil }
         }
     }
@@ -59,7 +63,7 @@ final class EventStreamClient {
     func readUntil(_ predicate: (EventStreamClient) -> Bool) -> Bool {
         while !predicate(self) {
             guard readMore() else { return false }
-            _ = parseAllLinesKeepingEvents()
+            parseLines()
         }
         return true
     }
@@ -70,8 +74,6 @@ final class EventStreamClient {
         return raw.closedByPeer || streamFinished
     }
 
-    private(set) var streamFinished = false
-    private var queued: [ReceivedEvent] = []
 
     private func readHeadEnd() -> Int? {
         while true {
@@ -119,18 +121,11 @@ final class EventStreamClient {
         return nil
     }
 
-    private func parseEvent() -> ReceivedEvent? {
-        _ = parseAllLinesKeepingEvents()
-        return queued.isEmpty ? nil : queued.removeFirst()
-    }
-
     /// Parses every complete line received so far, queueing dispatched events.
-    private func parseAllLinesKeepingEvents() -> Int {
-        var count = 0
+    private func parseLines() {
         while let newline = received[parsed...].firstIndex(of: 10) {
             let line = String(decoding: received[parsed..<newline], as: UTF8.self)
             parsed = newline + 1
-            count += 1
             if line.isEmpty {
                 if sawData {
                     pendingEvent.data = dataLines.joined(separator: "\n")
@@ -154,7 +149,6 @@ final class EventStreamClient {
             default: break
             }
         }
-        return count
     }
 
     private static func split(_ line: String) -> (String, String) {
