@@ -10,7 +10,12 @@ extension ConfigBuilder {
         if let value = section["listen"], let listeners = readListeners(value) { server.listen = listeners }
         if let value = section["workers"], let workers = integerOrAuto(value, "a number of worker processes") {
             server.workers = workers
-            if workers != 1 { log.notSupportedYet("workers", at: value.location) }
+            if workers != 1 {
+                log.notSupportedYet("workers", at: value.location)
+                if config.pubsub == "memory" {
+                    log.warning("with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them", at: value.location)
+                }
+            }
         }
         if let value = section["threads"], let threads = integerOrAuto(value, "a number of threads") { server.threads = threads }
         if let value = section["max_requests"], let maxRequests = integer(value, "a number of requests", in: 0...Int.max) {
@@ -149,11 +154,10 @@ extension ConfigBuilder {
 
     func readPubSub(_ node: YAMLNode) {
         guard let text = string(node, "'memory' or a redis:// URL") else { return }
-        guard text == "memory" || text.hasPrefix("redis://") else {
-            log.error("expected 'memory' or a redis:// URL for pubsub, got '\(text)'", at: node.location)
+        guard text == "memory" || RedisEndpoint(url: text) != nil else {
+            log.error("expected 'memory' or a URL like redis://127.0.0.1:6379/0 for pubsub, got '\(text)'", at: node.location)
             return
         }
         config.pubsub = text
-        if text != "memory" { log.notSupportedYet("pubsub", at: node.location) }
     }
 }

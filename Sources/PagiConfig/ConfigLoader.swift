@@ -26,12 +26,13 @@ extension ConfigBuilder {
     func readMainFile(_ file: String, text: String?) {
         includeChain = [(file, Self.absolutePath(file))]
         guard let top = readFile(file, text: text, includedFrom: nil) else { return }
+        // pubsub first: the server section warns about `workers` with in-memory channels.
+        if let value = top["pubsub"] { readPubSub(value) }
         if let value = top["server"] { readServer(value) }
         if let value = top["tls"] {
             log.notSupportedYet("tls", at: top.keyLocation("tls") ?? value.location)
             config.tls = readTLS(value)
         }
-        if let value = top["pubsub"] { readPubSub(value) }
         readSharedKeys(of: top)
         if top["hosts"] == nil, config.hosts.isEmpty {
             log.error("missing required key 'hosts' (the list of virtual hosts)", at: top.location)

@@ -75,7 +75,10 @@ final class ServerConfigTests: XCTestCase {
         let config = try loadConfig("server: {workers: auto, threads: auto}\n" + minimalHosts)
         XCTAssertNil(config.server.workers)
         XCTAssertNil(config.server.threads)
-        XCTAssertEqual(warningMessages(config), ["config.yaml:1:19: warning: 'workers' is not supported yet"])
+        XCTAssertEqual(warningMessages(config), [
+            "config.yaml:1:19: warning: 'workers' is not supported yet",
+            "config.yaml:1:19: warning: with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them",
+        ])
     }
 
     func testListenForms() throws {
@@ -173,7 +176,7 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertEqual(config.tls?.clientAuth, .require)
         XCTAssertEqual(config.tls?.minVersion, "1.3")
         XCTAssertEqual(config.pubsub, "redis://127.0.0.1:6379/0")
-        XCTAssertEqual(config.warnings.map(\.message), ["'tls' is not supported yet", "'pubsub' is not supported yet"])
+        XCTAssertEqual(config.warnings.map(\.message), ["'tls' is not supported yet"])
     }
 
     func testTLSErrors() {
@@ -187,7 +190,7 @@ final class ServerConfigTests: XCTestCase {
             "config.yaml:1:20: error: 'client_auth' needs 'client_ca' (the CA that signs client certificates)",
             "config.yaml:1:33: error: invalid value 'sometimes' for client_auth (expected one of: require, optional)",
             "config.yaml:1:57: error: invalid value '1.1' for min_version (did you mean '1.2'?)",
-            "config.yaml:2:9: error: expected 'memory' or a redis:// URL for pubsub, got 'kafka'",
+            "config.yaml:2:9: error: expected 'memory' or a URL like redis://127.0.0.1:6379/0 for pubsub, got 'kafka'",
         ])
     }
 }

@@ -23,11 +23,23 @@ public struct ChannelError: Error, Sendable, CustomStringConvertible {
 public protocol ChannelBroker: Sendable {
     /// Starts delivering the messages of `channel` to `receive` until the subscription is cancelled.
     func subscribe(_ channel: String, _ receive: @escaping @Sendable (ChannelMessage) -> Void) -> ChannelSubscription
+    /// Like `subscribe`, for one subscription that fans out to `receivers()` local receivers (an
+    /// SSE channel hub), so `publish` counts them rather than the one subscription.
+    func subscribe(_ channel: String, receivers: @escaping @Sendable () -> Int,
+                   _ receive: @escaping @Sendable (ChannelMessage) -> Void) -> ChannelSubscription
     /// Publishes one message; `completion` gets the number of receivers that got it (for Redis,
     /// as counted by Redis: subscribed connections of every server), or an error when the message
     /// could not be published (Redis unreachable).
     func publish(_ message: ChannelMessage, to channel: String,
                  completion: @escaping @Sendable (Result<Int, ChannelError>) -> Void)
+}
+
+extension ChannelBroker {
+    /// Brokers that count subscriptions elsewhere (Redis counts subscribed connections) ignore `receivers`.
+    public func subscribe(_ channel: String, receivers: @escaping @Sendable () -> Int,
+                          _ receive: @escaping @Sendable (ChannelMessage) -> Void) -> ChannelSubscription {
+        subscribe(channel, receive)
+    }
 }
 
 /// A live subscription; cancelling it (or dropping the last reference) stops delivery.
@@ -48,18 +60,32 @@ public final class ChannelSubscription: Sendable {
 
 /// `pubsub: memory`: channels shared by every thread of this process.
 public final class MemoryChannelBroker: ChannelBroker {
+    private struct Receiver {
+        /// How many receivers this subscription stands for; nil for one.
+        var count: (@Sendable () -> Int)?
+        var receive: @Sendable (ChannelMessage) -> Void
+    }
     private struct State {
         var nextID = 0
-        var receivers: [String: [Int: @Sendable (ChannelMessage) -> Void]] = [:]
+        var receivers: [String: [Int: Receiver]] = [:]
     }
     private let state = Mutex(State())
 
     public init() {}
 
     public func subscribe(_ channel: String, _ receive: @escaping @Sendable (ChannelMessage) -> Void) -> ChannelSubscription {
+        add(Receiver(count: nil, receive: receive), to: channel)
+    }
+
+    public func subscribe(_ channel: String, receivers: @escaping @Sendable () -> Int,
+                          _ receive: @escaping @Sendable (ChannelMessage) -> Void) -> ChannelSubscription {
+        add(Receiver(count: receivers, receive: receive), to: channel)
+    }
+
+    private func add(_ receiver: Receiver, to channel: String) -> ChannelSubscription {
         let id = state.withLock { state in
             state.nextID += 1
-            state.receivers[channel, default: [:]][state.nextID] = receive
+            state.receivers[channel, default: [:]][state.nextID] = receiver
             return state.nextID
         }
         return ChannelSubscription { [weak self] in
@@ -74,7 +100,7 @@ public final class MemoryChannelBroker: ChannelBroker {
                         completion: @escaping @Sendable (Result<Int, ChannelError>) -> Void) {
         // Deliver outside the lock: a receiver may subscribe or cancel while handling the message.
         let receivers = state.withLock { Array(($0.receivers[channel] ?? [:]).values) }
-        for receive in receivers { receive(message) }
-        completion(.success(receivers.count))
+        for receiver in receivers { receiver.receive(message) }
+        completion(.success(receivers.reduce(0) { $0 + ($1.count?() ?? 1) }))
     }
 }

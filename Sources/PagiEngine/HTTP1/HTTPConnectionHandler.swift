@@ -104,7 +104,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func process(context: ChannelHandlerContext) {
-        while !readHeld && !awaitingResponse {
+        // A pipelined request waits while a body is still streaming: its response would land inside the stream.
+        while !readHeld && !awaitingResponse && stream == nil {
             if closing && pending == nil && parser.isIdle { return }
             let wasIdle = parser.isIdle && pending == nil
             let event: ParseEvent?
@@ -320,6 +321,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 stream = nil
                 if closeConnection { closing = true }
                 responseDone(context: context)
+                if !closing { process(context: context) }
             }
             stream = sink
             streamed.start(sink)

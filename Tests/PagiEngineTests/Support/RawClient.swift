@@ -22,7 +22,8 @@ struct RawResponse {
 /// goes over the wire — including malformed requests no HTTP library would send.
 final class RawClient {
     private let fd: Int32
-    private var buffer: [UInt8] = []
+    /// Bytes read but not parsed yet (streaming readers take from it).
+    var buffer: [UInt8] = []
     private(set) var closedByPeer = false
 
     init(port: Int, timeout: Double = 5) throws {
@@ -58,7 +59,7 @@ final class RawClient {
 
     /// Reads more bytes; false on EOF, error or timeout.
     @discardableResult
-    private func fill(max: Int = 65536) -> Bool {
+    func fill(max: Int = 65536) -> Bool {
         var chunk = [UInt8](repeating: 0, count: max)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n == 0 { closedByPeer = true }
