@@ -99,8 +99,26 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing || pending != nil || !parser.isIdle else { return }
         var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
+        if buffer.readableBytes == 0 {
+            // The common case takes the read buffer as it is: no copy.
+            buffer = incoming
+        } else {
+            buffer.writeBuffer(&incoming)
+        }
         process(context: context)
+    }
+
+    /// Nothing is buffered without bound while a response is still being produced (delayed,
+    /// deferred or streaming): past one request head's worth of early input, reading stops, so a
+    /// client that keeps sending meets TCP backpressure instead of growing our memory.
+    private var inputPaused: Bool {
+        (awaitingResponse || stream != nil) && buffer.readableBytes >= server.parserLimits.headerBytes
+    }
+
+    private func resumeReadingIfWanted(context: ChannelHandlerContext) {
+        guard readRequested, !readHeld, !inputPaused else { return }
+        readRequested = false
+        context.read()
     }
 
     private func process(context: ChannelHandlerContext) {
@@ -136,8 +154,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 finishRequest(context: context)
             }
         }
-        buffer.discardReadBytes()
+        if buffer.readableBytes == 0 {
+            // Idle connections hold no buffer memory (thousands of keep-alive clients add up).
+            buffer = Self.noBytes
+        } else {
+            buffer.discardReadBytes()
+        }
+        resumeReadingIfWanted(context: context)
     }
+
+    private static let noBytes = ByteBuffer()
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         keepAlive = Self.keepsAlive(head) && !closing
@@ -367,7 +393,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: - Backpressure and the write timeout
 
     func read(context: ChannelHandlerContext) {
-        if readHeld {
+        if readHeld || inputPaused {
             readRequested = true
         } else {
             context.read()
