@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -40,8 +41,12 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PagiRespond",
+            dependencies: ["PagiCore", .product(name: "Mustache", package: "swift-mustache")]
+        ),
+        .target(
             name: "PagiBuiltins",
-            dependencies: ["PagiCore", "PagiEngine"]
+            dependencies: ["PagiCore", "PagiEngine", "PagiRespond"]
         ),
         .executableTarget(
             name: "pagi-serve",

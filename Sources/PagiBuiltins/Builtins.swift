@@ -1,6 +1,7 @@
 import PagiConfig
 import PagiCore
 import PagiEngine
+import PagiRespond
 
 /// The composition root: every built-in handler by name, from whichever module implements it.
 /// The core knows only the handlers that need nothing but the core (e.g. `static`); the others
@@ -9,7 +10,7 @@ import PagiEngine
 public enum Builtins {
     /// Handler makers beyond the core's, keyed by handler name.
     public static func extensions(for config: Config) -> [String: HandlerFactory.Maker] {
-        [:]
+        RespondHandlers.makers
     }
 
     /// Compiles `config` into a routing table with every built-in handler.

@@ -1,12 +1,14 @@
 import Foundation
 
 extension ConfigBuilder {
+    /// Handlers this release serves (the others are validated and answered 501, with a warning).
+    static let implementedHandlers: Set = ["static", "respond", "redirect", "health"]
     static let handlerNames = ["static", "respond", "redirect", "proxy", "websocket", "sse", "publish", "openapi", "health", "metrics"]
 
     /// The handler under route key `name`; every handler but `static` is kept as options and warned about.
     func readHandler(_ name: String, _ node: YAMLNode, keyLocation: SourceLocation) -> HandlerConfig? {
         if name == "static" { return readStatic(node).map(HandlerConfig.static) }
-        log.warning("handler '\(name)' is not supported yet", at: keyLocation)
+        if !Self.implementedHandlers.contains(name) { log.warning("handler '\(name)' is not supported yet", at: keyLocation) }
         let options: ConfigValue?
         switch name {
         case "respond": options = readRespond(node)
