@@ -338,6 +338,18 @@ final class RespondIntegrationTests: XCTestCase {
         XCTAssertGreaterThan(arrivals.count, 10, "the body arrives in many reads, spread over time")
     }
 
+    func testThrottledBodyToAnHTTP10ClientEndsWithTheConnection() throws {
+        let client = try TimedSocket(port: server.port)
+        client.send("GET /dribble HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        let (arrivals, end) = client.readAll()
+        XCTAssertEqual(end, .eof)
+        let raw = arrivals.flatMap(\.bytes)
+        let separator = try XCTUnwrap(raw.indices.first { Array(raw[$0..<min($0 + 4, raw.count)]) == [13, 10, 13, 10] })
+        let head = String(decoding: raw[..<separator], as: UTF8.self)
+        XCTAssertFalse(head.contains("Transfer-Encoding"), head)
+        XCTAssertTrue(Array(raw[(separator + 4)...]) == Array(String(repeating: "0123456789", count: 300).utf8))
+    }
+
     // MARK: - Sequences
 
     func testSequenceWithoutCycleRepeatsItsLastResponse() throws {
