@@ -102,7 +102,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func process(context: ChannelHandlerContext) {
-        while !readHeld && !awaitingResponse {
+        // A streamed body is a response still being sent: what is pipelined behind it waits its turn.
+        while !readHeld && !awaitingResponse && stream == nil {
             if closing && pending == nil && parser.isIdle { return }
             let wasIdle = parser.isIdle && pending == nil
             let event: ParseEvent?
@@ -305,6 +306,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 stream = nil
                 if closeConnection { closing = true }
                 responseDone(context: context)
+                // Requests pipelined behind the stream were held back (see `process`): their turn now.
+                if !closing { process(context: context) }
             }
             stream = sink
             streamed.start(sink)
