@@ -217,6 +217,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", help="run only the workloads whose name contains this text (no memory figures)")
     args = parser.parse_args()
     seconds, runs = (1, 1) if args.quick else (10, 3)
     idle_connections = 500 if args.quick else 10000
@@ -243,6 +244,8 @@ def main():
     # response without Lua (mod_magnet); Caddy's placeholders use braces, which clash with JSON text.
     unsupported = {("lighttpd", "respond: fixed 13 B"), ("lighttpd", "respond: templated json"),
                    ("caddy", "respond: templated json")}
+    if args.only:
+        workloads = [w for w in workloads if args.only in w[0]]
     results, resources = {}, {}
     failures = []
     for server in servers:
@@ -270,6 +273,8 @@ def main():
                 wrk(f"http://127.0.0.1:{port}{path}", 1, hs)  # warm-up
                 samples = [wrk(f"http://127.0.0.1:{port}{path}", seconds, hs) for _ in range(runs)]
                 results[(server, name)] = sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
+            if args.only:
+                continue
             # Memory: idle, per idle keep-alive connection, and growth over many requests.
             before = rss_kib([process.pid])
             held = hold_connections(port, idle_connections)
@@ -332,7 +337,7 @@ def main():
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-quick" if args.quick else "") + ("-" + re.sub(r"\W+", "-", args.only).strip("-") if args.only else "")
     table_path = os.path.join(ROOT, "bench", "results", f"static{suffix}.md")
     write(table_path, "\n".join(lines) + "\n")
     print("\n".join(lines))
