@@ -28,6 +28,11 @@ struct StubResponse: Sendable {
     init(options: ConfigValue, location: SourceLocation) throws {
         let origin = TemplateOrigin.config(handler: location)
         status = options["status"]?.intValue ?? 200
+        guard status >= 200 else {
+            // A 1xx is never the last answer to a request: the client would wait for another one.
+            throw ConfigError(diagnostics: [Diagnostic(.error, "respond status \(status) is informational (1xx); use 200-599",
+                                                       at: location)])
+        }
         fault = options["fault"]?.scalarText.flatMap(Fault.init(rawValue:))
         bytesPerSecond = options["throttle"]?.scalarText.flatMap { ConfigUnits.parseSize(String($0.dropLast(2))) }
         if let delay = options["delay"] {
@@ -60,6 +65,7 @@ struct StubResponse: Sendable {
         } else {
             body = nil
         }
+        // Every other property is set: the response can now be built once, if nothing in it is templated.
         prebuilt = nil
         prebuilt = literalResponse()
     }

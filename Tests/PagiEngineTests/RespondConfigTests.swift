@@ -84,6 +84,18 @@ final class RespondConfigTests: XCTestCase {
         XCTAssertTrue(found.first?.contains("error: invalid template") == true, "\(found)")
     }
 
+    func testAnInformationalStatusIsNotAResponse() throws {
+        let found = try diagnostics("""
+            hosts:
+              - names: [localhost]
+                routes:
+                  - path: /wait
+                    respond: [{body: ok}, {status: 102}]
+            """)
+        let config = dir.appendingPathComponent("config.yaml").path
+        XCTAssertEqual(found, ["\(config):5:9: error: respond status 102 is informational (1xx); use 200-599"])
+    }
+
     func testAMissingStubFileIsAConfigError() throws {
         let found = try diagnostics("""
             hosts:
