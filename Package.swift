@@ -50,8 +50,12 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PagiRespond",
+            dependencies: ["PagiCore", .product(name: "Mustache", package: "swift-mustache")]
+        ),
+        .target(
             name: "PagiBuiltins",
-            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime"]
+            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime", "PagiRespond"]
         ),
         .executableTarget(
             name: "pagi-serve",

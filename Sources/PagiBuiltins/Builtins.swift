@@ -2,6 +2,7 @@ import PagiConfig
 import PagiCore
 import PagiEngine
 import PagiRealtime
+import PagiRespond
 
 /// The composition root: every built-in handler by name, from whichever module implements it.
 /// The core knows only the handlers that need nothing but the core (e.g. `static`); the others
@@ -14,6 +15,7 @@ public enum Builtins {
         let broker = Realtime.makeBroker(config)
         var makers: [String: HandlerFactory.Maker] = [:]
         makers.merge(Realtime.makers(broker: broker)) { $1 }
+        makers.merge(RespondHandlers.makers) { $1 }
         return makers
     }
 

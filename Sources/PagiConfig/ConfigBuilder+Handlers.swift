@@ -1,6 +1,8 @@
 import Foundation
 
 extension ConfigBuilder {
+    /// Handlers this release serves (the others are validated and answered 501, with a warning).
+    static let implementedHandlers: Set = ["static", "respond", "redirect", "health"]
     static let handlerNames = ["static", "respond", "redirect", "proxy", "websocket", "sse", "publish", "openapi", "health", "metrics"]
     /// Handlers built beyond the core (in PagiBuiltins); the others are still announced as not supported.
     static let implementedHandlers: Set<String> = ["sse", "publish"]

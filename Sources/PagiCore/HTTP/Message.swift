@@ -89,14 +89,20 @@ public struct Request: Sendable {
 
     public var isHead: Bool { method == "HEAD" }
 
-    /// Query parameters (form-decoded); later duplicates win.
-    public var queryItems: [String: String] {
+    /// Query parameters (form-decoded); later duplicates win. A part that does not decode to UTF-8
+    /// is kept as sent.
+    public var queryItems: [String: String] { queryItems(decodedBy: PercentDecoding.decodeForm) }
+
+    /// Query parameters for display (templates): bytes that are not UTF-8 become U+FFFD.
+    public var lossyQueryItems: [String: String] { queryItems(decodedBy: PercentDecoding.decodeFormLossy) }
+
+    private func queryItems(decodedBy decode: (String) -> String?) -> [String: String] {
         guard let query, !query.isEmpty else { return [:] }
         var items: [String: String] = [:]
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = PercentDecoding.decodeForm(String(parts[0])) ?? String(parts[0])
-            let value = parts.count > 1 ? (PercentDecoding.decodeForm(String(parts[1])) ?? String(parts[1])) : ""
+            let name = decode(String(parts[0])) ?? String(parts[0])
+            let value = parts.count > 1 ? (decode(String(parts[1])) ?? String(parts[1])) : ""
             items[name] = value
         }
         return items

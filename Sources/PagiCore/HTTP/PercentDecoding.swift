@@ -11,6 +11,12 @@ public enum PercentDecoding {
         decodeBytes(Array(string.utf8), plusIsSpace: true).flatMap { String(validating: $0, as: UTF8.self) }
     }
 
+    /// Like `decodeForm`, but bytes that are not UTF-8 become U+FFFD: for showing a value (templates),
+    /// never for comparing it.
+    public static func decodeFormLossy(_ string: String) -> String? {
+        decodeBytes(Array(string.utf8), plusIsSpace: true).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     static func decodeBytes(_ input: [UInt8], plusIsSpace: Bool) -> [UInt8]? {
         var output: [UInt8] = []
         output.reserveCapacity(input.count)

@@ -26,7 +26,7 @@ public enum TextEscaping {
         }
     }
 
-    static func html(_ text: String) -> String {
+    public static func html(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text.unicodeScalars {

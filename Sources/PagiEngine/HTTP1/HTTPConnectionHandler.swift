@@ -122,7 +122,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func process(context: ChannelHandlerContext) {
-        // A pipelined request waits while a body is still streaming: its response would land inside the stream.
+        // A streamed body is a response still being sent: what is pipelined behind it waits its turn.
         while !readHeld && !awaitingResponse && stream == nil {
             if closing && pending == nil && parser.isIdle { return }
             let wasIdle = parser.isIdle && pending == nil
@@ -347,6 +347,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 stream = nil
                 if closeConnection { closing = true }
                 responseDone(context: context)
+                // Requests pipelined behind the stream were held back (see `process`): their turn now.
                 if !closing { process(context: context) }
             }
             stream = sink

@@ -1,0 +1,50 @@
+import Foundation
+import Mustache
+import PagiCore
+
+/// What a template sees of a request (contract §5.2). Each value is computed on first use and
+/// kept for the rest of the response, so `{{uuid}}` and `{{now}}` agree everywhere in one response.
+/// Made per request and used on one thread only.
+final class RequestContext: MustacheParent {
+    private let request: Request
+    private var computed: [String: Any?] = [:]
+
+    init(_ request: Request) {
+        self.request = request
+    }
+
+    func child(named name: String) -> Any? {
+        if let known = computed[name] { return known }
+        let value = compute(name)
+        computed[name] = value
+        return value
+    }
+
+    private func compute(_ name: String) -> Any? {
+        switch name {
+        case "method": return request.method
+        case "path": return request.params
+        case "query": return request.lossyQueryItems
+        case "headers": return lowerCasedHeaders
+        case "body": return String(decoding: request.body, as: UTF8.self)
+        case "json": return (try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)))?.mustacheValue
+        case "host": return request.host
+        case "uri": return request.target
+        case "client_ip": return request.clientAddress
+        case "now": return Date.now.formatted(.iso8601)
+        case "uuid": return UUID().uuidString.lowercased()
+        case "request_id": return request.headers["X-Request-ID"] ?? UUID().uuidString.lowercased()
+        default: return nil
+        }
+    }
+
+    /// Repeated fields are joined with ", " (RFC 9110 §5.3).
+    private var lowerCasedHeaders: [String: String] {
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.lowercased()
+            headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
+        }
+        return headers
+    }
+}

@@ -1,0 +1,38 @@
+import PagiConfig
+import PagiCore
+import Synchronization
+
+/// `respond` (contract §5.2): one canned or templated response, or a list served in turn.
+final class RespondHandler: Handler {
+    private let responses: [StubResponse]
+    /// Start over after the last response, instead of repeating it.
+    private let cycle: Bool
+    /// Requests answered so far by this route (only counted for lists).
+    private let served = Mutex(0)
+
+    /// `options` is one response, or `{responses: [...], cycle: Bool}` for a list.
+    init(options: ConfigValue, location: SourceLocation) throws {
+        if case .list(let items)? = options["responses"] {
+            responses = try items.map { try StubResponse(options: $0, location: location) }
+            cycle = options["cycle"]?.boolValue ?? false
+        } else {
+            responses = [try StubResponse(options: options, location: location)]
+            cycle = false
+        }
+    }
+
+    func handle(_ request: Request) -> Response {
+        responses[nextIndex()].response(for: request)
+    }
+
+    private func nextIndex() -> Int {
+        let count = responses.count
+        guard count > 1 else { return 0 }
+        return served.withLock { served in
+            let index = cycle ? served % count : min(served, count - 1)
+            // Stops counting once the last response repeats for good, so the count never overflows.
+            if cycle || served < count { served = cycle ? (served + 1) % count : served + 1 }
+            return index
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import PagiConfig
+import PagiCore
+
+/// One response of a `respond` handler (contract §5.2), compiled from its validated options.
+/// Everything that does not depend on the request is computed here, once: a response without
+/// templates is built completely at load and only copied per request.
+struct StubResponse: Sendable {
+    private enum Body: Sendable {
+        case bytes([UInt8])
+        case text(TextTemplate)
+        case json(JSONTemplate)
+    }
+    private enum Delay: Sendable {
+        case fixed(Duration)
+        case between(min: Duration, max: Duration)
+    }
+
+    private let status: Int
+    private let headers: [(name: String, value: TextTemplate)]
+    private let body: Body?
+    private let delay: Delay?
+    private let bytesPerSecond: Int?
+    private let fault: Fault?
+    /// The whole response when neither headers nor body are templated.
+    private var prebuilt: Response?
+
+    init(options: ConfigValue, location: SourceLocation) throws {
+        let origin = TemplateOrigin.config(handler: location)
+        status = options["status"]?.intValue ?? 200
+        guard status >= 200 else {
+            // A 1xx is never the last answer to a request: the client would wait for another one.
+            throw ConfigError(diagnostics: [Diagnostic(.error, "respond status \(status) is informational (1xx); use 200-599",
+                                                       at: location)])
+        }
+        fault = options["fault"]?.scalarText.flatMap(Fault.init(rawValue:))
+        bytesPerSecond = options["throttle"]?.scalarText.flatMap { ConfigUnits.parseSize(String($0.dropLast(2))) }
+        if let delay = options["delay"] {
+            if let min = delay["min"]?.durationValue, let max = delay["max"]?.durationValue {
+                self.delay = .between(min: Swift.min(min, max), max: Swift.max(min, max))
+            } else {
+                self.delay = delay.durationValue.map(Delay.fixed)
+            }
+        } else {
+            delay = nil
+        }
+
+        var written = options["headers"]?.stringPairs ?? []
+        let contentType: String?
+        if let index = written.firstIndex(where: { $0.name.asciiCaseInsensitiveEquals("Content-Type") }) {
+            contentType = written[index].value
+        } else {
+            contentType = Self.defaultContentType(options)
+            if let contentType { written.insert((name: "Content-Type", value: contentType), at: 0) }
+        }
+        let escaping: TextTemplate.Escaping = contentType?.lowercased().hasPrefix("text/html") == true ? .html : .none
+        headers = try written.map { (name: $0.name, value: try TextTemplate($0.value, escaping: .none, origin: origin)) }
+
+        if let json = options["json"] {
+            body = .json(try JSONTemplate(json, origin: origin))
+        } else if let text = options["body"]?.scalarText {
+            body = .text(try TextTemplate(text, escaping: escaping, origin: origin))
+        } else if case .string(let path)? = options["file"] {
+            body = try Self.fileBody(path, templated: options["template"]?.boolValue == true, escaping: escaping, location: location)
+        } else {
+            body = nil
+        }
+        // Every other property is set: the response can now be built once, if nothing in it is templated.
+        prebuilt = nil
+        prebuilt = literalResponse()
+    }
+
+    /// The response to `request` (the delay of a `{min, max}` range is drawn anew each time).
+    func response(for request: Request) -> Response {
+        var response = prebuilt ?? render(for: request)
+        if case .between(let min, let max) = delay {
+            let (low, high) = (min.nanoseconds, max.nanoseconds)
+            response.delay = .nanoseconds(Int64.random(in: low...high))
+        }
+        return response
+    }
+
+    private func render(for request: Request) -> Response {
+        let context = RequestContext(request)
+        var fields = HeaderFields()
+        for header in headers { fields.add(header.name, Self.headerSafe(header.value.render(context))) }
+        let bytes: [UInt8]? = switch body {
+        case .bytes(let bytes): bytes
+        case .text(let template): Array(template.render(context).utf8)
+        case .json(let template): Array(template.render(context).utf8)
+        case nil: nil
+        }
+        return assemble(headers: fields, body: bytes)
+    }
+
+    /// Built once when nothing is templated.
+    private func literalResponse() -> Response? {
+        var fields = HeaderFields()
+        for header in headers {
+            guard let value = header.value.literal else { return nil }
+            fields.add(header.name, Self.headerSafe(value))
+        }
+        let bytes: [UInt8]?
+        switch body {
+        case .bytes(let fixed):
+            bytes = fixed
+        case .text(let template):
+            guard let literal = template.literal else { return nil }
+            bytes = Array(literal.utf8)
+        case .json(let template):
+            guard let encoded = template.encoded else { return nil }
+            bytes = Array(encoded.utf8)
+        case nil:
+            bytes = nil
+        }
+        return assemble(headers: fields, body: bytes)
+    }
+
+    private func assemble(headers: HeaderFields, body bytes: [UInt8]?) -> Response {
+        var response = Response(status: status, headers: headers)
+        if let bytes {
+            response.body = bytesPerSecond.map { .stream(ThrottledBody(bytes: bytes, bytesPerSecond: $0)) } ?? .bytes(bytes)
+        }
+        if case .fixed(let duration) = delay { response.delay = duration }
+        response.fault = fault
+        return response
+    }
+
+    /// `application/json` for `json`, by extension for `file`, `text/plain` for `body`.
+    private static func defaultContentType(_ options: ConfigValue) -> String? {
+        if options["json"] != nil { return "application/json" }
+        if options["body"] != nil { return "text/plain; charset=utf-8" }
+        if case .string(let path)? = options["file"] { return MIMETypes.contentType(forPath: path) }
+        return nil
+    }
+
+    /// A stub file, read once at load; templated when `template: true`.
+    private static func fileBody(_ path: String, templated: Bool, escaping: TextTemplate.Escaping,
+                                 location: SourceLocation) throws -> Body {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(diagnostics: [Diagnostic(.error, "cannot read respond file '\(path)'", at: location)])
+        }
+        guard templated else { return .bytes(Array(data)) }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(diagnostics: [Diagnostic(.error, "respond file '\(path)' is not UTF-8 text, so it cannot be a template",
+                                                       at: location)])
+        }
+        return .text(try TextTemplate(text, escaping: escaping, origin: .file(path: path)))
+    }
+
+    /// Templated header values come from the request: line breaks and other controls would end the
+    /// field (response splitting), so they become spaces.
+    static func headerSafe(_ value: String) -> String {
+        guard value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return value }
+        return String(String.UnicodeScalarView(value.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
