@@ -79,6 +79,7 @@ let package = Package(
             dependencies: [
                 "PagiEngine",
                 "PagiBuiltins",
+                "PagiMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
