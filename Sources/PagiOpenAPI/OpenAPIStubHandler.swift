@@ -10,7 +10,12 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
     private let mount: String
     private let validate: Bool
     /// A path of the document and its operations by method.
-    private typealias PathEntry = (template: PathTemplate, operations: [String: StubOperation])
+    private struct PathEntry {
+        let template: PathTemplate
+        var operations: [String: StubOperation]
+        /// The full pattern (`/api/users/{id}`): the route label of its responses in the metrics.
+        let pattern: String
+    }
     /// Most specific first, so `/users/me` wins over `/users/{id}`.
     private let paths: [PathEntry]
     /// For `pagi-serve routes`, in document order.
@@ -38,12 +43,12 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
             if let index = paths.firstIndex(where: { $0.template.text == path }) {
                 paths[index].operations[operation.method] = operation
             } else {
-                paths.append((PathTemplate(path), [operation.method: operation]))
+                paths.append(PathEntry(template: PathTemplate(path), operations: [operation.method: operation], pattern: mount + path))
             }
         }
         subroutes = paths.flatMap { path in
             path.operations.values.sorted { $0.method < $1.method }.map { operation in
-                Subroute(pattern: mount + path.template.text, methods: [operation.method],
+                Subroute(pattern: path.pattern, methods: [operation.method],
                          description: operation.operationId.map { "operationId=\($0)" } ?? "(no operationId)")
             }
         }
@@ -60,7 +65,12 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
             return Problem.response(status: 404, title: "Not Found", detail: "no operation of the API description matches \(request.path)",
                                     instance: request.path)
         }
-        let (path, pathParams) = (found.path, found.parameters)
+        var response = answer(request, path: found.path, pathParameters: found.parameters)
+        response.servedBy = ServedBy(route: found.path.pattern)
+        return response
+    }
+
+    private func answer(_ request: Request, path: PathEntry, pathParameters: [String: String]) -> Response {
         guard let operation = path.operations[request.isHead ? "GET" : request.method] else {
             var allow = Set(path.operations.keys)
             if allow.contains("GET") { allow.insert("HEAD") }
@@ -70,7 +80,7 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
             return response
         }
         if validate {
-            let violations = RequestValidator.violations(of: request, pathParameters: pathParams, operation: operation)
+            let violations = RequestValidator.violations(of: request, pathParameters: pathParameters, operation: operation)
             if !violations.isEmpty { return Problem.invalidRequest(violations, operation: operation, instance: request.path) }
         }
         return stubResponse(operation, preferences: Preferences(headerValues: request.headers.values("Prefer")))

@@ -72,7 +72,9 @@ struct SchemaValidator {
     private func objectViolations(_ members: [(key: String, value: JSONValue)], context: DereferencedJSONSchema.ObjectContext,
                                   name: String) -> [Violation] {
         var found: [Violation] = []
-        for required in context.requiredProperties where !members.contains(where: { $0.key == required }) {
+        // Requests are validated: a required but `readOnly` property (an id the server assigns) may be absent.
+        for required in context.requiredProperties
+        where !members.contains(where: { $0.key == required }) && context.properties[required]?.readOnly != true {
             found.append(Violation(location: location, name: "\(name)/\(required)", expected: "required property", got: "missing"))
         }
         for member in members {

@@ -66,7 +66,10 @@ final class MetricsIntegrationTests: XCTestCase {
         filesBodyBytes += delete?.body.count ?? 0
 
         let requests = "pagi_http_requests_total"
-        let metrics = try scrape(server.port) { $0.value(requests, ["host": "localhost", "route": "/files/", "method": "DELETE", "status": "4xx"]) == 1 }
+        // Six requests so far, all on /files/ or unmatched (the scrapes are on /metrics).
+        let metrics = try scrape(server.port) { metrics in
+            metrics.samples.filter { $0.name == requests && $0.labels["route"] != "/metrics" }.reduce(0) { $0 + $1.value } == 6
+        }
         XCTAssertEqual(metrics.value(requests, ["host": "localhost", "route": "/files/", "method": "GET", "status": "2xx"]), 3)
         XCTAssertEqual(metrics.value(requests, ["host": "localhost", "route": "/files/", "method": "GET", "status": "4xx"]), 1)
         XCTAssertEqual(metrics.value(requests, ["host": "localhost", "route": "unmatched", "method": "GET", "status": "4xx"]), 1,
@@ -121,6 +124,27 @@ final class MetricsIntegrationTests: XCTestCase {
         let labels = ["host": "localhost", "route": "/files/", "method": "GET", "status": "2xx"]
         XCTAssertEqual(try scrape(first.port) { $0.value("pagi_http_requests_total", labels) == 2 }.value("pagi_http_requests_total", labels), 2)
         XCTAssertNil(try scrape(second.port).value("pagi_http_requests_total", labels))
+    }
+
+    func testOpenAPIOperationsAreCountedUnderTheirOwnPattern() throws {
+        try writeFile(dir, "api/users.yaml", OpenAPIStubTests.usersSpec)
+        let server = try TestServer(yaml: """
+            hosts:
+              - names: [localhost]
+                routes:
+                  - {path: /api/, openapi: {spec: api/users.yaml}}
+                  - {path: /metrics, metrics: prometheus}
+            """, directory: dir)
+        defer { server.stop() }
+        for id in [7, 8] { XCTAssertEqual(RawClient.get(port: server.port, "/api/users/\(id)")?.status, 200) }
+        XCTAssertEqual(RawClient.get(port: server.port, "/api/orders")?.status, 404)
+        let operation = ["host": "localhost", "route": "/api/users/{id}", "method": "GET", "status": "2xx"]
+        let unknown = ["host": "localhost", "route": "/api/", "method": "GET", "status": "4xx"]
+        let metrics = try scrape(server.port) {
+            $0.value("pagi_http_requests_total", unknown) == 1 && $0.value("pagi_http_requests_total", operation) == 2
+        }
+        XCTAssertEqual(metrics.value("pagi_http_requests_total", operation), 2, "one series per operation, not per id")
+        XCTAssertEqual(metrics.value("pagi_http_requests_total", unknown), 1, "a path of no operation counts under the mount")
     }
 
     func testAdminListenerServesMetricsHealthAndRoutes() throws {

@@ -70,8 +70,9 @@ final class OpenAPIStubTests: XCTestCase {
           schemas:
             NewUser:
               type: object
-              required: [name, email]
+              required: [id, name, email]
               properties:
+                id: {type: integer, readOnly: true}
                 name: {type: string, minLength: 1}
                 email: {type: string, format: email}
                 age: {type: integer, minimum: 0}
@@ -220,7 +221,8 @@ final class OpenAPIStubTests: XCTestCase {
     }
 
     func testValidRequestsPassAndValidationIsOptIn() throws {
-        XCTAssertEqual(try post("/api/users", json: #"{"name": "Lin", "email": "lin@example.com", "age": 40}"#).status, 201)
+        XCTAssertEqual(try post("/api/users", json: #"{"name": "Lin", "email": "lin@example.com", "age": 40}"#).status, 201,
+                       "a required readOnly property (id) is not expected in requests")
         XCTAssertEqual(try get("/api/users?limit=1").status, 200)
         XCTAssertEqual(try get("/loose/users/abc").status, 200, "without validate: true the stub answers anything")
         XCTAssertEqual(try get("/loose/users").status, 200)

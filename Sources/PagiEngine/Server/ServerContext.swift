@@ -73,7 +73,7 @@ final class ServerContext: Sendable {
         }
         if observer != nil {
             let route: String? = if case .matched(let matched, _) = lookup { matched.pattern } else { nil }
-            response.servedBy = ServedBy(host: host.names.first ?? "*", route: route)
+            response.servedBy = ServedBy(host: host.names.first ?? "*", route: response.servedBy?.route ?? route)
         }
         return response
     }
