@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
@@ -54,8 +57,26 @@ let package = Package(
             dependencies: ["PagiCore", .product(name: "Mustache", package: "swift-mustache")]
         ),
         .target(
+            name: "PagiMetrics",
+            dependencies: [
+                "PagiCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .target(
+            name: "PagiOpenAPI",
+            dependencies: [
+                "PagiCore",
+                .product(name: "OpenAPIKit", package: "OpenAPIKit"),
+                .product(name: "OpenAPIKit30", package: "OpenAPIKit"),
+                .product(name: "OpenAPIKitCompat", package: "OpenAPIKit"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
             name: "PagiBuiltins",
-            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime", "PagiRespond"]
+            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI"]
         ),
         .executableTarget(
             name: "pagi-serve",
@@ -72,6 +93,7 @@ let package = Package(
             dependencies: [
                 "PagiEngine",
                 "PagiBuiltins",
+                "PagiMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

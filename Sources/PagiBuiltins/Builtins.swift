@@ -1,6 +1,8 @@
 import PagiConfig
 import PagiCore
 import PagiEngine
+import PagiMetrics
+import PagiOpenAPI
 import PagiRealtime
 import PagiRespond
 
@@ -9,18 +11,28 @@ import PagiRespond
 /// (built on the engine, on channels, on metrics) are registered here, so the CLI and the tests
 /// compile a config exactly the same way.
 public enum Builtins {
-    /// Handler makers beyond the core's, keyed by handler name.
-    public static func extensions(for config: Config) -> [String: HandlerFactory.Maker] {
+    /// Handler makers beyond the core's, keyed by handler name. With `metrics`, published channel
+    /// messages are counted.
+    public static func extensions(for config: Config, metrics: ServerMetrics? = nil) -> [String: HandlerFactory.Maker] {
         // One broker per compiled config, shared by every channel handler (sse, publish, websocket).
-        let broker = Realtime.makeBroker(config)
+        var broker = Realtime.makeBroker(config)
+        if let metrics { broker = CountingChannelBroker(broker, metrics: metrics) }
         var makers: [String: HandlerFactory.Maker] = [:]
         makers.merge(Realtime.makers(broker: broker)) { $1 }
         makers.merge(RespondHandlers.makers) { $1 }
+        makers["openapi"] = OpenAPIStubHandler.make
+        if let metrics { makers["metrics"] = { _, _, _ in MetricsHandler(metrics: metrics) } }
         return makers
     }
 
-    /// Compiles `config` into a routing table with every built-in handler.
+    /// Compiles `config` into a routing table with every built-in handler. Each compilation gets
+    /// its own metrics (when a `metrics` route or the admin listener asks for them).
     public static func compile(_ config: Config) throws -> RoutingTable {
-        try HandlerFactory.compile(config, extensions: extensions(for: config))
+        guard AdminRoutes.wantsMetrics(config) else { return try HandlerFactory.compile(config, extensions: extensions(for: config)) }
+        let metrics = ServerMetrics()
+        let makers = extensions(for: config, metrics: metrics)
+        let table = try HandlerFactory.compile(config, extensions: makers)
+        let admin = try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, makers: makers) }
+        return table.with(ServerServices(observer: metrics, admin: admin))
     }
 }

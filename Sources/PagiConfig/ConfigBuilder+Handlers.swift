@@ -2,10 +2,8 @@ import Foundation
 
 extension ConfigBuilder {
     /// Handlers this release serves (the others are validated and answered 501, with a warning).
-    static let implementedHandlers: Set = ["static", "respond", "redirect", "health"]
+    static let implementedHandlers: Set = ["static", "respond", "redirect", "health", "sse", "publish", "openapi", "metrics"]
     static let handlerNames = ["static", "respond", "redirect", "proxy", "websocket", "sse", "publish", "openapi", "health", "metrics"]
-    /// Handlers built beyond the core (in PagiBuiltins); the others are still announced as not supported.
-    static let implementedHandlers: Set<String> = ["sse", "publish"]
 
     /// The handler under route key `name`; every handler but `static` is kept as options and warned about.
     func readHandler(_ name: String, _ node: YAMLNode, keyLocation: SourceLocation) -> HandlerConfig? {

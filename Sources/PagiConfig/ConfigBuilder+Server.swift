@@ -36,7 +36,6 @@ extension ConfigBuilder {
         if let value = section["http2"], let http2 = bool(value) { server.http2 = http2 }
         if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
         if let value = section["admin"], let admin = self.section(value, "admin", keys: ["listen"]) {
-            log.notSupportedYet("admin", at: section.keyLocation("admin") ?? value.location)
             if let listen = required("listen", in: admin, "admin"), let text = string(listen, "an address") {
                 server.adminListen = listenConfig(text, at: listen.location)
             }

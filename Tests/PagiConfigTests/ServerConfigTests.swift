@@ -127,7 +127,6 @@ final class ServerConfigTests: XCTestCase {
             "config.yaml:4:31: warning: 'tls' is not supported yet",
             "config.yaml:4:53: warning: 'proxy_protocol' is not supported yet",
             "config.yaml:5:17: warning: 'max_requests' is not supported yet",
-            "config.yaml:6:3: warning: 'admin' is not supported yet",
         ])
     }
 

@@ -122,6 +122,31 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("good.yaml:6"), result.stdout)
     }
 
+    func testRoutesListsTheOperationsOfAnOpenAPIMount() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try writeFile(dir, "api/users.yaml", OpenAPIStubTests.usersSpec)
+        try writeFile(dir, "api.yaml", """
+            hosts:
+              - names: [localhost]
+                routes:
+                  - path: /api/
+                    openapi: {spec: api/users.yaml, validate: true}
+            """)
+        let result = try run(["routes", "api.yaml"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertFalse(result.stderr.contains("not supported yet"), result.stderr)
+        let lines = result.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        XCTAssertTrue(lines.contains("localhost (default) /api/ * - openapi - api.yaml:4"), result.stdout)
+        XCTAssertTrue(lines.contains("localhost (default) /api/users/{id} GET - openapi: operationId=getUser -"), result.stdout)
+        XCTAssertTrue(lines.contains("localhost (default) /api/users POST - openapi: operationId=createUser -"), result.stdout)
+        XCTAssertTrue(lines.contains("localhost (default) /api/users/me GET - openapi: operationId=currentUser -"), result.stdout)
+
+        try writeFile(dir, "api/users.yaml", "openapi: 3.0.3\ninfo: {title: x, version: \"1\"}\npaths:\n  /a: [1, 2\n")
+        let broken = try run(["check", "api.yaml"])
+        XCTAssertEqual(broken.status, 1)
+        XCTAssertTrue(broken.stderr.contains("api/users.yaml:5:1: error: openapi spec 'users.yaml': not valid YAML or JSON"), broken.stderr)
+    }
+
     func testExplainShowsTheChosenRouteAndNearMisses() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
         let result = try run(["explain", "good.yaml", "POST", "http://www.example.org/users/42"])

@@ -167,6 +167,8 @@ public struct Response: Sendable {
     public var upgrade: (any ConnectionUpgrade)?
     /// Set when the real response comes later (see `Response.later`); `status` is then meaningless.
     public var deferred: DeferredResponse?
+    /// Host and route that answered, for metrics; set by the engine only when metrics are on.
+    public var servedBy: ServedBy?
 
     public init(status: Int, headers: HeaderFields = HeaderFields(), body: ResponseBody = .empty) {
         self.status = status

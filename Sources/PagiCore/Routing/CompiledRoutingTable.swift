@@ -21,10 +21,18 @@ public final class RoutingTable: Sendable {
     /// In file order.
     public let hosts: [CompiledHost]
     let hostSelector: HostSelector
+    /// Metrics observer and admin listener, when the config asks for them.
+    public let services: ServerServices
 
-    init(hosts: [CompiledHost], hostSelector: HostSelector) {
+    init(hosts: [CompiledHost], hostSelector: HostSelector, services: ServerServices = ServerServices()) {
         self.hosts = hosts
         self.hostSelector = hostSelector
+        self.services = services
+    }
+
+    /// The same table, with `services` for the engine.
+    public func with(_ services: ServerServices) -> RoutingTable {
+        RoutingTable(hosts: hosts, hostSelector: hostSelector, services: services)
     }
 
     /// Host selection: case-insensitive, port ignored, exact beats wildcard (longest wildcard

@@ -171,7 +171,7 @@ final class RouteEntry: Sendable {
 
 extension NSNumber {
     /// JSONSerialization gives booleans the Objective-C type `c` (char), numbers `i`/`q`/`d`.
-    var isJSONBoolean: Bool { objCType.pointee == CChar(UInt8(ascii: "c")) }
+    public var isJSONBoolean: Bool { objCType.pointee == CChar(UInt8(ascii: "c")) }
     fileprivate var isJSONFloatingPoint: Bool {
         let type = objCType.pointee
         return type == CChar(UInt8(ascii: "d")) || type == CChar(UInt8(ascii: "f"))

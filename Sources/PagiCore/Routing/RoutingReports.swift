@@ -16,6 +16,10 @@ extension RoutingTable {
                     route.middlewareNames.isEmpty ? "-" : route.middlewareNames.joined(separator: ","),
                     "\(route.location.file):\(route.location.line)",
                 ])
+                for sub in (route.handler as? any SubrouteListing)?.subroutes ?? [] {
+                    rows.append([hostLabel, "  " + sub.pattern, sub.methods.joined(separator: ","), "-",
+                                 "\(route.handlerName): \(sub.description)", "-", ""])
+                }
             }
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }

@@ -221,9 +221,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 resumeDelivery(response, for: request, started: started, context: context)
             }, eventLoop: loop)
             let completed = ManagedAtomic(false)
+            let servedBy = response.servedBy
             deferred.start { response in
                 guard completed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-                loop.execute { resume.value(response) }
+                var labelled = response
+                labelled.servedBy = servedBy
+                let completedResponse = labelled
+                loop.execute { resume.value(completedResponse) }
             }
             return
         }
@@ -288,7 +292,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
                                 context: context, promise: nil)
-        logAccess(request, status: 101, bodyBytes: 0, started: started)
+        logAccess(request, status: 101, bodyBytes: 0, started: started, servedBy: response.servedBy)
         do {
             try upgrade.install(on: context.channel)
         } catch {
@@ -353,7 +357,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             stream = sink
             streamed.start(sink)
         }
-        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started)
+        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started, servedBy: response.servedBy)
     }
 
     /// A response is completely handed to the socket: close, linger, or wait for the next request.
@@ -372,13 +376,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline) {
+    /// Access log and metrics observer: both see every answered request, with the same duration.
+    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline, servedBy: ServedBy?) {
+        guard server.accessLog != nil || server.observer != nil else { return }
+        let duration = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+        server.observer?.requestAnswered(ObservedRequest(
+            host: servedBy?.host, route: servedBy?.route, method: request.method, status: status,
+            bodyBytes: bodyBytes, durationSeconds: duration))
         guard let accessLog = server.accessLog else { return }
         accessLog.record(AccessRecord(
             clientAddress: request.clientAddress, method: request.method, target: request.target,
             versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
             host: request.host, referer: request.headers["Referer"], userAgent: request.headers["User-Agent"],
-            durationSeconds: Double((NIODeadline.now() - started).nanoseconds) / 1e9))
+            durationSeconds: duration))
     }
 
     /// Lingering close (as nginx does): send FIN, then read and discard what the client still

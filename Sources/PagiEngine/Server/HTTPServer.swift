@@ -6,12 +6,16 @@ import NIOExtras
 import NIOPosix
 import PagiConfig
 import PagiCore
+import Synchronization
 
 /// Wires sockets to the routing table: binds the listeners, runs the event loops, and shuts down
 /// gracefully (stop accepting, let in-flight requests finish up to `timeouts.shutdown`).
 public final class HTTPServer: Sendable {
     public let tables: RoutingTableBox
     private let context: ServerContext
+    /// The admin listener's own context (its routing table is built in code), when configured.
+    private let adminContext: ServerContext?
+    private let boundAdmin = Mutex<SocketAddress?>(nil)
     private let group: MultiThreadedEventLoopGroup
     private let quiescing: ServerQuiescingHelper
     private let config: Config
@@ -30,6 +34,11 @@ public final class HTTPServer: Sendable {
         context = ServerContext(tables: tables, server: config.server, knownMethods: knownMethods,
                                 accessLog: try AccessLog(config.server.accessLog), logger: logger,
                                 errorPages: errorPages)
+        // Admin traffic (scrapes, health checks) is neither logged nor counted in the metrics.
+        adminContext = table.services.admin.map {
+            ServerContext(tables: RoutingTableBox($0), server: config.server, knownMethods: RequestValidation.standardMethods,
+                          accessLog: nil, logger: logger, errorPages: [:])
+        }
         let threads = config.server.threads ?? max(1, System.coreCount / max(1, config.server.workers ?? System.coreCount))
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         quiescing = ServerQuiescingHelper(group: group)
@@ -43,13 +52,37 @@ public final class HTTPServer: Sendable {
         return [UInt8](data)
     }
 
-    /// Binds every TCP listener and starts serving; returns the bound addresses (port 0 → real port).
+    /// Where the admin listener is bound, once `start()` returned.
+    public var adminAddress: SocketAddress? { boundAdmin.withLock { $0 } }
+
+    /// Binds every TCP listener (and the admin listener) and starts serving; returns the bound
+    /// addresses of the listeners (port 0 → real port), without the admin one.
     @discardableResult
     public func start() throws(EngineError) -> [SocketAddress] {
-        let context = self.context
+        let bootstrap = makeBootstrap(context)
+        var bound: [SocketAddress] = []
+        for listener in config.server.listen {
+            guard case .tcp = listener.address, !listener.tls else { continue }
+            let address = try bind(bootstrap, to: listener.address)
+            bound.append(address)
+            context.logger.info("listening on http://\(Self.describe(address))")
+        }
+        guard !bound.isEmpty else {
+            try? group.syncShutdownGracefully()
+            throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+        }
+        if let adminContext, let admin = config.server.adminListen {
+            let address = try bind(makeBootstrap(adminContext), to: admin.address)
+            boundAdmin.withLock { $0 = address }
+            context.logger.info("admin listening on http://\(Self.describe(address))")
+        }
+        return bound
+    }
+
+    private func makeBootstrap(_ context: ServerContext) -> ServerBootstrap {
         let quiescing = self.quiescing
         let limit = config.server.limits.connections
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -61,40 +94,37 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 let open = context.connections.wrappingIncrementThenLoad(ordering: .relaxed)
-                channel.closeFuture.whenComplete { _ in context.connections.wrappingDecrement(ordering: .relaxed) }
+                context.observer?.connectionOpened()
+                channel.closeFuture.whenComplete { _ in
+                    context.connections.wrappingDecrement(ordering: .relaxed)
+                    context.observer?.connectionClosed()
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     let handler: any ChannelHandler = limit > 0 && open > limit
                         ? OverLimitHandler() : HTTPConnectionHandler(server: context)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
+    }
 
-        var bound: [SocketAddress] = []
-        for listener in config.server.listen {
-            guard case .tcp(let host, let port) = listener.address, !listener.tls else { continue }
-            do {
-                let channel: Channel
-                if host.isEmpty {
-                    // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
-                    channel = try (try? bootstrap.bind(host: "::", port: port).wait())
-                        ?? bootstrap.bind(host: "0.0.0.0", port: port).wait()
-                } else {
-                    channel = try bootstrap.bind(host: host, port: port).wait()
-                }
-                if let address = channel.localAddress {
-                    bound.append(address)
-                    context.logger.info("listening on http://\(Self.describe(address))")
-                }
-            } catch {
-                try? group.syncShutdownGracefully()
-                throw EngineError("cannot listen on \(Self.describe(listener.address)): \(error)")
+    /// Binds one TCP address; on failure shuts the event loops down (the server cannot start).
+    private func bind(_ bootstrap: ServerBootstrap, to address: ListenConfig.Address) throws(EngineError) -> SocketAddress {
+        do {
+            guard case .tcp(let host, let port) = address else { throw EngineError("only TCP addresses are supported") }
+            let channel: Channel
+            if host.isEmpty {
+                // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
+                channel = try (try? bootstrap.bind(host: "::", port: port).wait())
+                    ?? bootstrap.bind(host: "0.0.0.0", port: port).wait()
+            } else {
+                channel = try bootstrap.bind(host: host, port: port).wait()
             }
-        }
-        guard !bound.isEmpty else {
+            guard let bound = channel.localAddress else { throw EngineError("no local address") }
+            return bound
+        } catch {
             try? group.syncShutdownGracefully()
-            throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+            throw EngineError("cannot listen on \(Self.describe(address)): \(error)")
         }
-        return bound
     }
 
     /// Stops accepting, asks every connection to finish its current request and close, waits up to

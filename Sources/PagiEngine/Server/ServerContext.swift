@@ -28,12 +28,15 @@ final class ServerContext: Sendable {
     /// Host error pages, read once at start: path → contents.
     let errorPages: [String: [UInt8]]
     let connections = ManagedAtomic<Int>(0)
+    /// Told about every answered request and connection (metrics); nil costs nothing.
+    let observer: (any RequestObserver)?
     /// `Allow` for `OPTIONS *`.
     let serverWideAllow: String
 
     init(tables: RoutingTableBox, server: ServerConfig, knownMethods: Set<String>, accessLog: AccessLog?,
          logger: Logger, errorPages: [String: [UInt8]]) {
         self.tables = tables
+        self.observer = tables.table.services.observer
         self.server = server
         self.parserLimits = ParserLimits(headerBytes: server.limits.headerBytes, uriBytes: server.limits.uriBytes,
                                          headerCount: server.limits.headers, bodyBytes: server.limits.bodyBytes)
@@ -67,6 +70,10 @@ final class ServerContext: Sendable {
         if ErrorResponses.needsBody(response) {
             let page = host.errorPages[response.status].flatMap { errorPages[$0] }
             ErrorResponses.fillBody(&response, accept: request.headers["Accept"], customPage: page)
+        }
+        if observer != nil {
+            let route: String? = if case .matched(let matched, _) = lookup { matched.pattern } else { nil }
+            response.servedBy = ServedBy(host: host.names.first ?? "*", route: response.servedBy?.route ?? route)
         }
         return response
     }

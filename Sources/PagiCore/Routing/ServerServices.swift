@@ -1,0 +1,54 @@
+/// What a compiled configuration asks of the engine besides routing: someone to tell about every
+/// answered request and connection (metrics), and the routing table of the admin listener.
+public struct ServerServices: Sendable {
+    public var observer: (any RequestObserver)?
+    /// Served on `server.admin.listen` (`/metrics`, `/health`, `/routes`).
+    public var admin: RoutingTable?
+
+    public init(observer: (any RequestObserver)? = nil, admin: RoutingTable? = nil) {
+        self.observer = observer
+        self.admin = admin
+    }
+}
+
+/// Told about every answered request and every connection. Called on event-loop threads, so it
+/// must be cheap and thread-safe. The engine builds no `ObservedRequest` when there is no observer.
+public protocol RequestObserver: Sendable {
+    func requestAnswered(_ request: ObservedRequest)
+    func connectionOpened()
+    func connectionClosed()
+}
+
+/// One answered request, with labels of bounded cardinality: host and route come from the config
+/// (never from the request), so a scanner cannot blow up the number of metric series.
+public struct ObservedRequest: Sendable {
+    /// The first name of the host that served it, or nil when the request never reached routing.
+    public var host: String?
+    /// The pattern of the matched route, or nil (404, 405, protocol errors).
+    public var route: String?
+    public var method: String
+    public var status: Int
+    public var bodyBytes: Int
+    public var durationSeconds: Double
+
+    public init(host: String?, route: String?, method: String, status: Int, bodyBytes: Int, durationSeconds: Double) {
+        self.host = host
+        self.route = route
+        self.method = method
+        self.status = status
+        self.bodyBytes = bodyBytes
+        self.durationSeconds = durationSeconds
+    }
+}
+
+/// Which host and route produced a response, for metrics. The engine sets it when an observer
+/// exists; a handler serving routes of its own (`openapi`) may set `route` to the finer pattern
+/// it matched, which the engine keeps (it fills in the host).
+public struct ServedBy: Sendable {
+    public var host: String
+    public var route: String?
+    public init(host: String = "", route: String?) {
+        self.host = host
+        self.route = route
+    }
+}
