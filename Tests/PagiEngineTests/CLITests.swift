@@ -88,7 +88,7 @@ final class CLITests: XCTestCase {
                 middleware: [{cors: {origins: ["https://a.example"]}}]
                 routes:
                   - path: /api/hello
-                    publish: news
+                    proxy: {to: ["http://127.0.0.1:9"]}
                   - path: /
                     static: site
             """)
@@ -96,7 +96,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(check.status, 0, check.stderr)
         XCTAssertTrue(check.stderr.contains("later.yaml:2:12: warning: 'workers' is not supported yet"), check.stderr)
         XCTAssertTrue(check.stderr.contains("warning: middleware 'cors' is not supported yet"), check.stderr)
-        XCTAssertTrue(check.stderr.contains("later.yaml:8:9: warning: handler 'publish' is not supported yet"), check.stderr)
+        XCTAssertTrue(check.stderr.contains("later.yaml:8:9: warning: handler 'proxy' is not supported yet"), check.stderr)
 
         let server = try TestServer(yaml: try String(contentsOf: dir.appendingPathComponent("later.yaml"), encoding: .utf8), directory: dir)
         defer { server.stop() }

@@ -56,7 +56,9 @@ public enum ErrorResponses {
     /// True for a client that prefers JSON: `application/json` (or `+json`) is acceptable and
     /// ranks above `text/html` (browsers send `text/html` first).
     public static func prefersJSON(accept: String?) -> Bool {
-        guard let accept = accept?.lowercased() else { return false }
+        // Most clients (`*/*`, browsers) never mention JSON: answer them without parsing.
+        guard let accept = accept?.lowercased(), accept.utf8.count >= 4,
+              accept.utf8.indices.contains(where: { accept.utf8[$0...].starts(with: "json".utf8) }) else { return false }
         var jsonQ = -1.0, htmlQ = -1.0
         for item in accept.split(separator: ",") {
             let parts = item.split(separator: ";")
@@ -85,10 +87,17 @@ public enum ErrorResponses {
             response.body = .bytes(customPage)
         } else {
             response.headers.set("Content-Type", "text/html; charset=utf-8")
-            let html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(status) \(reason)</title></head>"
-                + "<body><h1>\(status) \(reason)</h1></body></html>\n"
-            response.body = .bytes(Array(html.utf8))
+            response.body = .bytes(builtInPages[status] ?? builtInPage(status))
         }
+    }
+
+    /// The built-in HTML error pages, made once (a 404 flood should not format a page per request).
+    private static let builtInPages: [Int: [UInt8]] = Dictionary(uniqueKeysWithValues: (400...599).map { ($0, builtInPage($0)) })
+
+    private static func builtInPage(_ status: Int) -> [UInt8] {
+        let reason = reasonPhrase(status)
+        return Array(("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(status) \(reason)</title></head>"
+            + "<body><h1>\(status) \(reason)</h1></body></html>\n").utf8)
     }
 
     /// Whether the engine should give `response` an error body: an error status with nothing in it.
