@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -40,8 +42,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PagiWebSocket",
+            dependencies: [
+                "PagiCore",
+                "PagiEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "PagiBuiltins",
-            dependencies: ["PagiCore", "PagiEngine"]
+            dependencies: ["PagiCore", "PagiEngine", "PagiWebSocket"]
         ),
         .executableTarget(
             name: "pagi-serve",
@@ -60,6 +73,7 @@ let package = Package(
                 "PagiBuiltins",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
     ],

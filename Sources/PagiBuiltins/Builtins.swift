@@ -1,6 +1,7 @@
 import PagiConfig
 import PagiCore
 import PagiEngine
+import PagiWebSocket
 
 /// The composition root: every built-in handler by name, from whichever module implements it.
 /// The core knows only the handlers that need nothing but the core (e.g. `static`); the others
@@ -9,7 +10,9 @@ import PagiEngine
 public enum Builtins {
     /// Handler makers beyond the core's, keyed by handler name.
     public static func extensions(for config: Config) -> [String: HandlerFactory.Maker] {
-        [:]
+        // One broker per compiled config: every channel route of the config shares it.
+        let broker = MemoryChannelBroker()
+        return ["websocket": WebSocketHandler.maker(broker: broker)]
     }
 
     /// Compiles `config` into a routing table with every built-in handler.

@@ -6,7 +6,7 @@ extension ConfigBuilder {
     /// The handler under route key `name`; every handler but `static` is kept as options and warned about.
     func readHandler(_ name: String, _ node: YAMLNode, keyLocation: SourceLocation) -> HandlerConfig? {
         if name == "static" { return readStatic(node).map(HandlerConfig.static) }
-        log.warning("handler '\(name)' is not supported yet", at: keyLocation)
+        if name != "websocket" { log.warning("handler '\(name)' is not supported yet", at: keyLocation) }
         let options: ConfigValue?
         switch name {
         case "respond": options = readRespond(node)
