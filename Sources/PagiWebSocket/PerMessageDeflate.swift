@@ -16,6 +16,7 @@ final class PerMessageDeflate {
     private var decompressor: ZlibDecompressor?
     /// The four bytes a sync flush ends with; stripped on the wire (§7.2.1), restored before inflating.
     private static let syncTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+    /// Room made in the message buffer before each inflate call.
     private static let inflateChunk = 64 * 1024
 
     init(parameters: DeflateParameters) {
@@ -43,10 +44,11 @@ final class PerMessageDeflate {
         if isFinal { input.writeBytes(Self.syncTail) }
         guard input.readableBytes > 0 else { return }
         while true {
-            var window = ByteBufferAllocator().buffer(capacity: Self.inflateChunk)
+            // Inflate straight into the message; one byte of room past the limit reveals an overflow.
+            message.reserveCapacity(minimumWritableBytes: min(Self.inflateChunk, limit - message.readableBytes + 1))
             var outputFull = false
             do {
-                try decompressor.inflate(from: &input, to: &window)
+                try decompressor.inflate(from: &input, to: &message)
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 outputFull = true
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
@@ -54,8 +56,7 @@ final class PerMessageDeflate {
             } catch {
                 throw Failure.corrupt
             }
-            guard message.readableBytes + window.readableBytes <= limit else { throw Failure.tooLarge }
-            message.writeBuffer(&window)
+            guard message.readableBytes <= limit else { throw Failure.tooLarge }
             // Output may still be pending inside zlib even when all input was consumed.
             if !outputFull && input.readableBytes == 0 { break }
         }

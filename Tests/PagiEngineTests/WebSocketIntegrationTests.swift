@@ -29,6 +29,14 @@ final class WebSocketIntegrationTests: XCTestCase {
                     websocket: {broadcast: "chat:{{path.room}}"}
                   - path: /news
                     websocket: {subscribe: "chat:news"}
+                  - path: /keepalive
+                    websocket: {echo: true, ping_interval: 200ms}
+                  - path: /idle
+                    websocket: {echo: true, idle_timeout: 300ms}
+                  - path: /firehose/in
+                    websocket: {broadcast: firehose, max_message: 64KiB}
+                  - path: /firehose/out
+                    websocket: {subscribe: firehose, max_message: 64KiB}
             """, directory: dir)
     }
 
@@ -174,6 +182,35 @@ final class WebSocketIntegrationTests: XCTestCase {
         XCTAssertEqual(rsv1WithoutDeflate.readMessageFrame()?.closeCode, 1002)
     }
 
+    // MARK: Timers
+
+    func testServerPingsAndClosesAPeerThatNeverAnswers() throws {
+        let client = try connect("/keepalive")
+        XCTAssertEqual(client.readFrame()?.opcode, 0x9, "a ping after ping_interval")
+        // No pong: by the next interval the peer counts as gone.
+        XCTAssertEqual(client.readFrame()?.closeCode, 1011)
+    }
+
+    func testAnsweredPingsKeepTheConnectionOpen() throws {
+        let client = try connect("/keepalive")
+        for _ in 0..<3 {
+            let ping = try XCTUnwrap(client.readFrame())
+            XCTAssertEqual(ping.opcode, 0x9)
+            client.send(WSFrame(opcode: 0xA, payload: ping.payload))
+        }
+        client.send(text: "still open")
+        XCTAssertEqual(client.readMessageFrame()?.text, "still open")
+    }
+
+    func testIdleConnectionIsClosedAfterIdleTimeout() throws {
+        let client = try connect("/idle")
+        client.send(text: "one")
+        XCTAssertEqual(client.readMessageFrame()?.text, "one")
+        let started = Date()
+        XCTAssertEqual(client.readMessageFrame()?.closeCode, 1001)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.25)
+    }
+
     // MARK: Channels
 
     func testBroadcastReachesTheRoomOnlyAndEveryMember() throws {
@@ -199,6 +236,27 @@ final class WebSocketIntegrationTests: XCTestCase {
         XCTAssertEqual(listener.readMessageFrame()?.text, "breaking")
         listener.send(text: "hello?")
         XCTAssertEqual(listener.readMessageFrame()?.closeCode, 1003)
+    }
+
+    func testMemberThatDoesNotReadIsDroppedWhileOthersKeepBeingServed() throws {
+        let slow = try connect("/firehose/out")
+        let publisher = try connect("/firehose/in")
+        let message = deterministicBytes(count: 60 * 1024)
+        let count = 400  // 24 MB: far more than the socket buffers and the 1 MiB send buffer hold
+        let echoes = DispatchSemaphore(value: 0)
+        let received = ReceivedCount()
+        Thread.detachNewThread {
+            // The publisher is a member too: it reads its own messages back, so it is never slow.
+            while received.value < count, let frame = publisher.readMessageFrame(), frame.opcode == 0x2 { received.increment() }
+            echoes.signal()
+        }
+        for _ in 0..<count { publisher.send(binary: message) }
+        XCTAssertEqual(echoes.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(received.value, count, "the publisher got every message")
+        var delivered = 0
+        while let frame = slow.readMessageFrame(), frame.opcode == 0x2 { delivered += 1 }
+        XCTAssertLessThan(delivered, count, "the slow member was cut off instead of buffered for")
+        XCTAssertTrue(slow.waitForTCPClose())
     }
 
     // MARK: permessage-deflate
@@ -243,6 +301,15 @@ final class WebSocketIntegrationTests: XCTestCase {
         client.sendClose(code: 1001)
         XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success, "shutdown finished once the client answered")
     }
+}
+
+/// A counter shared by the test thread and a reader thread.
+private final class ReceivedCount: @unchecked Sendable {
+    // @unchecked: every access holds `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
 }
 
 /// Raw deflate for the test client (RFC 7692 §7.2.1: sync flush, last four bytes removed).

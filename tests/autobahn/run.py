@@ -22,7 +22,8 @@ from pathlib import Path
 import kosoku
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_CASES = [f"{group}.*" for group in range(1, 11)] + ["12.*", "13.*"]
+# Autobahn has no group 8 or 11.
+DEFAULT_CASES = [f"{group}.*" for group in (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13)]
 ACCEPTED = {"OK", "NON-STRICT", "INFORMATIONAL"}
 VERDICTS = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "ERROR"]
 

@@ -20,7 +20,8 @@ struct WSFrame {
 
 /// A minimal blocking WebSocket client over a raw socket: the handshake, masked frames out,
 /// frames in, so tests control every bit that goes over the wire.
-final class WebSocketClient {
+final class WebSocketClient: @unchecked Sendable {
+    // @unchecked: at most one thread reads (`buffer`, `offset`) while another may only send.
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var offset = 0
