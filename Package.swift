@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -75,8 +77,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "PagiWebSocket",
+            dependencies: [
+                "PagiCore",
+                "PagiEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "PagiBuiltins",
-            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI"]
+            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI", "PagiWebSocket"]
         ),
         .executableTarget(
             name: "pagi-serve",
@@ -96,6 +109,7 @@ let package = Package(
                 "PagiMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
     ],

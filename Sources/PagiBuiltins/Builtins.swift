@@ -5,6 +5,7 @@ import PagiMetrics
 import PagiOpenAPI
 import PagiRealtime
 import PagiRespond
+import PagiWebSocket
 
 /// The composition root: every built-in handler by name, from whichever module implements it.
 /// The core knows only the handlers that need nothing but the core (e.g. `static`); the others
@@ -21,6 +22,7 @@ public enum Builtins {
         makers.merge(Realtime.makers(broker: broker)) { $1 }
         makers.merge(RespondHandlers.makers) { $1 }
         makers["openapi"] = OpenAPIStubHandler.make
+        makers["websocket"] = WebSocketHandler.maker(broker: broker)
         if let metrics { makers["metrics"] = { _, _, _ in MetricsHandler(metrics: metrics) } }
         return makers
     }

@@ -2,7 +2,7 @@ import Foundation
 
 extension ConfigBuilder {
     /// Handlers this release serves (the others are validated and answered 501, with a warning).
-    static let implementedHandlers: Set = ["static", "respond", "redirect", "health", "sse", "publish", "openapi", "metrics"]
+    static let implementedHandlers: Set = ["static", "respond", "redirect", "health", "sse", "publish", "openapi", "metrics", "websocket"]
     static let handlerNames = ["static", "respond", "redirect", "proxy", "websocket", "sse", "publish", "openapi", "health", "metrics"]
 
     /// The handler under route key `name`; every handler but `static` is kept as options and warned about.

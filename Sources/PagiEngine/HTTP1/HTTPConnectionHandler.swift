@@ -303,8 +303,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let leftover = buffer
         buffer = ByteBuffer()
         if leftover.readableBytes > 0 { context.fireChannelRead(NIOAny(leftover)) }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        // A read held for backpressure is passed on first: once removed, this context reaches nothing.
         if readRequested { context.read() }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Autobahn|Testsuite conformance of the `websocket` handler, through kosoku (PyPI).
+
+Starts the real pagi-serve binary with an echo route (permessage-deflate on), runs the Autobahn
+cases 1.* - 10.*, 12.* and 13.* against it, writes the summary table to tests/autobahn/summary.md
+and exits non-zero unless every case is OK, NON-STRICT or INFORMATIONAL.
+
+    tests/autobahn/run.py --binary .build/debug/pagi-serve [--cases '1.*' ...] [--parallelism N]
+"""
+
+import argparse
+import asyncio
+import collections
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import kosoku
+
+HERE = Path(__file__).resolve().parent
+# Autobahn has no group 8 or 11.
+DEFAULT_CASES = [f"{group}.*" for group in (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13)]
+ACCEPTED = {"OK", "NON-STRICT", "INFORMATIONAL"}
+VERDICTS = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "ERROR"]
+
+CONFIG = """\
+server:
+  listen: ["127.0.0.1:{port}"]
+  access_log: {{to: off}}
+  log_level: error
+hosts:
+  - names: ["*"]
+    routes:
+      - path: /
+        # Autobahn's largest messages are 16 MiB (9.*); compression on (12.*, 13.*).
+        websocket: {{echo: true, max_message: 32MiB, compression: true, ping_interval: 0}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"pagi-serve exited early with status {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("pagi-serve did not start listening")
+
+
+def verdict(result) -> str:
+    """The case's worst verdict: its message behaviour, or its close behaviour when that failed."""
+    behavior = result.behavior.value
+    close = result.behavior_close.value
+    if behavior in ACCEPTED and close not in ACCEPTED:
+        return "FAILED"
+    return behavior
+
+
+def write_summary(results, seconds: float, path: Path) -> None:
+    by_group = collections.defaultdict(collections.Counter)
+    for result in results:
+        by_group[int(result.case_id.split(".")[0])][verdict(result)] += 1
+    lines = [
+        "# Autobahn|Testsuite results",
+        "",
+        "The `websocket` handler (echo route, permessage-deflate on) against the Autobahn cases, run",
+        "by `tests/autobahn/run.py` through kosoku (called by `scripts/test`).",
+        "",
+        "| group | cases | " + " | ".join(VERDICTS) + " |",
+        "|---|---|" + "---|" * len(VERDICTS),
+    ]
+    total = collections.Counter()
+    for group in sorted(by_group):
+        counts = by_group[group]
+        total.update(counts)
+        lines.append(f"| {group}.* | {sum(counts.values())} | " + " | ".join(str(counts[v]) for v in VERDICTS) + " |")
+    lines.append(f"| **all** | {sum(total.values())} | " + " | ".join(str(total[v]) for v in VERDICTS) + " |")
+    lines += ["", f"Run time: {seconds:.0f} s."]
+    bad = [r for r in results if verdict(r) not in ACCEPTED]
+    if bad:
+        lines += ["", "Cases not passed:", ""]
+        lines += [f"- {r.case_id}: {r.behavior.value} / close {r.behavior_close.value}" for r in bad]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def run_cases(url: str, cases, parallelism: int):
+    try:
+        return await kosoku.run_fuzzingclient(url, cases, None, concurrency=parallelism)
+    except kosoku.FailureError as failure:
+        return failure.results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True, help="the pagi-serve executable")
+    parser.add_argument("--cases", nargs="*", default=DEFAULT_CASES)
+    parser.add_argument("--parallelism", type=int, default=4)
+    parser.add_argument("--summary", default=str(HERE / "summary.md"))
+    args = parser.parse_args()
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "autobahn.yaml"
+        config.write_text(CONFIG.format(port=port))
+        server = subprocess.Popen([args.binary, str(config)])
+        try:
+            wait_for_port(port, server)
+            started = time.monotonic()
+            results = asyncio.run(run_cases(f"ws://127.0.0.1:{port}/", args.cases, args.parallelism))
+            seconds = time.monotonic() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    write_summary(results, seconds, Path(args.summary))
+    print(Path(args.summary).read_text())
+    bad = [r for r in results if verdict(r) not in ACCEPTED]
+    if not results or bad:
+        print(f"autobahn: {len(bad)} of {len(results)} cases not passed", file=sys.stderr)
+        return 1
+    print(f"autobahn: all {len(results)} cases passed ({seconds:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
