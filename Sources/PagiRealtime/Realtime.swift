@@ -20,7 +20,7 @@ public enum Realtime {
         [
             "sse": { options, pattern, location in try makeSSE(options, pattern: pattern, location: location, broker: broker) },
             "publish": { options, pattern, location in
-                PublishHandler(channel: try channelName(options.text ?? "", pattern: pattern, location: location), broker: broker)
+                PublishHandler(channel: try channelName(options.scalarText ?? "", pattern: pattern, location: location), broker: broker)
             },
         ]
     }
@@ -28,22 +28,22 @@ public enum Realtime {
     private static func makeSSE(_ options: ConfigValue, pattern: String, location: SourceLocation,
                                 broker: any ChannelBroker) throws -> any Handler {
         let sseOptions = SSEOptions(options)
-        if let channel = options["subscribe"]?.text {
+        if let channel = options["subscribe"]?.scalarText {
             let hubs = ChannelHubs(broker: broker, replay: sseOptions.replay, linger: hubLinger,
                                    housekeeping: MultiThreadedEventLoopGroup.singleton.next())
             return SSEHandler(source: .channel(try channelName(channel, pattern: pattern, location: location), hubs),
                               options: sseOptions)
         }
         let ticker = options["ticker"]
-        let every = ticker?["every"]?.duration ?? .seconds(1)
+        let every = ticker?["every"]?.durationValue ?? .seconds(1)
         guard every > .zero else { throw configError("ticker 'every' must be more than 0", at: location) }
-        let event = ticker?["event"]?.text
+        let event = ticker?["event"]?.scalarText
         if let event, event.contains(where: \.isNewline) {
             throw configError("ticker 'event' must be one line", at: location)
         }
         let data: MustacheTemplate
         do {
-            data = try Ticker.compile(ticker?["data"]?.text ?? "{{now}}")
+            data = try Ticker.compile(ticker?["data"]?.scalarText ?? "{{now}}")
         } catch {
             throw configError("ticker 'data' is not a valid template: \(error)", at: location)
         }

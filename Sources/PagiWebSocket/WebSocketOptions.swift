@@ -36,35 +36,14 @@ struct WebSocketOptions: Sendable {
             switch (key, value) {
             case ("broadcast", .string(let channel)): mode = .broadcast(try ChannelName(channel, pattern: pattern))
             case ("subscribe", .string(let channel)): mode = .subscribe(try ChannelName(channel, pattern: pattern))
-            case ("max_message", _): maxMessage = Self.size(value) ?? maxMessage
-            case ("ping_interval", _): pingInterval = Self.seconds(value) ?? pingInterval
-            case ("idle_timeout", _): idleTimeout = Self.seconds(value) ?? idleTimeout
+            case ("max_message", _): maxMessage = value.sizeValue ?? maxMessage
+            case ("ping_interval", _): pingInterval = value.secondsValue ?? pingInterval
+            case ("idle_timeout", _): idleTimeout = value.secondsValue ?? idleTimeout
             case ("compression", .bool(let on)): compression = on
-            case ("subprotocols", .list(let items)): subprotocols = Self.strings(items)
-            case ("origins", .list(let items)): origins = Self.strings(items).map { $0.lowercased() }
+            case ("subprotocols", .list): subprotocols = value.stringItems
+            case ("origins", .list): origins = value.stringItems.map { $0.lowercased() }
             default: break
             }
         }
-    }
-
-    private static func size(_ value: ConfigValue) -> Int? {
-        switch value {
-        case .int(let bytes): return bytes
-        case .string(let text): return ConfigUnits.parseSize(text)
-        default: return nil
-        }
-    }
-
-    private static func seconds(_ value: ConfigValue) -> Double? {
-        switch value {
-        case .int(let seconds): return Double(seconds)
-        case .double(let seconds): return seconds
-        case .string(let text): return ConfigUnits.parseDuration(text)
-        default: return nil
-        }
-    }
-
-    private static func strings(_ items: [ConfigValue]) -> [String] {
-        items.compactMap { if case .string(let text) = $0 { text } else { nil } }
     }
 }

@@ -157,11 +157,3 @@ final class HandlerAndMiddlewareTests: XCTestCase {
         return .null
     }
 }
-
-extension ConfigValue {
-    /// The value under `key` of a mapping, for assertions.
-    subscript(key: String) -> ConfigValue? {
-        if case .map(let pairs) = self { return pairs.first { $0.key == key }?.value }
-        return nil
-    }
-}

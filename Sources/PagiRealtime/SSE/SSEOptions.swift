@@ -14,9 +14,9 @@ struct SSEOptions: Sendable {
     static let maxPendingBytes = 1 << 20
 
     init(_ options: ConfigValue) {
-        if let keepalive = options["keepalive"]?.duration { self.keepalive = keepalive == .zero ? nil : keepalive }
-        if let retry = options["retry"]?.duration { self.retry = retry }
-        if let replay = options["replay"]?.integer { self.replay = replay }
+        if let keepalive = options["keepalive"]?.durationValue { self.keepalive = keepalive == .zero ? nil : keepalive }
+        if let retry = options["retry"]?.durationValue { self.retry = retry }
+        if let replay = options["replay"]?.intValue { self.replay = replay }
     }
 
     var retryMilliseconds: Int {
