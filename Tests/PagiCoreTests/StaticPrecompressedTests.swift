@@ -25,6 +25,18 @@ final class StaticPrecompressedTests: XCTestCase {
         return site.handler(configure: configure).get("/style.css", headers).headers["Content-Encoding"]
     }
 
+    func testRememberedAnswersAreKeptApartByAcceptEncoding() {
+        // One handler with fresh answers on: each client gets the representation it asked for.
+        let handler = site.handler(freshFor: .seconds(60))
+        for _ in 0..<2 {
+            XCTAssertEqual(handler.get("/style.css", ["Accept-Encoding": "br"]).headers["Content-Encoding"], "br")
+            XCTAssertEqual(handler.get("/style.css", ["Accept-Encoding": "gzip"]).headers["Content-Encoding"], "gzip")
+            let plain = handler.get("/style.css")
+            XCTAssertNil(plain.headers["Content-Encoding"])
+            XCTAssertEqual(plain.text, original)
+        }
+    }
+
     func testSelectionByQualityValues() {
         XCTAssertEqual(encoding("gzip, br"), "br", "ties go to the configured order")
         XCTAssertEqual(encoding("gzip, deflate"), "gzip")

@@ -29,9 +29,14 @@ final class FreshAnswers: Sendable {
     }
 
     /// The key of a request: its path, and the encodings it accepts (they choose the representation).
+    /// Runs for every static request: without `Accept-Encoding` (the common case for non-browsers)
+    /// the key is the path itself, with no array or string built.
     static func key(_ request: Request) -> String {
-        let acceptEncoding = request.headers.values("Accept-Encoding")
-        return acceptEncoding.isEmpty ? request.path : request.path + "\n" + acceptEncoding.joined(separator: ",")
+        var key = request.path
+        for field in request.headers where field.name.asciiCaseInsensitiveEquals("accept-encoding") {
+            key += "\n" + field.value
+        }
+        return key
     }
 
     func lookup(_ key: String) -> Entry? {
