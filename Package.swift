@@ -107,6 +107,7 @@ let package = Package(
                 "PagiEngine",
                 "PagiBuiltins",
                 "PagiMetrics",
+                "PagiRealtime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),

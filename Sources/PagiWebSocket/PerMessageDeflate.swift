@@ -47,6 +47,7 @@ final class PerMessageDeflate {
             // Inflate straight into the message; one byte of room past the limit reveals an overflow.
             message.reserveCapacity(minimumWritableBytes: min(Self.inflateChunk, limit - message.readableBytes + 1))
             var outputFull = false
+            let (inputBefore, outputBefore) = (input.readableBytes, message.readableBytes)
             do {
                 try decompressor.inflate(from: &input, to: &message)
             } catch let error as CompressNIOError where error == .bufferOverflow {
@@ -59,6 +60,9 @@ final class PerMessageDeflate {
             guard message.readableBytes <= limit else { throw Failure.tooLarge }
             // Output may still be pending inside zlib even when all input was consumed.
             if !outputFull && input.readableBytes == 0 { break }
+            // A pass that neither consumed input nor produced output never will (bytes after the
+            // end of a deflate stream): a hostile peer must not spin this event loop forever.
+            if input.readableBytes == inputBefore && message.readableBytes == outputBefore { throw Failure.corrupt }
         }
         if isFinal && parameters.clientNoContextTakeover { try decompressor.reset() }
     }

@@ -276,6 +276,18 @@ final class WebSocketIntegrationTests: XCTestCase {
         XCTAssertEqual(String(decoding: try inflater.decompress(echoed.payload), as: UTF8.self), text)
     }
 
+    func testBytesAfterTheEndOfADeflateStreamCloseWith1007() throws {
+        let client = try connect(headers: ["Sec-WebSocket-Extensions": "permessage-deflate"])
+        XCTAssertEqual(client.header("Sec-WebSocket-Extensions"), "permessage-deflate")
+        // A stored block marked final ("hello"), then bytes that no inflate call will ever consume.
+        let finalBlock: [UInt8] = [0x01, 0x05, 0x00, 0xFA, 0xFF] + Array("hello".utf8) + Array("garbage".utf8)
+        client.send(WSFrame(rsv1: true, opcode: 0x1, payload: finalBlock))
+        XCTAssertEqual(client.readMessageFrame()?.closeCode, 1007, "refused, not inflated forever")
+        let other = try connect()
+        other.send(text: "still served")
+        XCTAssertEqual(other.readMessageFrame()?.text, "still served")
+    }
+
     func testNoContextTakeoverAndWindowBitsAreHonouredWhenOffered() throws {
         let client = try connect(headers: ["Sec-WebSocket-Extensions":
             "permessage-deflate; server_max_window_bits=20, permessage-deflate; server_no_context_takeover; server_max_window_bits=10"])

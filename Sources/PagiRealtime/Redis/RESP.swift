@@ -66,7 +66,9 @@ struct RESPDecoder: ByteToMessageDecoder {
             guard let value = Int(line) else { throw RESPProtocolError() }
             return .integer(value)
         case UInt8(ascii: "$"):
-            guard let length = Int(line), length >= -1 else { throw RESPProtocolError() }
+            // Redis caps bulk strings at 512 MiB; a larger length is a broken peer (and `length + 2`
+            // must not overflow).
+            guard let length = Int(line), length >= -1, length <= 512 << 20 else { throw RESPProtocolError() }
             if length == -1 { return .bulkString(nil) }
             guard buffer.readableBytes >= length + 2, let bytes = buffer.readBytes(length: length) else { return nil }
             buffer.moveReaderIndex(forwardBy: 2)
