@@ -113,6 +113,8 @@ struct StubResponse: Sendable {
         case nil:
             bytes = nil
         }
+        // Sent unchanged for every request: serialised once.
+        fields.prepareFieldLines()
         return assemble(headers: fields, body: bytes)
     }
 

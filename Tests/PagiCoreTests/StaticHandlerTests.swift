@@ -65,6 +65,24 @@ final class StaticHandlerTests: XCTestCase {
         XCTAssertEqual(handler.get("/hot.txt").status, 404)
     }
 
+    func testMissingPathsAreRememberedForAtMostTheirLifetime() throws {
+        let handler = site.handler(freshFor: .milliseconds(300))
+        XCTAssertEqual(handler.get("/late.txt").status, 404)
+        try site.write("late.txt", "here now")
+        XCTAssertEqual(handler.get("/late.txt").status, 404, "the miss is remembered without a file-system lookup")
+        XCTAssertEqual(handler.get("/other.txt").status, 404)
+        Thread.sleep(forTimeInterval: 0.4)
+        XCTAssertEqual(handler.get("/late.txt").text, "here now", "a file created since is served once the lifetime is over")
+    }
+
+    func testMissesAreNotRememberedWhenAFallbackAnswers() throws {
+        try site.write("index.html", "app")
+        let handler = site.handler(freshFor: .seconds(60)) { $0.fallback = "index.html" }
+        XCTAssertEqual(handler.get("/route").text, "app")
+        try site.write("route", "real file")
+        XCTAssertEqual(handler.get("/route").text, "real file")
+    }
+
     func testLargeFilesAreSentFromTheDescriptor() throws {
         let bytes = patternBytes(count: 200_000)
         try site.write("big.bin", bytes)

@@ -80,15 +80,33 @@ public enum ErrorResponses {
         let status = response.status
         let reason = reasonPhrase(status)
         if prefersJSON(accept: accept) {
-            response.headers.set("Content-Type", "application/json")
+            setContentType(&response.headers, Self.jsonHeaders)
             response.body = .bytes(Array("{\"status\":\(status),\"error\":\"\(reason)\"}\n".utf8))
         } else if let customPage {
-            response.headers.set("Content-Type", "text/html; charset=utf-8")
+            setContentType(&response.headers, Self.htmlHeaders)
             response.body = .bytes(customPage)
         } else {
-            response.headers.set("Content-Type", "text/html; charset=utf-8")
+            setContentType(&response.headers, Self.htmlHeaders)
             response.body = .bytes(builtInPages[status] ?? builtInPage(status))
         }
+    }
+
+    /// Most error responses have no header of their own: they get a prepared set, serialised once.
+    private static func setContentType(_ headers: inout HeaderFields, _ prepared: HeaderFields) {
+        if headers.count == 0 {
+            headers = prepared
+        } else if let contentType = prepared["Content-Type"] {
+            headers.set("Content-Type", contentType)
+        }
+    }
+
+    private static let htmlHeaders = prepared(["Content-Type": "text/html; charset=utf-8"])
+    private static let jsonHeaders = prepared(["Content-Type": "application/json"])
+
+    private static func prepared(_ headers: HeaderFields) -> HeaderFields {
+        var headers = headers
+        headers.prepareFieldLines()
+        return headers
     }
 
     /// The built-in HTML error pages, made once (a 404 flood should not format a page per request).
@@ -110,6 +128,6 @@ public enum ErrorResponses {
 extension StringProtocol {
     /// The value without leading and trailing optional whitespace (SP and HTAB, RFC 9110 §5.6.3).
     public var trimmingOWS: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+        String(Substring(self).withoutOWS)
     }
 }

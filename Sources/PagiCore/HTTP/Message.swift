@@ -9,6 +9,10 @@ import Synchronization
 /// Header fields in arrival order. Names keep their case; lookups are case-insensitive (ASCII).
 public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var fields: [(name: String, value: String)]
+    /// These fields already in their HTTP/1.1 form, once `prepareFieldLines()` made it: headers
+    /// that are answered again and again (a static file's, a fixed stub's) are then copied to the
+    /// wire as one block. Any change drops it.
+    public private(set) var fieldLines: FieldLines?
 
     public init(_ fields: [(name: String, value: String)] = []) { self.fields = fields }
     public init(dictionaryLiteral elements: (String, String)...) {
@@ -26,28 +30,84 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     public func values(_ name: String) -> [String] {
         fields.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)
     }
+    /// All values of a list field as one, joined by commas (RFC 9110 §5.3); nil when absent.
+    /// The common single field costs no allocation.
+    public func combinedValue(_ name: String) -> String? {
+        var combined: String?
+        for field in fields where field.name.asciiCaseInsensitiveEquals(name) {
+            if let earlier = combined { combined = earlier + ", " + field.value } else { combined = field.value }
+        }
+        return combined
+    }
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
-    public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
+    public mutating func add(_ name: String, _ value: String) {
+        fieldLines = nil
+        fields.append((name, value))
+    }
     /// Replaces every field `name` with one field.
     public mutating func set(_ name: String, _ value: String) {
         remove(name)
         fields.append((name, value))
     }
     public mutating func remove(_ name: String) {
+        fieldLines = nil
         fields.removeAll { $0.name.asciiCaseInsensitiveEquals(name) }
+    }
+
+    /// Serialises the fields now, for headers that will be sent many times unchanged.
+    public mutating func prepareFieldLines() { fieldLines = FieldLines(self) }
+}
+
+/// Header fields as HTTP/1.1 field lines (`Name: value` CRLF each), without the framing fields
+/// the engine writes itself from the real message (`Content-Length`, `Transfer-Encoding`,
+/// `Connection`, `Date`): a handler's copy of those could contradict what is actually sent.
+public struct FieldLines: Sendable {
+    public let bytes: [UInt8]
+    /// A handler set its own `Server` field.
+    public let hasServer: Bool
+
+    /// `keepingConnection`: a `101` keeps the handler's `Connection: Upgrade`.
+    public init(_ headers: HeaderFields, keepingConnection: Bool = false) {
+        var bytes: [UInt8] = []
+        var hasServer = false
+        for field in headers.fields {
+            if Self.isFramingField(field.name) && !(keepingConnection && field.name.asciiCaseInsensitiveEquals("connection")) {
+                continue
+            }
+            if field.name.asciiCaseInsensitiveEquals("server") { hasServer = true }
+            bytes.append(contentsOf: field.name.utf8)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: field.value.utf8)
+            bytes.append(UInt8(ascii: "\r"))
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        self.bytes = bytes
+        self.hasServer = hasServer
+    }
+
+    public static func isFramingField(_ name: String) -> Bool {
+        name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
+            || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("date")
     }
 }
 
 extension String {
     /// ASCII case-insensitive comparison without allocating (header names are ASCII tokens).
+    /// Runs several times for every request: a byte loop, no generic iterators.
     public func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
         let a = utf8, b = other.utf8
         guard a.count == b.count else { return false }
-        for (x, y) in zip(a, b) where x != y {
-            let lx = x >= 65 && x <= 90 ? x | 0x20 : x
-            let ly = y >= 65 && y <= 90 ? y | 0x20 : y
-            if lx != ly { return false }
+        var i = a.startIndex, j = b.startIndex
+        while i != a.endIndex {
+            let x = a[i], y = b[j]
+            if x != y {
+                let folded = x | 0x20
+                guard folded == y | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
+            }
+            a.formIndex(after: &i)
+            b.formIndex(after: &j)
         }
         return true
     }

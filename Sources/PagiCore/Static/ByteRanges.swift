@@ -86,12 +86,20 @@ public enum ByteRanges {
 
 extension StringProtocol where SubSequence == Substring {
     /// Without leading and trailing optional whitespace (SP / HTAB).
-    var trimmingOWS: Substring {
-        let s = self[...]
-        let isOWS: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let start = s.firstIndex(where: { !isOWS($0) }), let end = s.lastIndex(where: { !isOWS($0) }) else {
-            return s[s.endIndex...]
+    var trimmingOWS: Substring { self[...].withoutOWS }
+}
+
+extension Substring {
+    /// Trimmed on bytes (OWS is ASCII): no grapheme breaking for a header value.
+    var withoutOWS: Substring {
+        let bytes = utf8
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { bytes.formIndex(after: &start) }
+        while start < end {
+            let last = bytes.index(before: end)
+            guard bytes[last] == UInt8(ascii: " ") || bytes[last] == UInt8(ascii: "\t") else { break }
+            end = last
         }
-        return s[start...end]
+        return self[start..<end]
     }
 }

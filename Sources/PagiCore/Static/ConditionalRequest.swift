@@ -42,45 +42,62 @@ public enum ConditionalRequest {
 
     /// All lines of a list field joined, as RFC 9110 §5.3 allows.
     private static func fieldValue(_ name: String, in headers: HeaderFields) -> String? {
-        let values = headers.values(name)
-        return values.isEmpty ? nil : values.joined(separator: ", ")
+        headers.combinedValue(name)
     }
 
     /// A date field is ignored when invalid or repeated (RFC 9110 §13.1.3).
     private static func singleDate(_ name: String, in headers: HeaderFields) -> Int? {
-        let values = headers.values(name)
-        guard values.count == 1 else { return nil }
-        return HTTPDate.parse(String(values[0].trimmingOWS))
+        var value: String?
+        for field in headers where field.name.asciiCaseInsensitiveEquals(name) {
+            guard value == nil else { return nil }
+            value = field.value
+        }
+        return value.flatMap { HTTPDate.parse(String($0.trimmingOWS)) }
     }
 }
 
 /// `*` or a comma-separated list of entity-tags (`"x"`, `W/"x"`). Parsed by hand because an
-/// opaque tag may itself contain commas.
+/// opaque tag may itself contain commas; on bytes, since it runs for every revalidation.
 struct EntityTagList {
     struct Tag: Equatable {
         var isWeak: Bool
         /// Including the quotes.
         var opaque: Substring
+
+        static func == (a: Tag, b: Tag) -> Bool {
+            a.isWeak == b.isWeak && a.opaque.utf8.elementsEqual(b.opaque.utf8)
+        }
     }
 
     private(set) var isWildcard = false
     private(set) var tags: [Tag] = []
 
     init(_ value: String) {
-        if value.trimmingOWS == "*" {
+        let whole = value[...]
+        if whole.withoutOWS.utf8.elementsEqual("*".utf8) {
             isWildcard = true
             return
         }
-        var rest = value[...]
+        let bytes = whole.utf8
+        var index = bytes.startIndex
+        let end = bytes.endIndex
+        func at(_ position: String.Index, is byte: Unicode.Scalar) -> Bool {
+            position < end && bytes[position] == UInt8(ascii: byte)
+        }
         while true {
-            rest = rest.drop { $0 == " " || $0 == "\t" || $0 == "," }
-            guard !rest.isEmpty else { return }
-            let isWeak = rest.hasPrefix("W/")
-            if isWeak { rest = rest.dropFirst(2) }
+            while index < end, at(index, is: " ") || at(index, is: "\t") || at(index, is: ",") {
+                bytes.formIndex(after: &index)
+            }
+            guard index < end else { return }
+            let isWeak = at(index, is: "W") && at(bytes.index(after: index), is: "/")
+            if isWeak { index = bytes.index(index, offsetBy: 2) }
             // A malformed member ends the list: what came before still counts.
-            guard rest.first == "\"", let close = rest.dropFirst().firstIndex(of: "\"") else { return }
-            tags.append(Tag(isWeak: isWeak, opaque: rest[...close]))
-            rest = rest[rest.index(after: close)...]
+            guard at(index, is: "\"") else { return }
+            var close = bytes.index(after: index)
+            while close < end, bytes[close] != UInt8(ascii: "\"") { bytes.formIndex(after: &close) }
+            guard close < end else { return }
+            tags.append(Tag(isWeak: isWeak, opaque: whole[index...close]))
+            index = bytes.index(after: close)
         }
     }
 
@@ -90,7 +107,7 @@ struct EntityTagList {
         let current = EntityTagList(etag).tags.first
         guard let current else { return false }
         return tags.contains { tag in
-            tag.opaque == current.opaque && (weakComparison || (!tag.isWeak && !current.isWeak))
+            tag.opaque.utf8.elementsEqual(current.opaque.utf8) && (weakComparison || (!tag.isWeak && !current.isWeak))
         }
     }
 }

@@ -5,20 +5,19 @@ import Darwin
 #endif
 import Synchronization
 
-/// What one static route recently served from memory, by request path and `Accept-Encoding`:
-/// a hot small file is then answered without a single system call. An entry lives at most
-/// `lifetime` (one second by default), so a changed file is never served stale for longer than
-/// that (nginx's `open_file_cache_valid` idea).
-final class FreshAnswers: Sendable {
+/// What one static route recently answered, by request path and `Accept-Encoding`: a hot small
+/// file (or a path that does not exist) is then answered without a single system call. An entry
+/// lives at most `lifetime` (one second by default), so a changed file is never served stale for
+/// longer than that (nginx's `open_file_cache_valid` idea, which also covers lookup errors).
+final class FreshAnswers<Value: Sendable>: Sendable {
     struct Entry: Sendable {
-        let metadata: RepresentationMetadata
-        let bytes: [UInt8]
+        let value: Value
         let expires: UInt64
     }
 
     let lifetimeNanoseconds: UInt64
-    /// Bounds memory: the bytes themselves are shared with `SmallFileCache`, so an entry costs
-    /// little more than its key and headers.
+    /// Bounds memory: a file's bytes are shared with `SmallFileCache`, so an entry costs little
+    /// more than its key and headers.
     let maximumEntries: Int
     private let entries = Mutex<[String: Entry]>([:])
 
@@ -28,18 +27,7 @@ final class FreshAnswers: Sendable {
         self.maximumEntries = maximumEntries
     }
 
-    /// The key of a request: its path, and the encodings it accepts (they choose the representation).
-    /// Runs for every static request: without `Accept-Encoding` (the common case for non-browsers)
-    /// the key is the path itself, with no array or string built.
-    static func key(_ request: Request) -> String {
-        var key = request.path
-        for field in request.headers where field.name.asciiCaseInsensitiveEquals("accept-encoding") {
-            key += "\n" + field.value
-        }
-        return key
-    }
-
-    func lookup(_ key: String) -> Entry? {
+    func lookup(_ key: String) -> Value? {
         let now = Self.now()
         return entries.withLock { entries in
             guard let entry = entries[key] else { return nil }
@@ -47,14 +35,14 @@ final class FreshAnswers: Sendable {
                 entries[key] = nil
                 return nil
             }
-            return entry
+            return entry.value
         }
     }
 
-    func store(_ key: String, metadata: RepresentationMetadata, bytes: [UInt8]) {
+    func store(_ key: String, _ value: Value) {
         guard lifetimeNanoseconds > 0 else { return }
         let now = Self.now()
-        let entry = Entry(metadata: metadata, bytes: bytes, expires: now + lifetimeNanoseconds)
+        let entry = Entry(value: value, expires: now + lifetimeNanoseconds)
         entries.withLock { entries in
             if entries.count >= maximumEntries {
                 entries = entries.filter { $0.value.expires > now }
@@ -75,4 +63,21 @@ final class FreshAnswers: Sendable {
         #endif
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
+}
+
+/// The key of a request: its path, and the encodings it accepts (they choose the representation).
+/// Runs for every static request: without `Accept-Encoding` (the common case for non-browsers)
+/// the key is the path itself, with no array or string built.
+func freshAnswerKey(_ request: Request) -> String {
+    var key = request.path
+    for field in request.headers where field.name.asciiCaseInsensitiveEquals("accept-encoding") {
+        key += "\n" + field.value
+    }
+    return key
+}
+
+/// A small file answered from memory: its metadata (validators, prebuilt headers) and bytes.
+struct RememberedFile: Sendable {
+    let metadata: RepresentationMetadata
+    let bytes: [UInt8]
 }

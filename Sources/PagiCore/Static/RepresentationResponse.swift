@@ -38,12 +38,14 @@ struct RepresentationMetadata: Sendable {
         if let cacheControl { headers.add("Cache-Control", cacheControl) }
         if let encoding = representation.encoding { headers.add("Content-Encoding", encoding.rawValue) }
         if representation.hasVariants { headers.add("Vary", "Accept-Encoding") }
+        headers.prepareFieldLines()
         representationHeaders = headers
 
         var validators: HeaderFields = ["ETag": etag]
         validators.add("Last-Modified", lastModified)
         if let cacheControl { validators.add("Cache-Control", cacheControl) }
         if representation.hasVariants { validators.add("Vary", "Accept-Encoding") }
+        validators.prepareFieldLines()
         validatorHeaders = validators
     }
 }

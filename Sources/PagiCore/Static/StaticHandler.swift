@@ -7,12 +7,15 @@ public struct StaticHandler: Handler {
     private let mount: MountPoint
     private let fileSystem: StaticFileSystem
     private let cache = SmallFileCache.shared
-    private let freshAnswers: FreshAnswers
+    private let freshAnswers: FreshAnswers<RememberedFile>
+    /// Paths recently found missing (no `fallback`): a 404 flood costs no file-system lookups.
+    private let freshMisses: FreshAnswers<Void>
 
     /// `pattern` is the route's path pattern (`/assets/`, `/files/{rest...}`, `/`, `/about`).
     /// A small file's answer is reused for `freshFor` without looking at the file system again.
     public init(config: StaticConfig, pattern: String, freshFor: Duration = .seconds(1)) {
         freshAnswers = FreshAnswers(lifetime: freshFor)
+        freshMisses = FreshAnswers(lifetime: freshFor)
         self.config = config
         mount = MountPoint(pattern: pattern)
         fileSystem = StaticFileSystem(root: config.root, symlinks: config.followSymlinks)
@@ -23,26 +26,27 @@ public struct StaticHandler: Handler {
             // OPTIONS asks which methods work here: answer it (RFC 9110 §9.3.7); refuse the rest.
             return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": "GET, HEAD, OPTIONS"])
         }
-        let freshKey = FreshAnswers.key(request)
+        let freshKey = freshAnswerKey(request)
         if let fresh = freshAnswers.lookup(freshKey) {
             return RepresentationResponse(metadata: fresh.metadata, body: .memory(fresh.bytes)).answer(request)
         }
+        if freshMisses.lookup(freshKey) != nil { return Response(status: 404) }
         let target = mount.target(of: request)
-        guard target.segments.allSatisfy(isServable) else { return notFound(request) }
+        guard target.segments.allSatisfy(isServable) else { return notFound(request, freshKey: freshKey) }
         switch fileSystem.locate(target.segments) {
         case .failure(let failure):
-            return failure == .notFound ? notFound(request) : Response(status: failure.status)
+            return failure == .notFound ? notFound(request, freshKey: freshKey) : Response(status: failure.status)
         case .success(let located):
             switch located.entry.status.kind {
             case .regular:
                 // `/file.txt/` names a directory that does not exist.
-                guard !target.endsWithSlash || target.segments.isEmpty else { return notFound(request) }
+                guard !target.endsWithSlash || target.segments.isEmpty else { return notFound(request, freshKey: freshKey) }
                 return serveFile(located, request, freshKey: freshKey)
             case .directory:
                 guard target.endsWithSlash else { return redirectToDirectory(request) }
                 return serveDirectory(located.entry, request, freshKey: freshKey)
             case .symbolicLink, .other:
-                return notFound(request)
+                return notFound(request, freshKey: freshKey)
             }
         }
     }
@@ -63,8 +67,12 @@ public struct StaticHandler: Handler {
         name.hasPrefix(".") && name != ".well-known"
     }
 
-    private func notFound(_ request: Request) -> Response {
-        guard let fallback = config.fallback else { return Response(status: 404) }
+    /// The fallback (single-page apps), or 404 — remembered briefly for `freshKey`.
+    private func notFound(_ request: Request, freshKey: String) -> Response {
+        guard let fallback = config.fallback else {
+            freshMisses.store(freshKey, ())
+            return Response(status: 404)
+        }
         let segments = fallback.split(separator: "/").map(String.init)
         guard segments.allSatisfy(isServable), case .success(let located) = fileSystem.locate(segments),
               located.entry.status.kind == .regular else { return Response(status: 404) }
@@ -116,7 +124,7 @@ public struct StaticHandler: Handler {
         let metadata = RepresentationMetadata(representation, contentType: contentType, cacheControl: config.cacheControl)
         let status = representation.entry.status
         if let freshKey, request.method == "GET", let bytes = cache.contents(of: representation.entry.descriptor, status: status) {
-            freshAnswers.store(freshKey, metadata: metadata, bytes: bytes)
+            freshAnswers.store(freshKey, RememberedFile(metadata: metadata, bytes: bytes))
             return RepresentationResponse(metadata: metadata, body: .memory(bytes)).answer(request)
         }
         let body = RepresentationBody.file(representation.entry.descriptor, status: status, cache: cache)

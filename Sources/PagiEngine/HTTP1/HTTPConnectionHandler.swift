@@ -339,13 +339,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             closing = true
         }
         responsesInFlight += 1
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: keepAlive && !closing,
+        let staysOpen = keepAlive && !closing
+        let inMemory = switch response.body { case .empty, .bytes: true; default: false }
+        // A kept-alive connection needs no word when an in-memory response leaves: it is one buffer
+        // handed to the socket in order, and a failed write closes the channel anyway. That saves a
+        // promise and a callback per request. Closing, files and streams wait for the write.
+        let promise = staysOpen && inMemory ? nil : context.eventLoop.makePromise(of: Void.self)
+        let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: staysOpen,
                                           http10Client: request.versionMinor == 0, date: server.clock.httpDate(),
                                           context: context, promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { [self] result in
-            if case .failure = result { context.close(promise: nil); return }
-            if streamed == nil { responseDone(context: context) }
+        if let promise {
+            promise.futureResult.assumeIsolated().whenComplete { [self] result in
+                if case .failure = result { context.close(promise: nil); return }
+                if streamed == nil { responseDone(context: context) }
+            }
         }
         if let streamed {
             let sink = ChannelBodySink(context: context, chunked: request.versionMinor >= 1) { [self] closeConnection in
@@ -359,6 +366,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             streamed.start(sink)
         }
         logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started, servedBy: response.servedBy)
+        if promise == nil { responseDone(context: context) }
     }
 
     /// A response is completely handed to the socket: close, linger, or wait for the next request.

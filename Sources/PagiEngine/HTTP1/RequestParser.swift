@@ -127,7 +127,7 @@ struct RequestParser {
                 return .end
             }
             // Trailer fields are validated like header fields and then dropped: nothing here uses them.
-            _ = try Self.parseHeaderLine(line[...])
+            try Self.checkFieldLine(line)
             state = .trailers(bytesSeen: seen + line.count + 2)
             return try next(&buffer)
         }
@@ -158,17 +158,17 @@ struct RequestParser {
             }
             return nil
         }
-        let headBytes = buffer.readBytes(length: headEnd) ?? []
-        var lines = HeadLines(headBytes)
-        guard let requestLine = lines.next(), !requestLine.isEmpty else { throw ProtocolError(status: 400, reason: "empty request") }
-        var head = try parseRequestLine(requestLine)
-        head.headers.reserveCapacity(8)
-        while let line = lines.next(), !line.isEmpty {
-            guard head.headers.count < limits.headerCount else {
-                throw ProtocolError(status: 431, reason: "too many header fields")
+        // The head is parsed in place, on the read buffer's own memory: no copy, no per-line arrays.
+        let headerCount = limits.headerCount
+        let uriBytes = limits.uriBytes
+        let parsed = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(ProtocolError) -> RequestHead in
+                try Self.parseHeadLines(UnsafeRawBufferPointer(rebasing: bytes[..<headEnd]), uriBytes: uriBytes,
+                                        headerCount: headerCount)
             }
-            head.headers.append(try Self.parseHeaderLine(line))
         }
+        buffer.moveReaderIndex(forwardBy: headEnd)
+        var head = try parsed.get()
         try determineFraming(&head)
         switch head.framing {
         case .none: state = .done
@@ -203,48 +203,73 @@ struct RequestParser {
         return nil
     }
 
-    /// The lines of a head without their terminators (CRLF or bare LF), one at a time. A CR that
-    /// is not followed by LF stays in the line and is rejected there. The head ends with an empty line.
+    /// The request line and header fields of a complete head (ending with its empty line). Lines
+    /// end with CRLF or a bare LF; a CR that is not followed by LF stays in the line and is
+    /// rejected there.
+    private static func parseHeadLines(_ bytes: UnsafeRawBufferPointer, uriBytes: Int, headerCount: Int) throws(ProtocolError) -> RequestHead {
+        var lines = HeadLines(bytes: bytes)
+        guard let requestLine = lines.next(), !requestLine.isEmpty else { throw ProtocolError(status: 400, reason: "empty request") }
+        var head = try parseRequestLine(Slice(base: bytes, bounds: requestLine), uriBytes: uriBytes)
+        head.headers.reserveCapacity(8)
+        while let line = lines.next(), !line.isEmpty {
+            guard head.headers.count < headerCount else {
+                throw ProtocolError(status: 431, reason: "too many header fields")
+            }
+            head.headers.append(try parseHeaderLine(Slice(base: bytes, bounds: line)))
+        }
+        return head
+    }
+
+    /// The lines of a head, one at a time, as ranges without their terminators. (A struct, not a
+    /// closure over a position: captured variables are checked for exclusive access at run time.)
     private struct HeadLines {
-        let bytes: [UInt8]
+        let bytes: UnsafeRawBufferPointer
         var start = 0
 
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-        mutating func next() -> ArraySlice<UInt8>? {
-            guard start < bytes.count, let lf = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        mutating func next() -> Range<Int>? {
+            guard start < bytes.count else { return nil }
+            var lf = start
+            while lf < bytes.count && bytes[lf] != UInt8(ascii: "\n") { lf += 1 }
+            guard lf < bytes.count else { return nil }
             var lineEnd = lf
             if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
             defer { start = lf + 1 }
-            return bytes[start..<lineEnd]
+            return start..<lineEnd
         }
     }
 
-    private func parseRequestLine(_ line: ArraySlice<UInt8>) throws(ProtocolError) -> RequestHead {
-        let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
-            if parts.count >= 2 && parts[1].count > limits.uriBytes {
+    /// `method SP request-target SP HTTP-version`, with exactly two single spaces.
+    private static func parseRequestLine(_ line: Slice<UnsafeRawBufferPointer>, uriBytes: Int) throws(ProtocolError) -> RequestHead {
+        let firstSpace = line.firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
+        let targetStart = min(firstSpace + 1, line.endIndex)
+        let secondSpace = line[targetStart...].firstIndex(of: UInt8(ascii: " "))
+        let method = line[..<firstSpace]
+        let target = line[targetStart..<(secondSpace ?? line.endIndex)]
+        guard let secondSpace, firstSpace < line.endIndex, !method.isEmpty, !target.isEmpty,
+              !line[(secondSpace + 1)...].contains(UInt8(ascii: " ")) else {
+            if firstSpace < line.endIndex && target.count > uriBytes {
                 throw ProtocolError(status: 414, reason: "URI too long")
             }
             throw ProtocolError(status: 400, reason: "malformed request line")
         }
-        guard parts[0].allSatisfy(Self.isTokenChar) else { throw ProtocolError(status: 400, reason: "malformed method") }
-        guard parts[1].count <= limits.uriBytes else { throw ProtocolError(status: 414, reason: "URI too long") }
-        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard method.allSatisfy(isTokenChar) else { throw ProtocolError(status: 400, reason: "malformed method") }
+        guard target.count <= uriBytes else { throw ProtocolError(status: 414, reason: "URI too long") }
+        guard target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw ProtocolError(status: 400, reason: "invalid character in request target")
         }
-        let version = parts[2]
-        guard version.count == 8, version.starts(with: "HTTP/".utf8), Self.isDigit(version[version.startIndex + 5]),
-              version[version.startIndex + 6] == UInt8(ascii: "."), Self.isDigit(version[version.startIndex + 7]) else {
+        let version = line[(secondSpace + 1)...]
+        let v = version.startIndex
+        guard version.count == 8, version.starts(with: "HTTP/".utf8), isDigit(version[v + 5]),
+              version[v + 6] == UInt8(ascii: "."), isDigit(version[v + 7]) else {
             throw ProtocolError(status: 400, reason: "malformed HTTP version")
         }
-        let major = version[version.startIndex + 5], minor = version[version.startIndex + 7]
+        let major = version[v + 5], minor = version[v + 7]
         guard major == UInt8(ascii: "1"), minor <= UInt8(ascii: "1") else {
             throw ProtocolError(status: 505, reason: "HTTP version not supported")
         }
         return RequestHead(
-            method: String(decoding: parts[0], as: UTF8.self),
-            target: String(decoding: parts[1], as: UTF8.self),
+            method: String(decoding: UnsafeRawBufferPointer(rebasing: method), as: UTF8.self),
+            target: String(decoding: UnsafeRawBufferPointer(rebasing: target), as: UTF8.self),
             versionMinor: Int(minor - UInt8(ascii: "0")),
             headers: [],
             framing: .none,
@@ -252,7 +277,23 @@ struct RequestParser {
         )
     }
 
-    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(ProtocolError) -> (name: String, value: String) {
+    private static func parseHeaderLine(_ line: Slice<UnsafeRawBufferPointer>) throws(ProtocolError) -> (name: String, value: String) {
+        let fields = try fieldParts(line)
+        return (String(decoding: UnsafeRawBufferPointer(rebasing: fields.name), as: UTF8.self),
+                String(decoding: UnsafeRawBufferPointer(rebasing: fields.value), as: UTF8.self))
+    }
+
+    /// A trailer field line, checked like a header line (RFC 9112 §7.1.2).
+    private static func checkFieldLine(_ line: [UInt8]) throws(ProtocolError) {
+        let result = line.withUnsafeBytes { bytes in
+            Result { () throws(ProtocolError) in _ = try fieldParts(bytes[...]) }
+        }
+        try result.get()
+    }
+
+    /// `name: OWS value OWS`: the name a token, the value visible characters, obs-text, SP and HTAB.
+    private static func fieldParts(_ line: Slice<UnsafeRawBufferPointer>) throws(ProtocolError)
+        -> (name: Slice<UnsafeRawBufferPointer>, value: Slice<UnsafeRawBufferPointer>) {
         guard let first = line.first else { throw ProtocolError(status: 400, reason: "empty header line") }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
             throw ProtocolError(status: 400, reason: "obsolete line folding")
@@ -264,14 +305,15 @@ struct RequestParser {
         guard !name.isEmpty, name.allSatisfy(isTokenChar) else {
             throw ProtocolError(status: 400, reason: "invalid header name")
         }
-        var value = line[(colon + 1)...]
-        while let c = value.first, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { value = value.dropFirst() }
-        while let c = value.last, c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") { value = value.dropLast() }
-        // Field values: visible characters, obs-text, SP and HTAB only (no CR, LF, NUL or other controls).
+        var valueStart = colon + 1, valueEnd = line.endIndex
+        while valueStart < valueEnd, line[valueStart] == UInt8(ascii: " ") || line[valueStart] == UInt8(ascii: "\t") { valueStart += 1 }
+        while valueEnd > valueStart, line[valueEnd - 1] == UInt8(ascii: " ") || line[valueEnd - 1] == UInt8(ascii: "\t") { valueEnd -= 1 }
+        let value = line[valueStart..<valueEnd]
+        // No CR, LF, NUL or other controls in a value.
         guard value.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
             throw ProtocolError(status: 400, reason: "invalid character in header value")
         }
-        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        return (name, value)
     }
 
     /// RFC 9112 §6: decides how the body is delimited, refusing every ambiguous combination.

@@ -5,11 +5,18 @@ import PagiCore
 struct RequestValidation: Sendable {
     /// Methods answered at all; others get 501 (RFC 9110 §9.1). Includes every method a route names.
     let knownMethods: Set<String>
+    /// GET skips the set lookup (hashing a string): it is most requests.
+    private let getIsKnown: Bool
+
+    init(knownMethods: Set<String>) {
+        self.knownMethods = knownMethods
+        getIsKnown = knownMethods.contains("GET")
+    }
 
     static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"]
 
     func makeRequest(_ head: RequestHead, clientAddress: String) throws(ProtocolError) -> Request {
-        guard knownMethods.contains(head.method), head.method != "CONNECT" else {
+        guard head.method == "GET" ? getIsKnown : knownMethods.contains(head.method), head.method != "CONNECT" else {
             throw ProtocolError(status: 501, reason: "method not implemented")
         }
         var hostField: String?

@@ -6,7 +6,12 @@ import PagiCore
 /// FileRegions must only ever reach a plain-TCP HTTP/1.1 pipeline: TLS or compression handlers
 /// crash the process on them (see MEASURED-FACTS).
 struct ResponseWriter {
-    let serverHeader: String
+    /// `Server: …` CRLF, unless a handler sets its own.
+    private let serverLine: [UInt8]
+
+    init(serverHeader: String) {
+        serverLine = Array("Server: \(serverHeader)\r\n".utf8)
+    }
 
     /// Bytes of body actually put on the wire (for the access log).
     struct Outcome {
@@ -16,34 +21,24 @@ struct ResponseWriter {
     func write(_ response: Response, isHead: Bool, keepAlive: Bool, http10Client: Bool, date: String,
                context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> Outcome {
         let status = response.status
-        // A 101 keeps the handler's `Connection: Upgrade`; for every other status the writer owns it.
-        let switching = status == 101
         let bodyAllowed = status >= 200 && status != 204 && status != 304
-        var fields: [(name: String, value: String)] = []
-        fields.reserveCapacity(response.headers.count + 4)
-        if !response.headers.contains("Server") { fields.append(("Server", serverHeader)) }
-        fields.append(("Date", date))
-        for field in response.headers where !Self.isFramingField(field.name) || (switching && field.name.asciiCaseInsensitiveEquals("connection")) {
-            fields.append(field)
-        }
+        // A 101 keeps the handler's `Connection: Upgrade`; for every other status the writer owns it.
+        let lines = status == 101 ? FieldLines(response.headers, keepingConnection: true)
+            : response.headers.fieldLines ?? FieldLines(response.headers)
+        var framing = Framing.none
         if bodyAllowed {
             if case .stream = response.body {
                 // Unknown length: chunked for HTTP/1.1; an HTTP/1.0 client reads until the close.
-                if !http10Client { fields.append(("Transfer-Encoding", "chunked")) }
+                if !http10Client { framing = .chunked }
             } else {
-                fields.append(("Content-Length", String(response.body.length)))
+                framing = .length(response.body.length)
             }
         }
-        if switching {
-            // The handler's own Connection/Upgrade fields are among its headers.
-        } else if !keepAlive {
-            fields.append(("Connection", "close"))
-        } else if http10Client {
-            fields.append(("Connection", "keep-alive"))
-        }
+        let connection: StaticString? = status == 101 ? nil
+            : !keepAlive ? "Connection: close\r\n" : http10Client ? "Connection: keep-alive\r\n" : nil
         let inlineBody: [UInt8]? = if bodyAllowed && !isHead, case .bytes(let bytes) = response.body { bytes } else { nil }
-        let head = Self.serializeHead(statusLine: Self.statusLine(status), fields: fields, body: inlineBody,
-                                      allocator: context.channel.allocator)
+        let head = serializeHead(status: status, lines: lines, date: date, framing: framing, connection: connection,
+                                 body: inlineBody, allocator: context.channel.allocator)
 
         guard bodyAllowed && !isHead else {
             context.writeAndFlush(NIOAny(IOData.byteBuffer(head)), promise: promise)
@@ -65,6 +60,12 @@ struct ResponseWriter {
                       context: context, promise: promise)
         }
         return Outcome(bodyBytes: response.body.length)
+    }
+
+    private enum Framing {
+        case none
+        case chunked
+        case length(Int)
     }
 
     private func writeFile(_ file: OpenFile, slices: [(preamble: [UInt8]?, offset: Int, length: Int)], trailer: [UInt8]?,
@@ -96,65 +97,103 @@ struct ResponseWriter {
         if let promise { done.futureResult.cascade(to: promise) }
     }
 
-    /// `HTTP/1.1 200 OK\r\n`, built once per status code.
-    private static let statusLines: [Int: String] = Dictionary(uniqueKeysWithValues: (100...599).map { status in
-        (status, "HTTP/1.1 \(status) \(ErrorResponses.reasonPhrase(status))\r\n")
-    })
+    /// `HTTP/1.1 200 OK\r\n`, built once per status code (index: status − 100).
+    private static let statusLines: [[UInt8]] = (100...599).map { status in
+        Array("HTTP/1.1 \(status) \(ErrorResponses.reasonPhrase(status))\r\n".utf8)
+    }
 
-    private static func statusLine(_ status: Int) -> String {
-        statusLines[status] ?? "HTTP/1.1 \(status) \(ErrorResponses.reasonPhrase(status))\r\n"
+    private static func statusLine(_ status: Int) -> [UInt8] {
+        (100...599).contains(status) ? statusLines[status - 100] : Array("HTTP/1.1 \(status) \(ErrorResponses.reasonPhrase(status))\r\n".utf8)
     }
 
     /// The head (and a small body) copied into one buffer sized up front: a head is built for every
     /// response, and one capacity check with plain copies costs a fraction of a ByteBuffer write
     /// call per piece.
-    private static func serializeHead(statusLine: String, fields: [(name: String, value: String)], body: [UInt8]?,
-                                      allocator: ByteBufferAllocator) -> ByteBuffer {
-        var length = statusLine.utf8.count + 2 + (body?.count ?? 0)
-        for field in fields { length += field.name.utf8.count + field.value.utf8.count + 4 }
+    private func serializeHead(status: Int, lines: FieldLines, date: String, framing: Framing, connection: StaticString?,
+                               body: [UInt8]?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let statusLine = Self.statusLine(status)
+        var length = statusLine.count + lines.bytes.count + 8 + date.utf8.count + 2 + (body?.count ?? 0)
+        if !lines.hasServer { length += serverLine.count }
+        switch framing {
+        case .none: break
+        case .chunked: length += Self.chunked.utf8CodeUnitCount
+        case .length(let count): length += Self.contentLength.utf8CodeUnitCount + HeadCursor.decimalDigits(count) + 2
+        }
+        if let connection { length += connection.utf8CodeUnitCount }
         var buffer = allocator.buffer(capacity: length)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { destination in
             guard let start = destination.baseAddress else { return 0 }
-            var cursor = start
-            func copy(_ text: String) {
-                let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
-                    if let source = bytes.baseAddress { cursor.copyMemory(from: source, byteCount: bytes.count) }
-                    cursor += bytes.count
-                }
-                if copied == nil {
-                    for byte in text.utf8 {
-                        cursor.storeBytes(of: byte, as: UInt8.self)
-                        cursor += 1
-                    }
-                }
+            var cursor = HeadCursor(start)
+            cursor.append(statusLine)
+            if !lines.hasServer { cursor.append(serverLine) }
+            cursor.append("Date: " as StaticString)
+            cursor.append(date)
+            cursor.append("\r\n" as StaticString)
+            cursor.append(lines.bytes)
+            switch framing {
+            case .none: break
+            case .chunked: cursor.append(Self.chunked)
+            case .length(let count):
+                cursor.append(Self.contentLength)
+                cursor.appendDecimal(count)
+                cursor.append("\r\n" as StaticString)
             }
-            func copy(_ a: UInt8, _ b: UInt8) {
-                cursor.storeBytes(of: a, as: UInt8.self)
-                (cursor + 1).storeBytes(of: b, as: UInt8.self)
-                cursor += 2
-            }
-            copy(statusLine)
-            for field in fields {
-                copy(field.name)
-                copy(UInt8(ascii: ":"), UInt8(ascii: " "))
-                copy(field.value)
-                copy(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
-            }
-            copy(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
-            if let body {
-                body.withUnsafeBytes { bytes in
-                    if let source = bytes.baseAddress { cursor.copyMemory(from: source, byteCount: bytes.count) }
-                    cursor += bytes.count
-                }
-            }
-            return cursor - start
+            if let connection { cursor.append(connection) }
+            cursor.append("\r\n" as StaticString)
+            if let body { cursor.append(body) }
+            return cursor.pointer - start
         }
         return buffer
     }
 
-    /// Fields the writer computes itself; a handler's copy would contradict the real framing.
-    private static func isFramingField(_ name: String) -> Bool {
-        name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
-            || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("date")
+    private static let chunked: StaticString = "Transfer-Encoding: chunked\r\n"
+    private static let contentLength: StaticString = "Content-Length: "
+}
+
+/// Copies pieces of a head into memory sized beforehand. A struct with mutating methods rather
+/// than a nested function capturing the position: the capture was a boxed variable with a
+/// run-time exclusivity check on every piece.
+private struct HeadCursor {
+    var pointer: UnsafeMutableRawPointer
+
+    init(_ start: UnsafeMutableRawPointer) { pointer = start }
+
+    mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    mutating func append(_ text: StaticString) {
+        append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        pointer.copyMemory(from: source, byteCount: bytes.count)
+        pointer += bytes.count
+    }
+
+    mutating func appendDecimal(_ value: Int) {
+        var remaining = value
+        let digits = Self.decimalDigits(value)
+        for offset in stride(from: digits - 1, through: 0, by: -1) {
+            (pointer + offset).storeBytes(of: UInt8(ascii: "0") + UInt8(remaining % 10), as: UInt8.self)
+            remaining /= 10
+        }
+        pointer += digits
+    }
+
+    static func decimalDigits(_ value: Int) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        return digits
     }
 }
