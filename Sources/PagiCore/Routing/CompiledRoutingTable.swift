@@ -54,7 +54,7 @@ public final class RoutingTable: Sendable {
         // Contract-level choice, as Go's ServeMux: a request for `/docs` when `/docs/` is a subtree
         // goes to that subtree (whose handler decides, e.g. static answers 301 to `/docs/`) unless
         // a pattern matches `/docs` itself exactly; a broader subtree such as `/` does not count.
-        if finder.winner?.isExact != true, request.path.utf8.last != UInt8(ascii: "/") {
+        if finder.winner?.isExact != true, trie.hasTailsBelowRoot, request.path.utf8.last != UInt8(ascii: "/") {
             finder.wantsSubtreeRoots = true
             trie.forEachMatch(of: request, &finder)
         }

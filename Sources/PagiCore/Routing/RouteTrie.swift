@@ -42,6 +42,9 @@ struct RouteTrie: Sendable {
     }
 
     private(set) var nodes = [Node()]
+    /// A subtree or `{rest...}` pattern below the root exists. Only such a pattern can be a
+    /// subtree rooted at a request's path plus a slash: without one, lookup skips that second walk.
+    private(set) var hasTailsBelowRoot = false
 
     /// Adds `entry` under `pattern`; returns the route already there that it conflicts with:
     /// one with the same pattern shape and the same conditions (§4.2.2).
@@ -56,6 +59,7 @@ struct RouteTrie: Sendable {
             }
         }
         let isTail = pattern.ending != .exact
+        if isTail && node != 0 { hasTailsBelowRoot = true }
         let existing = isTail ? nodes[node].tailRoutes : nodes[node].exactRoutes
         if let conflict = existing.first(where: { sameConditions($0, entry) }) { return conflict }
         // More conditions first, then file order (§4.2.3); entries arrive in file order.

@@ -57,57 +57,64 @@ public enum ConditionalRequest {
 }
 
 /// `*` or a comma-separated list of entity-tags (`"x"`, `W/"x"`). Parsed by hand because an
-/// opaque tag may itself contain commas; on bytes, since it runs for every revalidation.
+/// opaque tag may itself contain commas; on a byte array with integer offsets, since it runs for
+/// every revalidation.
 struct EntityTagList {
     struct Tag: Equatable {
         var isWeak: Bool
         /// Including the quotes.
         var opaque: Substring
-
-        static func == (a: Tag, b: Tag) -> Bool {
-            a.isWeak == b.isWeak && a.opaque.utf8.elementsEqual(b.opaque.utf8)
-        }
     }
 
     private(set) var isWildcard = false
-    private(set) var tags: [Tag] = []
+    private let bytes: [UInt8]
+    /// Each member: weak or not, and where its opaque tag (quotes included) lies in `bytes`.
+    private var members: [(isWeak: Bool, opaque: Range<Int>)] = []
+
+    var tags: [Tag] {
+        members.map { Tag(isWeak: $0.isWeak, opaque: Substring(String(decoding: bytes[$0.opaque], as: UTF8.self))) }
+    }
 
     init(_ value: String) {
-        let whole = value[...]
-        if whole.withoutOWS.utf8.elementsEqual("*".utf8) {
+        bytes = Array(value.utf8)
+        let star = bytes.firstIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+        if let star, bytes[star] == UInt8(ascii: "*"),
+           bytes[(star + 1)...].allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
             isWildcard = true
             return
         }
-        let bytes = whole.utf8
-        var index = bytes.startIndex
-        let end = bytes.endIndex
-        func at(_ position: String.Index, is byte: Unicode.Scalar) -> Bool {
-            position < end && bytes[position] == UInt8(ascii: byte)
-        }
+        members = Self.parse(bytes)
+    }
+
+    private static func parse(_ bytes: [UInt8]) -> [(isWeak: Bool, opaque: Range<Int>)] {
+        var members: [(isWeak: Bool, opaque: Range<Int>)] = []
+        var index = 0
+        let end = bytes.count
         while true {
-            while index < end, at(index, is: " ") || at(index, is: "\t") || at(index, is: ",") {
-                bytes.formIndex(after: &index)
+            while index < end, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") || bytes[index] == UInt8(ascii: ",") {
+                index += 1
             }
-            guard index < end else { return }
-            let isWeak = at(index, is: "W") && at(bytes.index(after: index), is: "/")
-            if isWeak { index = bytes.index(index, offsetBy: 2) }
+            guard index < end else { return members }
+            let isWeak = index + 1 < end && bytes[index] == UInt8(ascii: "W") && bytes[index + 1] == UInt8(ascii: "/")
+            if isWeak { index += 2 }
             // A malformed member ends the list: what came before still counts.
-            guard at(index, is: "\"") else { return }
-            var close = bytes.index(after: index)
-            while close < end, bytes[close] != UInt8(ascii: "\"") { bytes.formIndex(after: &close) }
-            guard close < end else { return }
-            tags.append(Tag(isWeak: isWeak, opaque: whole[index...close]))
-            index = bytes.index(after: close)
+            guard index < end, bytes[index] == UInt8(ascii: "\"") else { return members }
+            var close = index + 1
+            while close < end, bytes[close] != UInt8(ascii: "\"") { close += 1 }
+            guard close < end else { return members }
+            members.append((isWeak, index..<(close + 1)))
+            index = close + 1
         }
     }
 
     /// `*` matches any current representation; strong comparison needs both tags strong.
     func matches(_ etag: String, weakComparison: Bool) -> Bool {
         if isWildcard { return true }
-        let current = EntityTagList(etag).tags.first
-        guard let current else { return false }
-        return tags.contains { tag in
-            tag.opaque.utf8.elementsEqual(current.opaque.utf8) && (weakComparison || (!tag.isWeak && !current.isWeak))
+        let current = EntityTagList(etag)
+        guard let mine = current.members.first else { return false }
+        let currentOpaque = current.bytes[mine.opaque]
+        return members.contains { member in
+            bytes[member.opaque].elementsEqual(currentOpaque) && (weakComparison || (!member.isWeak && !mine.isWeak))
         }
     }
 }

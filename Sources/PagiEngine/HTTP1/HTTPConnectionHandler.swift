@@ -204,11 +204,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func finishRequest(context: ChannelHandlerContext) {
-        guard let finished = pending, var request = finished.request else { return }
-        pending = nil
+        // Taken out rather than copied: a copy of a request retains every string in it.
+        guard var finished = pending.take(), var request = finished.request.take() else { return }
         request.body = finished.body
         if !keepAlive { closing = true }
-        let response = server.respond(to: request)
+        let response = server.respond(to: &request)
         deliver(response, for: request, started: finished.started, context: context)
     }
 

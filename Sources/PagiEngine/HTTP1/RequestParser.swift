@@ -182,25 +182,25 @@ struct RequestParser {
     /// Offset just past the blank line ending the head (CRLF CRLF, or bare LFs), if within `limit`.
     /// Resumes where the previous call stopped, so a head trickled in byte by byte costs O(n), not O(n²).
     private mutating func findHeadEnd(_ buffer: ByteBuffer, limit: Int) -> Int? {
-        let view = buffer.readableBytesView
-        var index = view.startIndex + headScan.offset
-        let end = min(view.endIndex, view.startIndex + limit + 4)
-        var previousLineEnd = headScan.atLineEnd
-        while index < end {
-            let byte = view[index]
-            if byte == UInt8(ascii: "\n") {
-                if previousLineEnd {
-                    headScan = HeadScan()
-                    return index + 1 - view.startIndex
+        let scan = headScan
+        let (headEnd, stoppedAt) = buffer.withUnsafeReadableBytes { bytes -> (Int?, HeadScan) in
+            var index = scan.offset
+            let end = min(bytes.count, limit + 4)
+            var previousLineEnd = scan.atLineEnd
+            while index < end {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\n") {
+                    if previousLineEnd { return (index + 1, HeadScan()) }
+                    previousLineEnd = true
+                } else if byte != UInt8(ascii: "\r") {
+                    previousLineEnd = false
                 }
-                previousLineEnd = true
-            } else if byte != UInt8(ascii: "\r") {
-                previousLineEnd = false
+                index += 1
             }
-            index += 1
+            return (nil, HeadScan(offset: index, atLineEnd: previousLineEnd))
         }
-        headScan = HeadScan(offset: index - view.startIndex, atLineEnd: previousLineEnd)
-        return nil
+        headScan = stoppedAt
+        return headEnd
     }
 
     /// The request line and header fields of a complete head (ending with its empty line). Lines

@@ -82,6 +82,11 @@ struct RequestValidation: Sendable {
     static func hostName(ofAuthority authority: String, allowEmpty: Bool) -> String? {
         let bytes = authority.utf8
         guard let first = bytes.first else { return allowEmpty ? "" : nil }
+        // The common case, a lower-case name without port: already its own answer, no copy.
+        if bytes.last != UInt8(ascii: "."),
+           bytes.allSatisfy({ isRegNameByte($0) && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }) {
+            return authority
+        }
         var hostBytes: Substring.UTF8View
         var portBytes: Substring.UTF8View?
         if first == UInt8(ascii: "[") {

@@ -47,8 +47,9 @@ final class ServerContext: Sendable {
         self.serverWideAllow = knownMethods.subtracting(["CONNECT", "TRACE"]).sorted().joined(separator: ", ")
     }
 
-    /// Routes and answers one complete request. Runs on the connection's event loop.
-    func respond(to request: Request) -> Response {
+    /// Routes and answers one complete request (filling in its route parameters). Runs on the
+    /// connection's event loop.
+    func respond(to request: inout Request) -> Response {
         if request.path == "*" {
             return Response(status: 200, headers: ["Allow": serverWideAllow])
         }
@@ -57,9 +58,8 @@ final class ServerContext: Sendable {
         var response: Response
         switch lookup {
         case .matched(let route, let params):
-            var routed = request
-            routed.params = params
-            response = Self.run(route.middleware[...], handler: route.handler, request: routed)
+            request.params = params
+            response = Self.run(route.middleware[...], handler: route.handler, request: request)
         case .methodNotAllowed(let allow):
             // OPTIONS asks exactly this question: answer it rather than refuse it (RFC 9110 §9.3.7).
             response = Response(status: request.method == "OPTIONS" ? 204 : 405,
