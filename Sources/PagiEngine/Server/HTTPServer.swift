@@ -91,7 +91,9 @@ public final class HTTPServer: Sendable {
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
+            // One read per wake-up and no kept receive buffer: see `IdleLightReadBuffers`.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(.recvAllocator, value: IdleLightReadBuffers())
             .childChannelInitializer { channel in
                 let open = context.connections.wrappingIncrementThenLoad(ordering: .relaxed)
                 context.observer?.connectionOpened()
