@@ -83,6 +83,40 @@ final class StaticHandlerTests: XCTestCase {
         XCTAssertEqual(handler.get("/route").text, "real file")
     }
 
+    func testLargeFilesAreRememberedOpenForAtMostTheirLifetime() throws {
+        let bytes = patternBytes(count: 200_000)
+        try site.write("big.bin", bytes)
+        let handler = site.handler(freshFor: .milliseconds(300))
+        XCTAssertTrue(handler.get("/big.bin").bodyBytes == bytes)
+        // The whole site moves away: a lookup would find nothing, but the file is kept open.
+        let moved = site.root.path + "-moved"
+        try FileManager.default.moveItem(atPath: site.root.path, toPath: moved)
+        defer { try? FileManager.default.moveItem(atPath: moved, toPath: site.root.path) }
+        XCTAssertTrue(handler.get("/big.bin").bodyBytes == bytes, "served from the descriptor kept open, without a lookup")
+        XCTAssertEqual(handler.get("/big.bin", ["Range": "bytes=10-19"]).bodyBytes, Array(bytes[10...19]), "ranges too")
+        Thread.sleep(forTimeInterval: 0.4)
+        XCTAssertNotEqual(handler.get("/big.bin").status, 200, "forgotten once the lifetime is over")
+    }
+
+    func testAReplacedOrChangedLargeFileIsLookedUpAgainAtOnce() throws {
+        let first = patternBytes(count: 200_000), second = Array(first.reversed())
+        try site.write("big.bin", first)
+        let handler = site.handler(freshFor: .seconds(60))
+        XCTAssertTrue(handler.get("/big.bin").bodyBytes == first)
+        XCTAssertTrue(handler.get("/big.bin").bodyBytes == first, "remembered")
+        // Replaced by a rename: the old file's status changed (it lost its name), so it is looked up anew.
+        try Data(second).write(to: URL(fileURLWithPath: site.path("big.bin")), options: .atomic)
+        XCTAssertTrue(handler.get("/big.bin").bodyBytes == second)
+        XCTAssertTrue(handler.get("/big.bin").bodyBytes == second, "remembered")
+        // Written in place and shorter: the remembered length would now be wrong.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: site.path("big.bin")))
+        try handle.truncate(atOffset: 150_000)
+        try handle.close()
+        let response = handler.get("/big.bin")
+        XCTAssertEqual(response.body.length, 150_000)
+        XCTAssertTrue(response.bodyBytes == Array(second[..<150_000]))
+    }
+
     func testLargeFilesAreSentFromTheDescriptor() throws {
         let bytes = patternBytes(count: 200_000)
         try site.write("big.bin", bytes)

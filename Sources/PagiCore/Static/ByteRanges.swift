@@ -43,17 +43,23 @@ public enum ByteRanges {
     }
 
     /// nil when the header is not a syntactically valid `bytes` range set (it is then ignored).
+    /// Parsed on bytes with integer offsets: it runs for every range request.
     static func parse(_ header: String) -> [Spec]? {
-        let trimmed = header.trimmingOWS
-        guard let equals = trimmed.firstIndex(of: "="),
-              String(trimmed[..<equals].trimmingOWS).asciiCaseInsensitiveEquals("bytes") else { return nil }
+        let bytes = Array(header.utf8)
+        let whole = trimmed(bytes, 0..<bytes.count)
+        guard let equals = bytes[whole].firstIndex(of: UInt8(ascii: "=")),
+              bytes[trimmed(bytes, whole.lowerBound..<equals)].elementsEqual("bytes".utf8, by: { $0 | 0x20 == $1 })
+        else { return nil }
         var specs: [Spec] = []
+        var elementStart = equals + 1
         // Empty list elements (`bytes=0-1,,5-6`) are allowed by the list syntax (RFC 9110 §5.6.1).
-        for element in trimmed[trimmed.index(after: equals)...].split(separator: ",") {
-            let spec = element.trimmingOWS
+        while elementStart <= whole.upperBound {
+            let comma = bytes[elementStart..<whole.upperBound].firstIndex(of: UInt8(ascii: ",")) ?? whole.upperBound
+            let spec = trimmed(bytes, elementStart..<comma)
+            elementStart = comma + 1
             if spec.isEmpty { continue }
-            guard let dash = spec.firstIndex(of: "-") else { return nil }
-            let firstText = spec[..<dash], lastText = spec[spec.index(after: dash)...]
+            guard let dash = bytes[spec].firstIndex(of: UInt8(ascii: "-")) else { return nil }
+            let firstText = bytes[spec.lowerBound..<dash], lastText = bytes[(dash + 1)..<spec.upperBound]
             if firstText.isEmpty {
                 guard let count = saturatingNumber(lastText) else { return nil }
                 specs.append(.suffix(count))
@@ -70,11 +76,19 @@ public enum ByteRanges {
         return specs.isEmpty ? nil : specs
     }
 
+    /// `range` without leading and trailing SP / HTAB.
+    private static func trimmed(_ bytes: [UInt8], _ range: Range<Int>) -> Range<Int> {
+        var lower = range.lowerBound, upper = range.upperBound
+        while lower < upper, bytes[lower] == UInt8(ascii: " ") || bytes[lower] == UInt8(ascii: "\t") { lower += 1 }
+        while upper > lower, bytes[upper - 1] == UInt8(ascii: " ") || bytes[upper - 1] == UInt8(ascii: "\t") { upper -= 1 }
+        return lower..<upper
+    }
+
     /// Decimal digits only; values beyond `Int.max` saturate (they are past any file's end anyway).
-    private static func saturatingNumber(_ text: Substring) -> Int? {
-        guard !text.isEmpty else { return nil }
+    private static func saturatingNumber(_ digits: ArraySlice<UInt8>) -> Int? {
+        guard !digits.isEmpty else { return nil }
         var value = 0
-        for byte in text.utf8 {
+        for byte in digits {
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
             let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
             let (sum, overflow2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))

@@ -17,9 +17,9 @@ struct RepresentationMetadata: Sendable {
     let modifiedSeconds: Int
     let etag: String
     /// Headers of a 200 or 206.
-    let representationHeaders: HeaderFields
+    private(set) var representationHeaders: HeaderFields
     /// Headers of a 304: what a cache needs to refresh its stored response.
-    let validatorHeaders: HeaderFields
+    private(set) var validatorHeaders: HeaderFields
     let varyHeaders: HeaderFields
 
     init(_ representation: Representation, contentType: String, cacheControl: String?) {
@@ -38,15 +38,21 @@ struct RepresentationMetadata: Sendable {
         if let cacheControl { headers.add("Cache-Control", cacheControl) }
         if let encoding = representation.encoding { headers.add("Content-Encoding", encoding.rawValue) }
         if representation.hasVariants { headers.add("Vary", "Accept-Encoding") }
-        headers.prepareFieldLines()
         representationHeaders = headers
 
         var validators: HeaderFields = ["ETag": etag]
         validators.add("Last-Modified", lastModified)
         if let cacheControl { validators.add("Cache-Control", cacheControl) }
         if representation.hasVariants { validators.add("Vary", "Accept-Encoding") }
-        validators.prepareFieldLines()
         validatorHeaders = validators
+    }
+
+    /// A copy whose header sets are serialised once, for answers repeated from memory.
+    func withPreparedFieldLines() -> RepresentationMetadata {
+        var copy = self
+        copy.representationHeaders.prepareFieldLines()
+        copy.validatorHeaders.prepareFieldLines()
+        return copy
     }
 }
 

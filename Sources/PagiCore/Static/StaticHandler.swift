@@ -8,6 +8,8 @@ public struct StaticHandler: Handler {
     private let fileSystem: StaticFileSystem
     private let cache = SmallFileCache.shared
     private let freshAnswers: FreshAnswers<RememberedFile>
+    /// Larger files, remembered with an open descriptor each: fewer, since each holds one.
+    private let freshFiles: FreshAnswers<RememberedFile>
     /// Paths recently found missing (no `fallback`): a 404 flood costs no file-system lookups.
     private let freshMisses: FreshAnswers<Void>
 
@@ -15,6 +17,7 @@ public struct StaticHandler: Handler {
     /// A small file's answer is reused for `freshFor` without looking at the file system again.
     public init(config: StaticConfig, pattern: String, freshFor: Duration = .seconds(1)) {
         freshAnswers = FreshAnswers(lifetime: freshFor)
+        freshFiles = FreshAnswers(lifetime: freshFor, maximumEntries: 256)
         freshMisses = FreshAnswers(lifetime: freshFor)
         self.config = config
         mount = MountPoint(pattern: pattern)
@@ -27,8 +30,17 @@ public struct StaticHandler: Handler {
             return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": "GET, HEAD, OPTIONS"])
         }
         let freshKey = freshAnswerKey(request)
-        if let fresh = freshAnswers.lookup(freshKey) {
-            return RepresentationResponse(metadata: fresh.metadata, body: .memory(fresh.bytes)).answer(request)
+        if let fresh = freshAnswers.lookup(freshKey) ?? freshFiles.lookup(freshKey) {
+            switch fresh.content {
+            case .bytes(let bytes):
+                return RepresentationResponse(metadata: fresh.metadata, body: .memory(bytes)).answer(request)
+            case .file(let kept, let status):
+                // A file changed in place, or no descriptor to spare: looked up as usual below.
+                if let descriptor = kept.duplicate(ifStill: status) {
+                    return RepresentationResponse(metadata: fresh.metadata, body: .file(descriptor, status: status, cache: cache))
+                        .answer(request)
+                }
+            }
         }
         if freshMisses.lookup(freshKey) != nil { return Response(status: 404) }
         let target = mount.target(of: request)
@@ -124,8 +136,11 @@ public struct StaticHandler: Handler {
         let metadata = RepresentationMetadata(representation, contentType: contentType, cacheControl: config.cacheControl)
         let status = representation.entry.status
         if let freshKey, request.method == "GET", let bytes = cache.contents(of: representation.entry.descriptor, status: status) {
-            freshAnswers.store(freshKey, RememberedFile(metadata: metadata, bytes: bytes))
+            freshAnswers.store(freshKey, RememberedFile(metadata: metadata, content: .bytes(bytes)))
             return RepresentationResponse(metadata: metadata, body: .memory(bytes)).answer(request)
+        }
+        if let freshKey, status.size > cache.maximumFileSize, let kept = KeptDescriptor(duplicating: representation.entry.descriptor) {
+            freshFiles.store(freshKey, RememberedFile(metadata: metadata, content: .file(kept, status)))
         }
         let body = RepresentationBody.file(representation.entry.descriptor, status: status, cache: cache)
         return RepresentationResponse(metadata: metadata, body: body).answer(request)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import PagiCore
 
@@ -52,9 +55,11 @@ struct ResponseWriter {
             // Already copied behind the head: small responses leave in one write.
             context.writeAndFlush(NIOAny(IOData.byteBuffer(head)), promise: promise)
         case .file(let file, let offset, let length):
+            Self.cork(true, context)
             context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
             writeFile(file, slices: [(nil, offset, length)], trailer: nil, context: context, promise: promise)
         case .multipart(let file, let parts, let trailer):
+            Self.cork(true, context)
             context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
             writeFile(file, slices: parts.map { ($0.preamble, $0.offset, $0.length) }, trailer: trailer,
                       context: context, promise: promise)
@@ -93,8 +98,22 @@ struct ResponseWriter {
             context.write(NIOAny(IOData.byteBuffer(ByteBuffer())), promise: done)
         }
         context.flush()
-        done.futureResult.whenComplete { _ in try? handle.close() }
+        done.futureResult.assumeIsolated().whenComplete { _ in
+            try? handle.close()
+            Self.cork(false, context)
+        }
         if let promise { done.futureResult.cascade(to: promise) }
+    }
+
+    /// TCP_CORK around a file body (nginx's `tcp_nopush`): the head and the file leave in full
+    /// segments, and the rest goes out when the cork is pulled. Without it, with TCP_NODELAY, the
+    /// kernel pushes each piece `sendfile` hands it as its own segment, and the client spends its
+    /// time on many small segments: measured, a 1 MiB file went to wrk at ~60 % of nginx's rate.
+    private static func cork(_ on: Bool, _ context: ChannelHandlerContext) {
+        #if os(Linux)
+        let option = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_CORK))
+        try? context.channel.syncOptions?.setOption(option, value: on ? 1 : 0)
+        #endif
     }
 
     /// `HTTP/1.1 200 OK\r\n`, built once per status code (index: status − 100).
