@@ -363,7 +363,8 @@ def chart(ratios, servers, path, stamp):
         values = [ratios[n].get(server, 0) for n in names]
         ax.bar([x + i * width for x in range(len(names))], values, width, label=server)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(names))], names, fontsize=8)
+    ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(names))], names, fontsize=8,
+                  rotation=15, ha="right")
     ax.set_ylabel("req/s relative to nginx")
     ax.set_title(f"Throughput relative to nginx (same run, {stamp:%Y-%m-%d})")
     ax.legend(fontsize=8)
