@@ -115,6 +115,7 @@ let package = Package(
                 "PagiBuiltins",
                 "PagiMetrics",
                 "PagiRealtime",
+                "PagiRespond",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),

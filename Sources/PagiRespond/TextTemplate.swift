@@ -11,6 +11,9 @@ struct TextTemplate: Sendable {
 
     private enum Form: Sendable {
         case literal(String)
+        /// Text and plain `{{name}}` / `{{name.key}}` references only, in a response that escapes
+        /// nothing (see `References`).
+        case references(References, fallback: MustacheTemplate)
         case mustache(MustacheTemplate)
     }
     private let form: Form
@@ -28,7 +31,12 @@ struct TextTemplate: Sendable {
         do {
             // Parsed as written first, so an error's line and column are the user's own.
             let asWritten = try MustacheTemplate(string: text)
-            form = .mustache(escaping == .html ? asWritten : try MustacheTemplate(string: Self.textPragma + text))
+            if escaping == .html {
+                form = .mustache(asWritten)
+            } else {
+                let template = try MustacheTemplate(string: Self.textPragma + text)
+                form = References(text).map { .references($0, fallback: template) } ?? .mustache(template)
+            }
         } catch let error as MustacheTemplate.ParserError {
             throw ConfigError(diagnostics: [Diagnostic(.error, "invalid template: \(Self.describe(error.error))",
                                                        at: origin.location(of: error.context))])
@@ -44,8 +52,23 @@ struct TextTemplate: Sendable {
     func render(_ context: RequestContext) -> String {
         switch form {
         case .literal(let text): return text
+        case .references(let references, let fallback): return references.render(context) ?? fallback.render(context)
         case .mustache(let template): return template.render(context)
         }
+    }
+
+    /// Rendered by swift-mustache itself, whatever the template (for tests that compare).
+    func renderedByMustache(_ context: RequestContext) -> String {
+        switch form {
+        case .literal(let text): return text
+        case .references(_, let template), .mustache(let template): return template.render(context)
+        }
+    }
+
+    /// Whether the template is rendered without swift-mustache when its values are plain text.
+    var rendersReferencesDirectly: Bool {
+        if case .references = form { return true }
+        return false
     }
 
     private static func describe(_ error: any Error) -> String {
@@ -58,6 +81,65 @@ struct TextTemplate: Sendable {
             return "invalid pragma tag"
         default: return "unexpected end of template (a tag is not closed)"
         }
+    }
+}
+
+/// A template that is only text and variable references such as `{{path.id}}` (the common stub:
+/// an id in a JSON body), rendered by looking the names up directly. swift-mustache resolves every
+/// name through dynamic casts on the context (`MustacheParent`, transforms, lambdas): ~60 % of a
+/// templated response's instructions (callgrind). Written by hand for this subset only: any other
+/// tag (sections, partials, `{{{…}}}`, `{{&…}}`, comments, transforms) keeps the whole template
+/// with swift-mustache, and so does a value that is not plain text (then `render` returns nil).
+/// Only for responses that escape nothing: HTML escaping stays with swift-mustache.
+struct References: Sendable {
+    enum Piece: Sendable, Equatable {
+        case text(String)
+        /// A dotted name, split at its dots.
+        case name([String])
+    }
+    let pieces: [Piece]
+
+    init?(_ template: String) {
+        var pieces: [Piece] = []
+        var rest = Substring(template)
+        while let open = rest.range(of: "{{") {
+            if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
+            guard let close = rest[open.upperBound...].range(of: "}}") else { return nil }
+            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(Self.isNameCharacter) }) else { return nil }
+            pieces.append(.name(parts.map(String.init)))
+            rest = rest[close.upperBound...]
+        }
+        if !rest.isEmpty { pieces.append(.text(String(rest))) }
+        self.pieces = pieces
+    }
+
+    private static func isNameCharacter(_ character: Character) -> Bool {
+        character.isASCII && (character.isLetter || character.isNumber || character == "_" || character == "-")
+    }
+
+    /// As swift-mustache renders it without escaping: a missing name is empty. nil when a value is
+    /// not plain text (a list, a number, a JSON object…).
+    func render(_ context: RequestContext) -> String? {
+        var out = ""
+        for piece in pieces {
+            switch piece {
+            case .text(let text):
+                out += text
+            case .name(let names):
+                var value = context.child(named: names[0])
+                for key in names.dropFirst() {
+                    guard let current = value else { break }
+                    guard let fields = current as? [String: String] else { return nil }
+                    value = fields[key]
+                }
+                guard let value else { continue }
+                guard let text = value as? String else { return nil }
+                out += text
+            }
+        }
+        return out
     }
 }
 

@@ -1,0 +1,50 @@
+import PagiConfig
+import PagiCore
+@testable import PagiRespond
+import XCTest
+
+/// Templates that are only text and `{{name}}` references are rendered without swift-mustache;
+/// their output must be exactly swift-mustache's, for every kind of value a request can bring.
+final class TextTemplateTests: XCTestCase {
+    private let origin = TemplateOrigin.config(handler: SourceLocation(file: "config.yaml", line: 1, column: 1))
+
+    private func context() -> RequestContext {
+        var request = Request(method: "POST", target: "/users/42?name=Ad%C3%A1+%3Cb%3E&tag=x", path: "/users/42",
+                              query: "name=Ad%C3%A1+%3Cb%3E&tag=x",
+                              headers: ["User-Agent": "curl/8 \"quoted\" <&>", "X-Two": "a", "x-two": "b"],
+                              host: "api.example", clientAddress: "192.0.2.7",
+                              body: Array(#"{"a": {"b": [1, 2]}, "s": "text"}"#.utf8))
+        request.params = ["id": "42", "slug": "{{not a tag}}"]
+        return RequestContext(request)
+    }
+
+    func testReferenceOnlyTemplatesRenderExactlyAsMustacheDoes() throws {
+        let templates = [
+            "User {{path.id}}", "{{ path.id }}-{{path.slug}}", "{{missing}}|{{path.missing}}|{{missing.deeper}}",
+            "{{query.name}} & {{query.tag}}", "{{headers.user-agent}} / {{headers.x-two}}", "{{method}} {{uri}} {{host}}",
+            "{{client_ip}}", "{{body}}", "no tags at all but }} and { braces", "{{path.id}}{{path.id}}",
+            "line one\n{{path.id}}\nline three",
+        ]
+        for text in templates {
+            let template = try TextTemplate(text, escaping: .none, origin: origin)
+            XCTAssertTrue(template.rendersReferencesDirectly || !text.contains("{{"), text)
+            XCTAssertEqual(template.render(context()), template.renderedByMustache(context()), text)
+        }
+    }
+
+    func testValuesThatAreNotTextFallBackToMustache() throws {
+        for text in ["{{path}}", "{{json.a}}", "{{json.s}}", "{{query}}"] {
+            let template = try TextTemplate(text, escaping: .none, origin: origin)
+            XCTAssertEqual(template.render(context()), template.renderedByMustache(context()), text)
+        }
+    }
+
+    func testOtherTagsAndHTMLEscapingStayWithMustache() throws {
+        for text in ["{{#path}}{{id}}{{/path}}", "{{{path.id}}}", "{{&path.id}}", "{{! note }}{{path.id}}", "{{.}}"] {
+            XCTAssertFalse(try TextTemplate(text, escaping: .none, origin: origin).rendersReferencesDirectly, text)
+        }
+        let html = try TextTemplate("<p>{{headers.user-agent}}</p>", escaping: .html, origin: origin)
+        XCTAssertFalse(html.rendersReferencesDirectly)
+        XCTAssertTrue(html.render(context()).contains("&lt;&amp;&gt;"), "HTML responses keep Mustache's escaping")
+    }
+}
