@@ -13,13 +13,13 @@ public enum ConditionalRequest {
     /// `lastModified` is in epoch seconds.
     public static func evaluate(method: String, headers: HeaderFields, etag: String, lastModified: Int) -> Outcome {
         let isRead = method == "GET" || method == "HEAD"
-        if let ifMatch = fieldValue("If-Match", in: headers) {
+        if let ifMatch = headers.combinedValue("If-Match") {
             guard EntityTagList(ifMatch).matches(etag, weakComparison: false) else { return .preconditionFailed }
         } else if let ifUnmodifiedSince = singleDate("If-Unmodified-Since", in: headers),
                   lastModified > ifUnmodifiedSince {
             return .preconditionFailed
         }
-        if let ifNoneMatch = fieldValue("If-None-Match", in: headers) {
+        if let ifNoneMatch = headers.combinedValue("If-None-Match") {
             if EntityTagList(ifNoneMatch).matches(etag, weakComparison: true) {
                 return isRead ? .notModified : .preconditionFailed
             }
@@ -38,11 +38,6 @@ public enum ConditionalRequest {
             return EntityTagList(String(ifRange)).matches(etag, weakComparison: false)
         }
         return HTTPDate.parse(String(ifRange)) == lastModified
-    }
-
-    /// All lines of a list field joined, as RFC 9110 §5.3 allows.
-    private static func fieldValue(_ name: String, in headers: HeaderFields) -> String? {
-        headers.combinedValue(name)
     }
 
     /// A date field is ignored when invalid or repeated (RFC 9110 §13.1.3).
