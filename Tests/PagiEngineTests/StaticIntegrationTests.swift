@@ -94,6 +94,22 @@ final class StaticIntegrationTests: XCTestCase {
         }
     }
 
+    /// Ranges up to 64 KiB are read into memory, bigger ones are sent with sendfile: both sides of
+    /// the boundary, and the file's first and last byte, come back byte-exact.
+    func testRangesAroundTheInMemoryLimitAreByteExact() throws {
+        let client = try RawClient(port: server.port)
+        let limit = 64 * 1024
+        for (from, to) in [(1000, 1000 + limit - 1), (1000, 1000 + limit), (0, 0), (big.count - 1, big.count - 1),
+                           (big.count - limit, big.count - 1)] {
+            client.send("GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=\(from)-\(to)\r\n\r\n")
+            let response = try XCTUnwrap(client.readResponse())
+            XCTAssertEqual(response.status, 206)
+            XCTAssertEqual(response.header("Content-Range"), "bytes \(from)-\(to)/\(big.count)")
+            XCTAssertEqual(response.header("Content-Length"), String(to - from + 1))
+            XCTAssertTrue(response.body == Array(big[from...to]), "bytes=\(from)-\(to) byte-exact")
+        }
+    }
+
     func testMultipleRangesComeBackAsMultipartByteranges() throws {
         let response = try get("/big.bin", ["Range": "bytes=0-99,1000-1999,-50"])
         XCTAssertEqual(response.status, 206)

@@ -41,9 +41,11 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     }
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
+    /// Keeps prepared field lines prepared (one more line), so a prepared set with one field added
+    /// per answer (a 206's `Content-Range`) is not serialised again.
     public mutating func add(_ name: String, _ value: String) {
-        fieldLines = nil
         fields.append((name, value))
+        fieldLines?.append(name, value)
     }
     /// Replaces every field `name` with one field.
     public mutating func set(_ name: String, _ value: String) {
@@ -63,33 +65,48 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
 /// the engine writes itself from the real message (`Content-Length`, `Transfer-Encoding`,
 /// `Connection`, `Date`): a handler's copy of those could contradict what is actually sent.
 public struct FieldLines: Sendable {
-    public let bytes: [UInt8]
+    public private(set) var bytes: [UInt8]
     /// A handler set its own `Server` field.
-    public let hasServer: Bool
+    public private(set) var hasServer: Bool
 
     /// `keepingConnection`: a `101` keeps the handler's `Connection: Upgrade`.
     public init(_ headers: HeaderFields, keepingConnection: Bool = false) {
-        var bytes: [UInt8] = []
-        var hasServer = false
+        bytes = []
+        bytes.reserveCapacity(headers.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        hasServer = false
         for field in headers.fields {
-            if Self.isFramingField(field.name) && !(keepingConnection && field.name.asciiCaseInsensitiveEquals("connection")) {
-                continue
+            if keepingConnection && field.name.asciiCaseInsensitiveEquals("connection") {
+                appendLine(field.name, field.value)
+            } else {
+                append(field.name, field.value)
             }
-            if field.name.asciiCaseInsensitiveEquals("server") { hasServer = true }
-            bytes.append(contentsOf: field.name.utf8)
-            bytes.append(UInt8(ascii: ":"))
-            bytes.append(UInt8(ascii: " "))
-            bytes.append(contentsOf: field.value.utf8)
-            bytes.append(UInt8(ascii: "\r"))
-            bytes.append(UInt8(ascii: "\n"))
         }
-        self.bytes = bytes
-        self.hasServer = hasServer
+    }
+
+    /// Adds `name: value` as `FieldLines(headers)` would have: framing fields are left out.
+    mutating func append(_ name: String, _ value: String) {
+        if Self.isFramingField(name) { return }
+        if name.utf8.count == 6 && name.asciiCaseInsensitiveEquals("server") { hasServer = true }
+        appendLine(name, value)
+    }
+
+    private mutating func appendLine(_ name: String, _ value: String) {
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: " "))
+        bytes.append(contentsOf: value.utf8)
+        bytes.append(UInt8(ascii: "\r"))
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     public static func isFramingField(_ name: String) -> Bool {
-        name.asciiCaseInsensitiveEquals("content-length") || name.asciiCaseInsensitiveEquals("transfer-encoding")
-            || name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("date")
+        switch name.utf8.count {
+        case 4: name.asciiCaseInsensitiveEquals("date")
+        case 10: name.asciiCaseInsensitiveEquals("connection")
+        case 14: name.asciiCaseInsensitiveEquals("content-length")
+        case 17: name.asciiCaseInsensitiveEquals("transfer-encoding")
+        default: false
+        }
     }
 }
 

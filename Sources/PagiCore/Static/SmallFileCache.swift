@@ -66,18 +66,20 @@ final class SmallFileCache: Sendable {
         return bytes
     }
 
-    /// Exactly `count` bytes from offset 0, or nil (short read: the file was truncated meanwhile).
-    private static func read(_ descriptor: Descriptor, count: Int) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        let complete = bytes.withUnsafeMutableBytes { buffer -> Bool in
+    /// Exactly `count` bytes from `offset`, or nil (short read: the file was truncated meanwhile).
+    static func read(_ descriptor: Descriptor, offset: Int = 0, count: Int) -> [UInt8]? {
+        var complete = false
+        // Uninitialised: every byte kept is written by pread, so zero-filling first would be wasted.
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
             while done < count {
-                let result = pread(descriptor.raw, buffer.baseAddress.map { $0 + done }, count - done, off_t(done))
+                let result = pread(descriptor.raw, buffer.baseAddress.map { $0 + done }, count - done, off_t(offset + done))
                 if result < 0 && errno == EINTR { continue }
-                guard result > 0 else { return false }
+                guard result > 0 else { break }
                 done += result
             }
-            return true
+            initialized = done
+            complete = done == count
         }
         return complete ? bytes : nil
     }

@@ -82,27 +82,27 @@ struct ResponseWriter {
             return
         }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+        // The last write carries the promise: its completion means the whole body left.
+        var held: IOData?
+        func write(_ data: IOData) {
+            if let earlier = held { context.write(NIOAny(earlier), promise: nil) }
+            held = data
+        }
         for slice in slices {
-            if let preamble = slice.preamble {
-                context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(bytes: preamble))), promise: nil)
-            }
+            if let preamble = slice.preamble { write(.byteBuffer(context.channel.allocator.buffer(bytes: preamble))) }
             if slice.length > 0 {
-                let region = FileRegion(fileHandle: handle, readerIndex: slice.offset, endIndex: slice.offset + slice.length)
-                context.write(NIOAny(IOData.fileRegion(region)), promise: nil)
+                write(.fileRegion(FileRegion(fileHandle: handle, readerIndex: slice.offset, endIndex: slice.offset + slice.length)))
             }
         }
-        let done = context.eventLoop.makePromise(of: Void.self)
-        if let trailer {
-            context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(bytes: trailer))), promise: done)
-        } else {
-            context.write(NIOAny(IOData.byteBuffer(ByteBuffer())), promise: done)
-        }
+        if let trailer { write(.byteBuffer(context.channel.allocator.buffer(bytes: trailer))) }
+        let done = promise ?? context.eventLoop.makePromise(of: Void.self)
+        context.write(NIOAny(held ?? .byteBuffer(ByteBuffer())), promise: done)
         context.flush()
+        // Registered before the caller's own callbacks on `promise`, so the cork is out first.
         done.futureResult.assumeIsolated().whenComplete { _ in
             try? handle.close()
             Self.cork(false, context)
         }
-        if let promise { done.futureResult.cascade(to: promise) }
     }
 
     /// TCP_CORK around a file body (nginx's `tcp_nopush`): the head and the file leave in full
