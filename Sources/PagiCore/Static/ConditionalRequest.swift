@@ -103,13 +103,19 @@ struct EntityTagList {
     }
 
     /// `*` matches any current representation; strong comparison needs both tags strong.
+    /// `etag` is the server's own, well-formed tag (`"x"` or `W/"x"`), so it is not parsed as a list.
     func matches(_ etag: String, weakComparison: Bool) -> Bool {
         if isWildcard { return true }
-        let current = EntityTagList(etag)
-        guard let mine = current.members.first else { return false }
-        let currentOpaque = current.bytes[mine.opaque]
-        return members.contains { member in
-            bytes[member.opaque].elementsEqual(currentOpaque) && (weakComparison || (!member.isWeak && !mine.isWeak))
+        var etag = etag
+        return etag.withUTF8 { current in
+            let currentIsWeak = current.starts(with: "W/".utf8)
+            let opaque = UnsafeBufferPointer(rebasing: current[(currentIsWeak ? 2 : 0)...])
+            return bytes.withUnsafeBufferPointer { listed in
+                members.contains { member in
+                    (weakComparison || (!member.isWeak && !currentIsWeak))
+                        && UnsafeBufferPointer(rebasing: listed[member.opaque]).elementsEqual(opaque)
+                }
+            }
         }
     }
 }
