@@ -8,6 +8,8 @@ import PagiCore
 final class RequestContext: MustacheParent {
     private let request: Request
     private var computed: [String: Any?] = [:]
+    private lazy var queryItems: [String: String] = request.lossyQueryItems
+    private lazy var headerFields: [String: String] = lowerCasedHeaders
 
     init(_ request: Request) {
         self.request = request
@@ -24,8 +26,8 @@ final class RequestContext: MustacheParent {
         switch name {
         case "method": return request.method
         case "path": return request.params
-        case "query": return request.lossyQueryItems
-        case "headers": return lowerCasedHeaders
+        case "query": return queryItems
+        case "headers": return headerFields
         case "body": return String(decoding: request.body, as: UTF8.self)
         case "json": return (try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)))?.mustacheValue
         case "host": return request.host
@@ -35,6 +37,17 @@ final class RequestContext: MustacheParent {
         case "uuid": return UUID().uuidString.lowercased()
         case "request_id": return request.headers["X-Request-ID"] ?? UUID().uuidString.lowercased()
         default: return nil
+        }
+    }
+
+    /// The maps of strings (`path`, `query`, `headers`) as they are, for `{{name.key}}` without the
+    /// boxing and casting of `child(named:)`; nil for every other name.
+    func stringMap(named name: String) -> [String: String]? {
+        switch name {
+        case "path": request.params
+        case "query": queryItems
+        case "headers": headerFields
+        default: nil
         }
     }
 

@@ -22,6 +22,8 @@ struct StubResponse: Sendable {
     private let delay: Delay?
     private let bytesPerSecond: Int?
     private let fault: Fault?
+    /// The headers, serialised once, when none of them is templated (often only the body is).
+    private var literalHeaders: HeaderFields?
     /// The whole response when neither headers nor body are templated.
     private var prebuilt: Response?
 
@@ -65,8 +67,10 @@ struct StubResponse: Sendable {
         } else {
             body = nil
         }
-        // Every other property is set: the response can now be built once, if nothing in it is templated.
+        // Every other property is set: what is not templated can now be built once.
+        literalHeaders = nil
         prebuilt = nil
+        literalHeaders = literalHeaderFields()
         prebuilt = literalResponse()
     }
 
@@ -82,8 +86,13 @@ struct StubResponse: Sendable {
 
     private func render(for request: Request) -> Response {
         let context = RequestContext(request)
-        var fields = HeaderFields()
-        for header in headers { fields.add(header.name, Self.headerSafe(header.value.render(context))) }
+        var fields: HeaderFields
+        if let literalHeaders {
+            fields = literalHeaders
+        } else {
+            fields = HeaderFields()
+            for header in headers { fields.add(header.name, Self.headerSafe(header.value.render(context))) }
+        }
         let bytes: [UInt8]? = switch body {
         case .bytes(let bytes): bytes
         case .text(let template): Array(template.render(context).utf8)
@@ -94,12 +103,19 @@ struct StubResponse: Sendable {
     }
 
     /// Built once when nothing is templated.
-    private func literalResponse() -> Response? {
+    private func literalHeaderFields() -> HeaderFields? {
         var fields = HeaderFields()
         for header in headers {
             guard let value = header.value.literal else { return nil }
             fields.add(header.name, Self.headerSafe(value))
         }
+        // Sent unchanged for every request: serialised once.
+        fields.prepareFieldLines()
+        return fields
+    }
+
+    private func literalResponse() -> Response? {
+        guard let fields = literalHeaders else { return nil }
         let bytes: [UInt8]?
         switch body {
         case .bytes(let fixed):
@@ -113,8 +129,6 @@ struct StubResponse: Sendable {
         case nil:
             bytes = nil
         }
-        // Sent unchanged for every request: serialised once.
-        fields.prepareFieldLines()
         return assemble(headers: fields, body: bytes)
     }
 

@@ -128,6 +128,10 @@ struct References: Sendable {
             case .text(let text):
                 out += text
             case .name(let names):
+                if names.count == 2, let map = context.stringMap(named: names[0]) {
+                    if let text = map[names[1]] { out += text }
+                    continue
+                }
                 var value = context.child(named: names[0])
                 for key in names.dropFirst() {
                     guard let current = value else { break }
