@@ -164,11 +164,11 @@ def fetch(port, path, headers=None):
         return error.code, dict(error.headers)
 
 
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 def parse_latency(text):
-    value = re.match(r"([\d.]+)(us|ms|s)", text)
+    value = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
     return float(value.group(1)) * UNITS[value.group(2)] if value else float("nan")
 
 
