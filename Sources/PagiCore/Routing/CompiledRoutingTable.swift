@@ -1,7 +1,8 @@
 import PagiConfig
 
 /// A virtual host after compilation.
-public struct CompiledHost: Sendable {
+/// A class for the same reason as `CompiledRoute`: routing hands it around for every request.
+public final class CompiledHost: Sendable {
     /// Lower-cased names as written (`example.com`, `*.example.org`, `*`).
     public let names: [String]
     public let isDefault: Bool
@@ -14,6 +15,17 @@ public struct CompiledHost: Sendable {
     public let middlewareNames: [String]
     public var routeCount: Int { routes.count }
     let trie: RouteTrie
+
+    init(names: [String], isDefault: Bool, errorPages: [Int: String], location: SourceLocation, routes: [CompiledRoute],
+         middlewareNames: [String], trie: RouteTrie) {
+        self.names = names
+        self.isDefault = isDefault
+        self.errorPages = errorPages
+        self.location = location
+        self.routes = routes
+        self.middlewareNames = middlewareNames
+        self.trie = trie
+    }
 }
 
 /// The compiled configuration: plain data that the engine consults for every request.

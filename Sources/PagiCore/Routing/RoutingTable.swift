@@ -1,7 +1,9 @@
 import PagiConfig
 
 /// One route after compilation: plain data plus the handler and middleware objects built once.
-public struct CompiledRoute: Sendable {
+/// A class although immutable: every routed request passes it along, and copying a struct of ten
+/// collections and strings retains and releases each of them.
+public final class CompiledRoute: Sendable {
     public let pattern: String
     /// nil = any method. Contains `HEAD` whenever it contains `GET`.
     public let methods: Set<String>?

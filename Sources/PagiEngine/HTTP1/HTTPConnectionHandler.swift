@@ -167,18 +167,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         keepAlive = Self.keepsAlive(head) && !closing
-        var pending = Pending(head: head, request: nil, started: .now())
+        // Built in place: a copy of the pending request would retain and release every string in it.
+        pending = Pending(head: head, request: nil, started: .now())
         do {
             // Without trusted proxies the client is the peer: its text form is computed once per connection.
             let client = server.server.trustedProxies.isEmpty
                 ? peerIP : server.clientAddress(peer: peer, headers: HeaderFields(head.headers))
-            pending.request = try server.validation.makeRequest(head, clientAddress: client)
+            pending?.request = try server.validation.makeRequest(head, clientAddress: client)
         } catch {
-            self.pending = pending
             fail(error, context: context)
             return
         }
-        self.pending = pending
         if head.framing != .none {
             if head.expectsContinue {
                 var interim = context.channel.allocator.buffer(capacity: 25)

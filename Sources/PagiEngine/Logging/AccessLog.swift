@@ -107,7 +107,8 @@ final class LogClock: Sendable {
     }
     private let cache = Mutex(Cached())
 
-    private func current() -> Cached {
+    /// One form of the current second; only that string is copied out (`Date` is read per response).
+    private func current(_ form: (Cached) -> String) -> String {
         let now = time(nil)
         return cache.withLock { cached in
             if cached.second != now {
@@ -115,14 +116,14 @@ final class LogClock: Sendable {
                                 common: Self.format(now, "%d/%b/%Y:%H:%M:%S +0000"),
                                 iso: Self.format(now, "%Y-%m-%dT%H:%M:%SZ"))
             }
-            return cached
+            return form(cached)
         }
     }
 
     /// IMF-fixdate for the `Date` header.
-    func httpDate() -> String { current().httpDate }
-    func commonLogTime() -> String { current().common }
-    func iso8601() -> String { current().iso }
+    func httpDate() -> String { current { $0.httpDate } }
+    func commonLogTime() -> String { current { $0.common } }
+    func iso8601() -> String { current { $0.iso } }
 
     private static func format(_ seconds: Int, _ pattern: String) -> String {
         var t = time_t(seconds)
