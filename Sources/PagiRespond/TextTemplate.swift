@@ -128,19 +128,16 @@ struct References: Sendable {
             case .text(let text):
                 out += text
             case .name(let names):
-                if names.count == 2, let map = context.stringMap(named: names[0]) {
+                // `path`, `query` and `headers` are the only maps of text: `{{path.id}}` is a text or
+                // nothing. Every other name holds a text or a value only swift-mustache prints; a
+                // missing name, and any name below it, renders as nothing.
+                if let map = context.stringMap(named: names[0]) {
+                    guard names.count == 2 else { return nil }
                     if let text = map[names[1]] { out += text }
-                    continue
+                } else if let value = context.child(named: names[0]) {
+                    guard names.count == 1, let text = value as? String else { return nil }
+                    out += text
                 }
-                var value = context.child(named: names[0])
-                for key in names.dropFirst() {
-                    guard let current = value else { break }
-                    guard let fields = current as? [String: String] else { return nil }
-                    value = fields[key]
-                }
-                guard let value else { continue }
-                guard let text = value as? String else { return nil }
-                out += text
             }
         }
         return out

@@ -29,6 +29,8 @@ final class TextTemplateTests: XCTestCase {
             let template = try TextTemplate(text, escaping: .none, origin: origin)
             XCTAssertTrue(template.rendersReferencesDirectly || !text.contains("{{"), text)
             XCTAssertEqual(template.render(context()), template.renderedByMustache(context()), text)
+            // The direct path really renders (a nil would silently fall back to swift-mustache).
+            XCTAssertEqual(References(text)?.render(context()), template.renderedByMustache(context()), text)
         }
     }
 
@@ -36,9 +38,10 @@ final class TextTemplateTests: XCTestCase {
         // One context for both renderings: a dictionary value prints in its instance's iteration order,
         // which Swift seeds per instance, so two contexts could print the same map differently.
         let shared = context()
-        for text in ["{{path}}", "{{json.a}}", "{{json.s}}", "{{query}}"] {
+        for text in ["{{path}}", "{{json.a}}", "{{json.s}}", "{{query}}", "{{path.id.deeper}}", "{{method.x}}"] {
             let template = try TextTemplate(text, escaping: .none, origin: origin)
             XCTAssertEqual(template.render(shared), template.renderedByMustache(shared), text)
+            XCTAssertNil(References(text)?.render(shared), "\(text) is left to swift-mustache")
         }
     }
 
