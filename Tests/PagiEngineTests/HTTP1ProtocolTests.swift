@@ -144,6 +144,10 @@ final class HTTP1ProtocolTests: XCTestCase {
             ("TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
             ("bad chunk size", "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
             ("chunk without CRLF", "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhelloX\r\n0\r\n\r\n", 400),
+            ("bare LF after chunk size", "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 400),
+            ("bare LF after chunk data", "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", 400),
+            ("bare LF in last chunk", "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\n\r\n", 400),
+            ("bare LF after trailer", "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\n\r\n", 400),
             ("missing Host", "GET / HTTP/1.1\r\n\r\n", 400),
             ("two Hosts", "GET / HTTP/1.1\r\nHost: localhost\r\nHost: other.test\r\n\r\n", 400),
             ("bad Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
@@ -186,6 +190,18 @@ final class HTTP1ProtocolTests: XCTestCase {
             let rest = client.readToEnd()
             XCTAssertTrue(rest.isEmpty, "\(name): nothing may follow the error response, got \(String(decoding: rest, as: UTF8.self))")
             XCTAssertTrue(client.closedByPeer, "\(name): connection must be closed")
+        }
+    }
+
+    /// RFC 9110 §2.5: a higher minor version of HTTP/1 is processed as the highest we implement.
+    func testHigherMinorVersionIsServedAsHTTP11() throws {
+        let client = try RawClient(port: server.port)
+        client.send("GET /a.txt HTTP/1.2\r\nHost: localhost\r\n\r\nGET /a.txt HTTP/1.9\r\nHost: localhost\r\n\r\n")
+        for _ in 0..<2 {
+            let response = try XCTUnwrap(client.readResponse())
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "alpha")
+            XCTAssertNil(response.header("Connection"), "kept alive as HTTP/1.1")
         }
     }
 

@@ -264,13 +264,14 @@ struct RequestParser {
             throw ProtocolError(status: 400, reason: "malformed HTTP version")
         }
         let major = version[v + 5], minor = version[v + 7]
-        guard major == UInt8(ascii: "1"), minor <= UInt8(ascii: "1") else {
+        guard major == UInt8(ascii: "1") else {
             throw ProtocolError(status: 505, reason: "HTTP version not supported")
         }
         return RequestHead(
             method: String(decoding: UnsafeRawBufferPointer(rebasing: method), as: UTF8.self),
             target: String(decoding: UnsafeRawBufferPointer(rebasing: target), as: UTF8.self),
-            versionMinor: Int(minor - UInt8(ascii: "0")),
+            // A higher minor version is served as the highest we implement (RFC 9110 §2.5): 1.2 → 1.1.
+            versionMinor: min(1, Int(minor - UInt8(ascii: "0"))),
             headers: [],
             framing: .none,
             expectsContinue: false
@@ -373,7 +374,9 @@ struct RequestParser {
 
     // MARK: - Chunked
 
-    /// Reads one line (CRLF or LF terminated) of at most `max` bytes, without its terminator.
+    /// Reads one CRLF-terminated line of at most `max` bytes, without its terminator. A bare LF is
+    /// refused: parsers that accept it where others do not disagree on where a chunk ends, which is
+    /// a request-smuggling vector (RFC 9112 §7.1 requires CRLF).
     private func readLine(_ buffer: inout ByteBuffer, max: Int, error: ProtocolError) throws(ProtocolError) -> [UInt8]? {
         let view = buffer.readableBytesView
         guard let lf = view.prefix(max + 2).firstIndex(of: UInt8(ascii: "\n")) else {
@@ -383,7 +386,8 @@ struct RequestParser {
         let length = lf - view.startIndex
         var line = buffer.readBytes(length: length + 1) ?? []
         line.removeLast()
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        guard line.last == UInt8(ascii: "\r") else { throw ProtocolError(status: 400, reason: "bare LF in chunked body") }
+        line.removeLast()
         if line.contains(UInt8(ascii: "\r")) { throw ProtocolError(status: 400, reason: "bare CR") }
         return line
     }
