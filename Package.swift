@@ -52,6 +52,13 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // System C libraries (Debian -dev packages): zlib for `compress`, libxcrypt for `basic_auth`.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .target(
+            name: "PagiMiddleware",
+            dependencies: ["PagiCore", "CZlib", "CCrypt", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "PagiRealtime",
             dependencies: [
@@ -96,13 +103,16 @@ let package = Package(
         ),
         .target(
             name: "PagiBuiltins",
-            dependencies: ["PagiCore", "PagiEngine", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI", "PagiWebSocket"]
+            dependencies: [
+                "PagiCore", "PagiEngine", "PagiMiddleware", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI", "PagiWebSocket",
+            ]
         ),
         .executableTarget(
             name: "pagi-serve",
             dependencies: [
                 "PagiEngine",
                 "PagiBuiltins",
+                "PagiMiddleware",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,6 +123,7 @@ let package = Package(
             dependencies: [
                 "PagiEngine",
                 "PagiBuiltins",
+                "PagiMiddleware",
                 "PagiMetrics",
                 "PagiRealtime",
                 "PagiRespond",

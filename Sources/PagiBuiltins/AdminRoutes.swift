@@ -1,5 +1,6 @@
 import PagiConfig
 import PagiCore
+import PagiMiddleware
 
 /// The routing table of the admin listener (`server.admin`), built in code: `/metrics`,
 /// `/health` and `/routes` (the text of `pagi-serve routes`), GET and HEAD only.
@@ -30,7 +31,7 @@ enum AdminRoutes {
         }
         var config = Config()
         config.hosts = [host]
-        return try HandlerFactory.compile(config, extensions: adminMakers)
+        return try HandlerFactory.compile(config, extensions: adminMakers, makeMiddleware: BuiltinMiddleware.make)
     }
 }
 

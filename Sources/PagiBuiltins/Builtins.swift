@@ -2,12 +2,14 @@ import PagiConfig
 import PagiCore
 import PagiEngine
 import PagiMetrics
+import PagiMiddleware
 import PagiOpenAPI
 import PagiRealtime
 import PagiRespond
 import PagiWebSocket
 
-/// The composition root: every built-in handler by name, from whichever module implements it.
+/// The composition root: every built-in handler by name, from whichever module implements it,
+/// and every built-in middleware.
 /// The core knows only the handlers that need nothing but the core (e.g. `static`); the others
 /// (built on the engine, on channels, on metrics) are registered here, so the CLI and the tests
 /// compile a config exactly the same way.
@@ -30,10 +32,12 @@ public enum Builtins {
     /// Compiles `config` into a routing table with every built-in handler. Each compilation gets
     /// its own metrics (when a `metrics` route or the admin listener asks for them).
     public static func compile(_ config: Config) throws -> RoutingTable {
-        guard AdminRoutes.wantsMetrics(config) else { return try HandlerFactory.compile(config, extensions: extensions(for: config)) }
+        guard AdminRoutes.wantsMetrics(config) else {
+            return try HandlerFactory.compile(config, extensions: extensions(for: config), makeMiddleware: BuiltinMiddleware.make)
+        }
         let metrics = ServerMetrics()
         let makers = extensions(for: config, metrics: metrics)
-        let table = try HandlerFactory.compile(config, extensions: makers)
+        let table = try HandlerFactory.compile(config, extensions: makers, makeMiddleware: BuiltinMiddleware.make)
         let admin = try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, makers: makers) }
         return table.with(ServerServices(observer: metrics, admin: admin))
     }

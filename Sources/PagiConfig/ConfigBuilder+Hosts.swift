@@ -1,3 +1,5 @@
+import Foundation
+
 extension ConfigBuilder {
     static let hostKeys = ["names", "default", "tls", "middleware", "errors", "routes"]
     static let routeKeys = ["path", "methods", "headers", "query", "body_json", "middleware", "cycle"]
@@ -33,7 +35,12 @@ extension ConfigBuilder {
         if let value = section["errors"], let entries = mapping(value, "errors") {
             for entry in entries {
                 let statusNode = YAMLNode(kind: .scalar(entry.key, plain: true), location: entry.keyLocation)
-                if let code = status(statusNode, in: 400...599), let file = path(entry.value) { host.errorPages[code] = file }
+                guard let code = status(statusNode, in: 400...599), let file = path(entry.value) else { continue }
+                if FileManager.default.isReadableFile(atPath: file) {
+                    host.errorPages[code] = file
+                } else {
+                    log.error("cannot read error page '\(entry.value.text ?? file)'", at: entry.value.location)
+                }
             }
         }
         if let value = section["routes"], let routes = list(value, "a list of routes") {

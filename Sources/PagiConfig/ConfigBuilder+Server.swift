@@ -1,7 +1,7 @@
 extension ConfigBuilder {
     static let serverKeys = [
         "listen", "workers", "threads", "max_requests", "log_level", "access_log", "timeouts", "limits",
-        "trusted_proxies", "http2", "pid_file", "admin",
+        "trusted_proxies", "http2", "pid_file", "admin", "middleware",
     ]
 
     func readServer(_ node: YAMLNode) {
@@ -26,13 +26,8 @@ extension ConfigBuilder {
         if let value = section["access_log"] { readAccessLog(value, into: &server.accessLog) }
         if let value = section["timeouts"] { readTimeouts(value, into: &server.timeouts) }
         if let value = section["limits"] { readLimits(value, into: &server.limits) }
-        if let value = section["trusted_proxies"], let items = stringList(value, "a list of CIDRs") {
-            server.trustedProxies = items.compactMap { item in
-                let network = NetworkSyntax.cidr(item.text)
-                if network == nil { log.error("invalid CIDR '\(item.text)' (expected e.g. 10.0.0.0/8 or fd00::/8)", at: item.location) }
-                return network
-            }
-        }
+        if let value = section["trusted_proxies"] { server.trustedProxies = cidrs(value) }
+        if let value = section["middleware"] { server.middleware = readMiddlewareList(value) }
         if let value = section["http2"], let http2 = bool(value) { server.http2 = http2 }
         if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
         if let value = section["admin"], let admin = self.section(value, "admin", keys: ["listen"]) {

@@ -6,7 +6,8 @@ final class DiagnosticLog {
     /// Scalars whose `${VAR}` could not be substituted: further errors about their value would only repeat it.
     private var unusableScalars: Set<SourceLocation> = []
 
-    var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+    var hasErrors: Bool { errorCount > 0 }
+    var errorCount: Int { diagnostics.count(where: { $0.severity == .error }) }
 
     func error(_ message: String, at location: SourceLocation) {
         guard !unusableScalars.contains(location) else { return }

@@ -144,6 +144,8 @@ public struct ServerConfig: Sendable {
     public var timeouts = TimeoutsConfig()
     public var limits = LimitsConfig()
     public var trustedProxies: [CIDR] = []
+    /// Middleware wrapped around every host (`server.middleware`), outermost first.
+    public var middleware: [MiddlewareItem] = []
     public var http2: Bool = true
     public var pidFile: String?
     /// `admin.listen`, when configured.
@@ -170,9 +172,8 @@ public struct MiddlewareItem: Sendable {
     public enum Kind: Sendable {
         /// Reference to a top-level named stack.
         case stack(String)
-        /// `headers`, `cors`, `basic_auth`, `ip_filter`, `rate_limit`, `compress`, `body_limit`,
-        /// `request_id`, `rewrite`: validated by the loader; options kept as a plain value tree.
-        case builtin(name: String, options: ConfigValue)
+        /// A built-in middleware with its decoded options.
+        case builtin(MiddlewareSpec)
     }
     public var kind: Kind
     public var location: SourceLocation
@@ -183,7 +184,7 @@ public struct MiddlewareItem: Sendable {
     public var name: String {
         switch kind {
         case .stack(let name): return name
-        case .builtin(let name, _): return name
+        case .builtin(let spec): return spec.kind.rawValue
         }
     }
 }

@@ -60,14 +60,19 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
     }
 
     public func handle(_ request: Request) -> Response {
+        var request = request
+        return respond(to: &request)
+    }
+
+    /// Also names the operation's path as the route that answered (metrics, logs).
+    public func respond(to request: inout Request) -> Response {
         let components = request.path.dropFirst(mount.count).split(separator: "/", omittingEmptySubsequences: true)
         guard let found = route(components) else {
             return Problem.response(status: 404, title: "Not Found", detail: "no operation of the API description matches \(request.path)",
                                     instance: request.path)
         }
-        var response = answer(request, path: found.path, pathParameters: found.parameters)
-        response.servedBy = ServedBy(route: found.path.pattern)
-        return response
+        request.context.routePattern = found.path.pattern
+        return answer(request, path: found.path, pathParameters: found.parameters)
     }
 
     private func answer(_ request: Request, path: PathEntry, pathParameters: [String: String]) -> Response {

@@ -35,13 +35,13 @@ indirect enum JSONTemplate: Sendable {
         return nil
     }
 
-    func render(_ context: RequestContext) -> String {
+    func render(_ context: TemplateContext) -> String {
         var out = ""
         render(into: &out, context)
         return out
     }
 
-    private func render(into out: inout String, _ context: RequestContext) {
+    private func render(into out: inout String, _ context: TemplateContext) {
         switch self {
         case .encoded(let text):
             out += text

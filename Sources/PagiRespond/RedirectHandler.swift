@@ -13,7 +13,7 @@ struct RedirectHandler: Handler {
     }
 
     func handle(_ request: Request) -> Response {
-        let location = Self.uriSafe(target.render(RequestContext(request)))
+        let location = Self.uriSafe(target.render(TemplateContext(request)))
         let escaped = TextEscaping.html(location)
         let page = "<!DOCTYPE html>\n<html><head><title>\(status) \(ErrorResponses.reasonPhrase(status))</title></head>"
             + "<body><a href=\"\(escaped)\">\(escaped)</a></body></html>\n"

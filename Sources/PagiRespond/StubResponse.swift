@@ -85,7 +85,7 @@ struct StubResponse: Sendable {
     }
 
     private func render(for request: Request) -> Response {
-        let context = RequestContext(request)
+        let context = TemplateContext(request)
         var fields: HeaderFields
         if let literalHeaders {
             fields = literalHeaders

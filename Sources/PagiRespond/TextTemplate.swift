@@ -49,7 +49,7 @@ struct TextTemplate: Sendable {
         return nil
     }
 
-    func render(_ context: RequestContext) -> String {
+    func render(_ context: TemplateContext) -> String {
         switch form {
         case .literal(let text): return text
         case .references(let references, let fallback): return references.render(context) ?? fallback.render(context)
@@ -58,7 +58,7 @@ struct TextTemplate: Sendable {
     }
 
     /// Rendered by swift-mustache itself, whatever the template (for tests that compare).
-    func renderedByMustache(_ context: RequestContext) -> String {
+    func renderedByMustache(_ context: TemplateContext) -> String {
         switch form {
         case .literal(let text): return text
         case .references(_, let template), .mustache(let template): return template.render(context)
@@ -121,7 +121,7 @@ struct References: Sendable {
 
     /// As swift-mustache renders it without escaping: a missing name is empty. nil when a value is
     /// not plain text (a list, a number, a JSON object…).
-    func render(_ context: RequestContext) -> String? {
+    func render(_ context: TemplateContext) -> String? {
         var out = ""
         for piece in pieces {
             switch piece {

@@ -6,6 +6,7 @@ import PagiBuiltins
 import PagiConfig
 import PagiCore
 import PagiEngine
+import PagiMiddleware
 
 @main
 struct PagiServe: ParsableCommand {
@@ -13,7 +14,7 @@ struct PagiServe: ParsableCommand {
         commandName: "pagi-serve",
         abstract: "A web server whose whole behaviour is declared in one YAML file.",
         discussion: "Exit codes: 0 ok, 1 configuration errors, 2 usage errors.",
-        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self],
+        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self, HashPassword.self],
         defaultSubcommand: Serve.self
     )
 
@@ -232,5 +233,33 @@ struct StaticDir: ParsableCommand {
             Foundation.exit(1)
         }
         CLI.serve(config, table)
+    }
+}
+
+struct HashPassword: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-password",
+        abstract: "Read a password on standard input (one trailing newline dropped) and print its bcrypt hash for basic_auth.")
+    @Option(help: "bcrypt cost, 4–31: each step doubles the time a check takes (12 ≈ 0.25 s).") var cost = 12
+
+    func run() throws {
+        guard (4...31).contains(cost) else { throw ValidationError("--cost must be between 4 and 31") }
+        var input = FileHandle.standardInput.readDataToEndOfFile()
+        if input.last == UInt8(ascii: "\n") { input.removeLast() }
+        if input.last == UInt8(ascii: "\r") { input.removeLast() }
+        guard let password = String(data: input, encoding: .utf8), !password.isEmpty else {
+            CLI.printErr("error: no password on standard input")
+            Foundation.exit(1)
+        }
+        // bcrypt reads at most 72 bytes: a longer password would be cut without a word.
+        guard password.utf8.count <= 72 else {
+            CLI.printErr("error: bcrypt uses at most 72 bytes of a password; this one has \(password.utf8.count)")
+            Foundation.exit(1)
+        }
+        guard let hash = PasswordHash.bcrypt(password, cost: cost) else {
+            CLI.printErr("error: the system's crypt library could not make a bcrypt hash")
+            Foundation.exit(1)
+        }
+        print(hash)
     }
 }

@@ -94,6 +94,8 @@ final class HandlerAndMiddlewareTests: XCTestCase {
 
     func testMiddlewareItemsAndStacks() throws {
         let directory = try TemporaryDirectory()
+        try "# users\nbob:$2b$04$abcdefghijklmnopqrstuu5Jd0sVkKJ5qJ9M2t0Wq0tYfXq9nQmDa\n".write(
+            toFile: directory.path + "/.htpasswd", atomically: true, encoding: .utf8)
         let yaml = """
         middleware:
           secure:
@@ -113,15 +115,53 @@ final class HandlerAndMiddlewareTests: XCTestCase {
         XCTAssertEqual(config.middlewareStacks["api"]?.map(\.name), ["secure", "cors"])
         let host = config.hosts[0]
         XCTAssertEqual(host.middleware.map(\.name), ["api", "basic_auth"])
-        guard case .stack("api") = host.middleware[0].kind, case .builtin(_, let auth) = host.middleware[1].kind else {
+        guard case .stack("api") = host.middleware[0].kind, case .builtin(.basicAuth(let auth)) = host.middleware[1].kind else {
             return XCTFail("unexpected kinds")
         }
-        XCTAssertEqual(auth["htpasswd"], .string(directory.path + "/.htpasswd"))
-        XCTAssertEqual(host.routes[0].middleware.map(\.name), ["rate_limit", "compress", "body_limit", "ip_filter", "rewrite"])
-        XCTAssertEqual(host.routes[0].middleware[2].location, SourceLocation(file: directory.path + "/config.yaml", line: 11, column: 112))
-        let warnings = config.warnings.map(\.message)
-        XCTAssertEqual(warnings.filter { $0.hasPrefix("middleware ") }.count, 9)
-        XCTAssertTrue(warnings.contains("middleware 'cors' is not supported yet"))
+        XCTAssertEqual(auth.htpasswd, directory.path + "/.htpasswd")
+        XCTAssertEqual(auth.realm, "admin")
+        XCTAssertEqual(auth.users, ["bob": "$2b$04$abcdefghijklmnopqrstuu5Jd0sVkKJ5qJ9M2t0Wq0tYfXq9nQmDa"])
+        XCTAssertTrue(config.files.contains(directory.path + "/.htpasswd"), "watched and re-read with the config")
+        let route = host.routes[0].middleware
+        XCTAssertEqual(route.map(\.name), ["rate_limit", "compress", "body_limit", "ip_filter", "rewrite"])
+        XCTAssertEqual(route[2].location, SourceLocation(file: directory.path + "/config.yaml", line: 11, column: 112))
+        guard case .builtin(.rateLimit(let rate)) = route[0].kind, case .builtin(.compress(let compress)) = route[1].kind,
+              case .builtin(.bodyLimit(let limit)) = route[2].kind, case .builtin(.ipFilter(let filter)) = route[3].kind,
+              case .builtin(.rewrite(let rewrite)) = route[4].kind
+        else { return XCTFail("unexpected kinds") }
+        XCTAssertEqual(rate.perSecond, 10)
+        XCTAssertEqual(rate.burst, 20)
+        XCTAssertEqual(rate.key, .header("x-key"))
+        XCTAssertEqual(compress.minSize, 1024)
+        XCTAssertEqual(compress.algorithms, [.gzip])
+        XCTAssertEqual(limit, 1 << 20)
+        XCTAssertEqual(filter.allow.map(\.description), ["10.0.0.0/8"])
+        XCTAssertEqual(rewrite, RewriteOptions(from: "^/old/(.*)$", to: "/new/$1"))
+        guard case .builtin(.cors(let cors)) = config.middlewareStacks["api"]?[1].kind else { return XCTFail("no cors") }
+        XCTAssertEqual(cors.origins, ["https://a.com"])
+        XCTAssertTrue(cors.credentials)
+        XCTAssertEqual(cors.maxAge, 600)
+        XCTAssertEqual(config.warnings.filter { $0.message.contains("middleware") }, [], "every middleware is implemented")
+    }
+
+    func testPasswordHashesThatCannotBeCheckedAreErrors() throws {
+        let directory = try TemporaryDirectory()
+        try "ok:$6$salt$hash\n\nold:$apr1$abc$def\nbroken line\nok:$2y$05$again\n".write(
+            toFile: directory.path + "/.htpasswd", atomically: true, encoding: .utf8)
+        let yaml = """
+        hosts:
+          - names: [a.com]
+            middleware: [{basic_auth: {htpasswd: .htpasswd, users: {plain: secret}}}, {basic_auth: {htpasswd: missing}}]
+            routes:
+              - {path: /, static: .}
+        """
+        XCTAssertEqual(errors(yaml, file: directory.path + "/config.yaml").map { $0.replacingOccurrences(of: directory.path + "/", with: "") }, [
+            "config.yaml:3:68: error: unsupported password hash for user 'plain' (expected bcrypt $2a$/$2b$/$2y$ or sha512-crypt $6$; make one with `pagi-serve hash-password`)",
+            "config.yaml:3:103: error: cannot read htpasswd file 'missing'",
+            ".htpasswd:3:1: error: unsupported password hash for user 'old' (expected bcrypt $2a$/$2b$/$2y$ or sha512-crypt $6$; make one with `pagi-serve hash-password`)",
+            ".htpasswd:4:1: error: expected 'user:hash' in htpasswd file",
+            ".htpasswd:5:1: error: user 'ok' is defined twice",
+        ])
     }
 
     func testMiddlewareErrors() {
@@ -144,10 +184,11 @@ final class HandlerAndMiddlewareTests: XCTestCase {
             "config.yaml:6:33: error: unknown middleware 'corss' (did you mean 'cors'?)",
             "config.yaml:6:56: error: unknown key 'sett' in headers (did you mean 'set'?)",
             "config.yaml:6:90: error: cors cannot allow origin '*' with credentials: true (list the origins)",
-            "config.yaml:9:42: error: expected a rate like 10/s, got 'fast'",
+            "config.yaml:9:42: error: expected a rate like 10/s, 100/m or 1000/h, got 'fast'",
             "config.yaml:9:53: error: invalid rate_limit key 'ip' (expected client_ip or header:NAME)",
             "config.yaml:9:80: error: invalid CIDR '10.0.0.0/33' (expected e.g. 10.0.0.0/8 or fd00::/8)",
             "config.yaml:9:113: error: invalid regular expression '('",
+            "config.yaml:9:122: error: rewrite target must be a path starting with '/', got 'x'",
             "config.yaml:9:140: error: basic_auth needs one of: users, htpasswd",
         ])
     }

@@ -147,10 +147,12 @@ final class HostsAndRoutesTests: XCTestCase {
     func testStaticHandler() throws {
         let directory = try TemporaryDirectory()
         try directory.makeDirectory("site/public")
+        try directory.write("errors/404.html", "<h1>gone</h1>")
+        try directory.write("srv/503.html", "<h1>later</h1>")
         let yaml = """
         hosts:
           - names: [a.com]
-            errors: {404: errors/404.html, 503: /srv/503.html}
+            errors: {404: errors/404.html, 503: \(directory.path)/srv/503.html}
             routes:
               - path: /short/
                 static: site/public
@@ -167,7 +169,7 @@ final class HostsAndRoutesTests: XCTestCase {
         """
         let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
         let host = try XCTUnwrap(config.hosts.first)
-        XCTAssertEqual(host.errorPages, [404: directory.path + "/errors/404.html", 503: "/srv/503.html"])
+        XCTAssertEqual(host.errorPages, [404: directory.path + "/errors/404.html", 503: directory.path + "/srv/503.html"])
         guard case .static(let short) = host.routes[0].handler, case .static(let full) = host.routes[1].handler else {
             return XCTFail("expected static handlers")
         }

@@ -34,7 +34,8 @@ final class IncludeTests: XCTestCase {
         guard case .static(let files) = config.hosts[2].routes[0].handler else { return XCTFail("expected static") }
         XCTAssertEqual(files.root, directory.path + "/sites/b")
         XCTAssertEqual(config.hosts[1].routes[0].handler.name, "health")
-        XCTAssertEqual(config.warnings.map(\.location?.file), [main, directory.path + "/hosts/a.yaml"])
+        XCTAssertEqual(config.middlewareStacks["secure"]?.map(\.location.file), [main])
+        XCTAssertEqual(config.middlewareStacks["shared"]?.map(\.location.file), [directory.path + "/hosts/a.yaml"])
     }
 
     func testErrorInIncludedFileNamesThatFile() throws {

@@ -8,8 +8,16 @@ struct PatternEchoHandler: Handler {
     func handle(_ request: Request) -> Response { Response(status: 200, body: .bytes(Array(pattern.utf8))) }
 }
 
-struct PassThroughMiddleware: Middleware {
-    func handle(_ request: Request, next: (Request) -> Response) -> Response { next(request) }
+/// Records its name on the way in (`X-Trace` request header, which `PatternEchoHandler` ignores)
+/// and on the way out (`X-Trace` response header), so a test sees the chain's order.
+struct TracingMiddleware: Middleware {
+    let name: String
+    func handle(_ request: inout Request, next: any Responder) -> Response {
+        request.headers.add("X-Trace", "in:" + name)
+        var response = next.respond(to: &request)
+        response.headers.add("X-Trace", "out:" + name)
+        return response
+    }
 }
 
 /// Builds configs in code (no YAML loader): every route sits on its own line of `routes.yaml`.
@@ -43,23 +51,33 @@ enum RoutingFixture {
         return host
     }
 
-    static func builtin(_ name: String, line: Int = 100) -> MiddlewareItem {
-        MiddlewareItem(kind: .builtin(name: name, options: .null), location: at(line, 9))
+    /// A built-in item with default options (`body_limit` takes `bodyLimit` bytes).
+    static func builtin(_ name: String, line: Int = 100, bodyLimit: Int = 1024) -> MiddlewareItem {
+        let spec: MiddlewareSpec = switch name {
+        case "request_id": .requestID(RequestIDOptions())
+        case "cors": .cors(CORSOptions())
+        case "compress": .compress(CompressOptions())
+        case "body_limit": .bodyLimit(bodyLimit)
+        default: .headers(HeadersOptions())
+        }
+        return MiddlewareItem(kind: .builtin(spec), location: at(line, 9))
     }
 
     static func stack(_ name: String, line: Int = 100) -> MiddlewareItem {
         MiddlewareItem(kind: .stack(name), location: at(line, 9))
     }
 
-    /// Builds middleware objects only for `cors`, to check that unsupported items keep their names.
-    static func compile(_ hosts: [HostConfig], stacks: [String: [MiddlewareItem]] = [:]) throws -> RoutingTable {
+    /// Every middleware item becomes a `TracingMiddleware` named after its kind.
+    static func compile(_ hosts: [HostConfig], stacks: [String: [MiddlewareItem]] = [:],
+                        serverMiddleware: [MiddlewareItem] = []) throws -> RoutingTable {
         var config = Config()
         config.hosts = hosts
         config.middlewareStacks = stacks
+        config.server.middleware = serverMiddleware
         return try RoutingTable.compile(
             config,
             makeHandler: { _, pattern, _ in PatternEchoHandler(pattern: pattern) },
-            makeMiddleware: { $0.name == "cors" ? PassThroughMiddleware() : nil })
+            makeMiddleware: { TracingMiddleware(name: $0.kind.rawValue) })
     }
 
     static func compile(_ routes: [RouteConfig]) throws -> RoutingTable {

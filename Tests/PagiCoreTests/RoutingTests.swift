@@ -268,9 +268,47 @@ final class RoutingMiddlewareTests: XCTestCase {
         ], stacks: stacks)
         let routes = table.hosts[0].routes
         XCTAssertEqual(routes[0].middlewareNames, ["request_id", "cors", "headers", "compress", "cors", "headers"])
-        XCTAssertEqual(routes[0].middleware.count, 2, "only cors is supported by this test's factory")
         XCTAssertEqual(routes[1].middlewareNames, ["request_id", "cors", "headers"])
         XCTAssertEqual(table.hosts[0].middlewareNames, ["request_id", "cors", "headers"])
+    }
+
+    /// Server-wide → host → route on the way in, the reverse on the way out; routing's own
+    /// answers (404, 405, OPTIONS) pass through the server-wide and host middleware only.
+    func testChainOrderAndRoutingAnswersInsideHostMiddleware() throws {
+        let table = try F.compile([
+            F.host(["a"], middleware: [F.builtin("cors")], routes: [
+                F.route("/x", line: 1, methods: ["GET"], middleware: [F.builtin("compress"), F.builtin("headers")]),
+            ]),
+        ], serverMiddleware: [F.builtin("request_id")])
+        func trace(_ method: String, _ path: String) -> (status: Int, inward: [String], outward: [String]) {
+            var request = F.request(method, path, host: "a")
+            let response = table.respond(to: &request)
+            return (response.status, request.headers.values("X-Trace"), response.headers.values("X-Trace"))
+        }
+        let routed = trace("GET", "/x")
+        XCTAssertEqual(routed.status, 200)
+        XCTAssertEqual(routed.inward, ["in:request_id", "in:cors", "in:compress", "in:headers"])
+        XCTAssertEqual(routed.outward, ["out:headers", "out:compress", "out:cors", "out:request_id"])
+        for (method, path, status) in [("GET", "/missing", 404), ("POST", "/x", 405), ("OPTIONS", "/x", 204)] {
+            let answer = trace(method, path)
+            XCTAssertEqual(answer.status, status, "\(method) \(path)")
+            XCTAssertEqual(answer.inward, ["in:request_id", "in:cors"], "\(method) \(path)")
+            XCTAssertEqual(answer.outward, ["out:cors", "out:request_id"], "\(method) \(path)")
+        }
+    }
+
+    func testBodyLimitsKnownBeforeTheBodyIsRead() throws {
+        let table = try F.compile([
+            F.host(["a"], middleware: [F.builtin("body_limit", bodyLimit: 4096)], routes: [
+                F.route("/small", line: 1, middleware: [F.builtin("body_limit", bodyLimit: 10)]),
+                F.route("/big", line: 2, middleware: [F.builtin("body_limit", bodyLimit: 1 << 20)]),
+            ]),
+            F.host(["b"], line: 10, routes: [F.route("/", line: 11)]),
+        ])
+        XCTAssertEqual(table.bodyLimit(for: F.request("POST", "/small", host: "a")), 10)
+        XCTAssertEqual(table.bodyLimit(for: F.request("POST", "/big", host: "a")), 4096, "the host's limit still holds")
+        XCTAssertEqual(table.bodyLimit(for: F.request("POST", "/none", host: "a")), 4096)
+        XCTAssertNil(table.bodyLimit(for: F.request("POST", "/", host: "b")))
     }
 
     func testStackCyclesAndUnknownStacksAreErrors() {

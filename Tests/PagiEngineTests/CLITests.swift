@@ -95,7 +95,7 @@ final class CLITests: XCTestCase {
         let check = try run(["check", "later.yaml"])
         XCTAssertEqual(check.status, 0, check.stderr)
         XCTAssertTrue(check.stderr.contains("later.yaml:2:12: warning: 'workers' is not supported yet"), check.stderr)
-        XCTAssertTrue(check.stderr.contains("warning: middleware 'cors' is not supported yet"), check.stderr)
+        XCTAssertFalse(check.stderr.contains("middleware"), "every middleware is implemented: \(check.stderr)")
         XCTAssertTrue(check.stderr.contains("later.yaml:8:9: warning: handler 'proxy' is not supported yet"), check.stderr)
 
         let server = try TestServer(yaml: try String(contentsOf: dir.appendingPathComponent("later.yaml"), encoding: .utf8), directory: dir)

@@ -8,14 +8,14 @@ import XCTest
 final class TextTemplateTests: XCTestCase {
     private let origin = TemplateOrigin.config(handler: SourceLocation(file: "config.yaml", line: 1, column: 1))
 
-    private func context() -> RequestContext {
+    private func context() -> TemplateContext {
         var request = Request(method: "POST", target: "/users/42?name=Ad%C3%A1+%3Cb%3E&tag=x", path: "/users/42",
                               query: "name=Ad%C3%A1+%3Cb%3E&tag=x",
                               headers: ["User-Agent": "curl/8 \"quoted\" <&>", "X-Two": "a", "x-two": "b"],
                               host: "api.example", clientAddress: "192.0.2.7",
                               body: Array(#"{"a": {"b": [1, 2]}, "s": "text"}"#.utf8))
         request.params = ["id": "42", "slug": "{{not a tag}}"]
-        return RequestContext(request)
+        return TemplateContext(request)
     }
 
     func testReferenceOnlyTemplatesRenderExactlyAsMustacheDoes() throws {

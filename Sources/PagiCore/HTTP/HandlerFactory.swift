@@ -22,10 +22,12 @@ public enum HandlerFactory {
         }
     }
 
-    /// Compiles a config into a routing table with the built-in handlers and `extensions`.
-    public static func compile(_ config: Config, extensions: [String: Maker] = [:]) throws -> RoutingTable {
+    /// Compiles a config into a routing table with the built-in handlers, `extensions`, and the
+    /// middleware `makeMiddleware` builds.
+    public static func compile(_ config: Config, extensions: [String: Maker] = [:],
+                               makeMiddleware: (MiddlewareSpec) -> any Middleware) throws -> RoutingTable {
         try RoutingTable.compile(config, makeHandler: { try make($0, pattern: $1, location: $2, extensions: extensions) },
-                                 makeMiddleware: { _ in nil })
+                                 makeMiddleware: makeMiddleware)
     }
 }
 

@@ -83,10 +83,14 @@ public struct FieldLines: Sendable {
         }
     }
 
-    /// Adds `name: value` as `FieldLines(headers)` would have: framing fields are left out.
+    /// Adds `name: value` as `FieldLines(headers)` would have: framing fields are left out, and an
+    /// empty `Server` field means "no Server field at all" (`headers: {remove: [Server]}`).
     mutating func append(_ name: String, _ value: String) {
         if Self.isFramingField(name) { return }
-        if name.utf8.count == 6 && name.asciiCaseInsensitiveEquals("server") { hasServer = true }
+        if name.utf8.count == 6 && name.asciiCaseInsensitiveEquals("server") {
+            hasServer = true
+            if value.isEmpty { return }
+        }
         appendLine(name, value)
     }
 
@@ -157,6 +161,8 @@ public struct Request: Sendable {
     public var body: [UInt8]
     /// Parameters captured by the route pattern (`{id}`, `{rest...}`); filled in by the router.
     public var params: [String: String] = [:]
+    /// What the engine, middleware and routing learnt about this request.
+    public var context = RequestContext()
 
     public init(method: String, target: String, path: String, query: String?, versionMajor: Int = 1,
                 versionMinor: Int = 1, headers: HeaderFields, host: String, clientAddress: String = "",
@@ -193,6 +199,26 @@ public struct Request: Sendable {
         }
         return items
     }
+}
+
+/// Facts about a request beyond its message, added on its way through the chain
+/// (docs/architecture.md): the engine reads them back for the access log and metrics.
+public struct RequestContext: Sendable {
+    /// `request_id`'s id, once that middleware ran.
+    public var requestID: String?
+    /// The user `basic_auth` let in.
+    public var user: String?
+    /// `http`/`https` as the client used it (a trusted proxy's `X-Forwarded-Proto` / `Forwarded: proto=`).
+    public var scheme = "http"
+    /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
+    /// `Forwarded: host=`); routing still uses the request's own `Host`.
+    public var forwardedHost: String?
+    /// The first name of the host that answered; nil until a host was chosen.
+    public var hostName: String?
+    /// The pattern of the route that answered (a handler serving routes of its own, such as
+    /// `openapi`, puts its finer pattern here); nil for 404, 405 and protocol errors.
+    public var routePattern: String?
+    public init() {}
 }
 
 /// An open file a response sends from. The engine takes the descriptor (`take()`); if nobody
@@ -253,8 +279,6 @@ public struct Response: Sendable {
     public var upgrade: (any ConnectionUpgrade)?
     /// Set when the real response comes later (see `Response.later`); `status` is then meaningless.
     public var deferred: DeferredResponse?
-    /// Host and route that answered, for metrics; set by the engine only when metrics are on.
-    public var servedBy: ServedBy?
 
     public init(status: Int, headers: HeaderFields = HeaderFields(), body: ResponseBody = .empty) {
         self.status = status
@@ -266,8 +290,36 @@ public struct Response: Sendable {
     /// it must call `complete` exactly once, from any thread.
     public static func later(_ start: @escaping @Sendable (_ complete: @escaping @Sendable (Response) -> Void) -> Void) -> Response {
         var response = Response(status: 0)
-        response.deferred = DeferredResponse(start: start)
+        response.deferred = DeferredResponse { complete in start { complete($0, nil) } }
         return response
+    }
+
+    /// A response that the rest of a middleware chain gives later (after work done off the event
+    /// loop, e.g. a password hash check): `complete` also hands back the request as that rest of
+    /// the chain left it, so logs and metrics see its route and request id.
+    public static func continuedLater(
+        _ start: @escaping @Sendable (_ complete: @escaping @Sendable (Response, Request) -> Void) -> Void
+    ) -> Response {
+        var response = Response(status: 0)
+        response.deferred = DeferredResponse { complete in start { complete($0, $1) } }
+        return response
+    }
+}
+
+extension Response {
+    /// This response after `edit`, or, when it comes later, the one that comes after `edit`:
+    /// how middleware edits a response on its way back without caring when it is produced.
+    public func edited(_ edit: @escaping @Sendable (inout Response) -> Void) -> Response {
+        guard let deferred else {
+            var copy = self
+            edit(&copy)
+            return copy
+        }
+        var placeholder = self
+        placeholder.deferred = DeferredResponse { complete in
+            deferred.start { response, request in complete(response.edited(edit), request) }
+        }
+        return placeholder
     }
 }
 
@@ -281,7 +333,8 @@ public enum Fault: String, Sendable, CaseIterable {
     case malformed
 }
 
-/// See `Response.later`.
+/// See `Response.later`. `complete` takes the response and, when the chain went on meanwhile,
+/// the request as it left it.
 public struct DeferredResponse: Sendable {
-    public let start: @Sendable (_ complete: @escaping @Sendable (Response) -> Void) -> Void
+    public let start: @Sendable (_ complete: @escaping @Sendable (Response, Request?) -> Void) -> Void
 }

@@ -6,25 +6,51 @@ public final class CompiledHost: Sendable {
     /// Lower-cased names as written (`example.com`, `*.example.org`, `*`).
     public let names: [String]
     public let isDefault: Bool
-    /// Status code → absolute path of the error page file.
-    public let errorPages: [Int: String]
+    /// Status code → the host's own error page, read when the config was compiled.
+    public let errorPages: [Int: [UInt8]]
     public let location: SourceLocation
     /// The host's routes in file order.
     public let routes: [CompiledRoute]
-    /// Names of the host-level middleware (named stacks expanded).
+    /// Names of the server-wide and host middleware (named stacks expanded), outermost first.
     public let middlewareNames: [String]
+    /// The smallest server-wide or host `body_limit`, if any.
+    public let bodyLimit: Int?
     public var routeCount: Int { routes.count }
     let trie: RouteTrie
+    /// Server-wide and host middleware wrapped around the router, composed once: every answer
+    /// of the host passes through them, routing's own 404/405/`OPTIONS` included.
+    let responder: any Responder
 
-    init(names: [String], isDefault: Bool, errorPages: [Int: String], location: SourceLocation, routes: [CompiledRoute],
-         middlewareNames: [String], trie: RouteTrie) {
+    init(names: [String], isDefault: Bool, errorPages: [Int: [UInt8]], location: SourceLocation, routes: [CompiledRoute],
+         middleware: [any Middleware], middlewareNames: [String], bodyLimit: Int?, trie: RouteTrie) {
         self.names = names
         self.isDefault = isDefault
         self.errorPages = errorPages
         self.location = location
         self.routes = routes
         self.middlewareNames = middlewareNames
+        self.bodyLimit = bodyLimit
         self.trie = trie
+        self.responder = middleware.wrapping(HostRouter(trie: trie))
+    }
+}
+
+/// The innermost responder of a host: finds the route and runs it, or answers by itself.
+struct HostRouter: Responder {
+    let trie: RouteTrie
+
+    func respond(to request: inout Request) -> Response {
+        switch RoutingTable.lookup(request, in: trie).lookup {
+        case .matched(let route, let params):
+            request.params = params
+            request.context.routePattern = route.pattern
+            return route.responder.respond(to: &request)
+        case .methodNotAllowed(let allow):
+            // OPTIONS asks exactly this question: answer it rather than refuse it (RFC 9110 §9.3.7).
+            return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": allow.joined(separator: ", ")])
+        case .notFound:
+            return Response(status: 404)
+        }
     }
 }
 
@@ -35,16 +61,55 @@ public final class RoutingTable: Sendable {
     let hostSelector: HostSelector
     /// Metrics observer and admin listener, when the config asks for them.
     public let services: ServerServices
+    /// Methods the server recognises: the standard ones and every method a route names
+    /// (others are answered 501 before routing).
+    public let knownMethods: Set<String>
+    /// `Allow` for `OPTIONS *`.
+    public let serverWideAllow: String
+    /// Some host or route has a `body_limit` (else `bodyLimit(for:)` has nothing to find).
+    let hasBodyLimits: Bool
 
-    init(hosts: [CompiledHost], hostSelector: HostSelector, services: ServerServices = ServerServices()) {
+    init(hosts: [CompiledHost], hostSelector: HostSelector, knownMethods: Set<String>, services: ServerServices = ServerServices()) {
         self.hosts = hosts
         self.hostSelector = hostSelector
         self.services = services
+        self.knownMethods = knownMethods
+        self.serverWideAllow = knownMethods.subtracting(["CONNECT", "TRACE"]).sorted().joined(separator: ", ")
+        self.hasBodyLimits = hosts.contains { $0.bodyLimit != nil || $0.routes.contains { $0.bodyLimit != nil } }
     }
 
     /// The same table, with `services` for the engine.
     public func with(_ services: ServerServices) -> RoutingTable {
-        RoutingTable(hosts: hosts, hostSelector: hostSelector, services: services)
+        RoutingTable(hosts: hosts, hostSelector: hostSelector, knownMethods: knownMethods, services: services)
+    }
+
+    /// Answers one complete request: chooses the host, runs its chain (middleware, router,
+    /// route middleware, handler), and leaves in `request` what they learnt.
+    public func respond(to request: inout Request) -> Response {
+        if request.path == "*" {
+            return Response(status: 200, headers: ["Allow": serverWideAllow])
+        }
+        let host = host(named: request.host)
+        request.context.hostName = host.names.first ?? "*"
+        return host.responder.respond(to: &request)
+    }
+
+    /// Gives an error response without a body the small body of docs/configuration.md §12: the
+    /// host's own page for that status, else HTML or JSON as the client prefers.
+    public func fillErrorBody(_ response: inout Response, for request: Request) {
+        guard ErrorResponses.needsBody(response) else { return }
+        let page = request.context.hostName == nil ? nil : host(named: request.host).errorPages[response.status]
+        ErrorResponses.fillBody(&response, accept: request.headers["Accept"], customPage: page)
+    }
+
+    /// The `body_limit` that applies to `request` (whose body has not been read yet): its route's
+    /// when the head alone finds one, else its host's. Routes told apart only by `body_json`
+    /// are checked again by the middleware once the body is in.
+    public func bodyLimit(for request: Request) -> Int? {
+        guard hasBodyLimits else { return nil }
+        let host = host(named: request.host)
+        if case .matched(let route, _) = Self.lookup(request, in: host.trie).lookup { return route.bodyLimit }
+        return host.bodyLimit
     }
 
     /// Host selection: case-insensitive, port ignored, exact beats wildcard (longest wildcard
@@ -86,11 +151,20 @@ private struct AcceptingRouteFinder: RouteMatchVisitor {
     var allowed: Set<String> = []
     private var facts = RequestFacts()
 
+    /// A CORS preflight (Fetch standard): `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    static func isPreflight(_ request: Request) -> Bool {
+        request.method == "OPTIONS" && request.headers.contains("Access-Control-Request-Method") && request.headers.contains("Origin")
+    }
+
     mutating func visit(_ match: RouteTrie.Match, of request: Request) -> Bool {
         guard (match.kind == .subtreeRootWithoutSlash) == wantsSubtreeRoots else { return false }
         for entry in match.routes {
             switch entry.verdict(request, &facts) {
             case .accepted:
+                winner = (entry, entry.parameters(captures: match.captures, rest: match.rest), match.isExact)
+                return true
+            case .failsOnlyMethod where entry.route.answersPreflight && Self.isPreflight(request):
+                // The route's own `cors` answers its preflights, whatever its `methods:` allow.
                 winner = (entry, entry.parameters(captures: match.captures, rest: match.rest), match.isExact)
                 return true
             case .failsOnlyMethod:

@@ -5,11 +5,13 @@ import PagiConfig
 struct MiddlewareExpansion {
     struct Chain {
         var names: [String] = []
-        /// Objects for the items `makeMiddleware` supports; the others keep only their name.
         var middleware: [any Middleware] = []
+        /// The smallest `body_limit` in the chain.
+        var bodyLimit: Int?
 
         static func + (outer: Chain, inner: Chain) -> Chain {
-            Chain(names: outer.names + inner.names, middleware: outer.middleware + inner.middleware)
+            Chain(names: outer.names + inner.names, middleware: outer.middleware + inner.middleware,
+                  bodyLimit: [outer.bodyLimit, inner.bodyLimit].compactMap { $0 }.min())
         }
     }
 
@@ -22,11 +24,13 @@ struct MiddlewareExpansion {
 
     /// Builds fresh objects for every use of a list, so that e.g. two routes using the same
     /// stack do not share one rate-limit bucket.
-    mutating func chain(_ items: [MiddlewareItem], _ makeMiddleware: (MiddlewareItem) -> (any Middleware)?) -> Chain {
+    mutating func chain(_ items: [MiddlewareItem], _ makeMiddleware: (MiddlewareSpec) -> any Middleware) -> Chain {
         var chain = Chain()
         for item in flatten(items, enclosingStacks: []) {
+            guard case .builtin(let spec) = item.kind else { continue }
             chain.names.append(item.name)
-            if let middleware = makeMiddleware(item) { chain.middleware.append(middleware) }
+            chain.middleware.append(makeMiddleware(spec))
+            if case .bodyLimit(let limit) = spec { chain.bodyLimit = min(limit, chain.bodyLimit ?? limit) }
         }
         return chain
     }

@@ -1,23 +1,27 @@
+import Foundation
 import PagiConfig
 
 extension RoutingTable {
     /// Compiles the config. Pattern conflicts are errors naming both lines. Throws `ConfigError`
     /// with every diagnostic found. `makeHandler` may throw a `ConfigError` (e.g. a template that
-    /// does not parse); its diagnostics join the others. `makeMiddleware` returns nil for middleware
-    /// not supported yet: such an item is skipped but its name is kept for `routes` and `explain`.
+    /// does not parse); its diagnostics join the others. `makeMiddleware` builds a fresh object
+    /// for every use of an item, so two routes using one stack do not share, e.g., rate-limit buckets;
+    /// server-wide middleware is built once and shared by every host.
     public static func compile(
         _ config: Config,
         makeHandler: (HandlerConfig, _ pattern: String, SourceLocation) throws -> any Handler,
-        makeMiddleware: (MiddlewareItem) -> (any Middleware)?
+        makeMiddleware: (MiddlewareSpec) -> any Middleware
     ) throws -> RoutingTable {
         var diagnostics: [Diagnostic] = []
         guard !config.hosts.isEmpty else {
             throw ConfigError(diagnostics: [Diagnostic(.error, "the configuration has no hosts", at: nil)])
         }
         var middleware = MiddlewareExpansion(stacks: config.middlewareStacks)
+        let serverChain = middleware.chain(config.server.middleware, makeMiddleware)
+        var knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"]
         var hosts: [CompiledHost] = []
         for host in config.hosts {
-            let hostChain = middleware.chain(host.middleware, makeMiddleware)
+            let hostChain = serverChain + middleware.chain(host.middleware, makeMiddleware)
             var routes: [CompiledRoute] = []
             var trie = RouteTrie()
             for routeConfig in host.routes {
@@ -29,7 +33,7 @@ extension RoutingTable {
                                                   at: routeConfig.pathLocation))
                     continue
                 }
-                let routeChain = hostChain + middleware.chain(routeConfig.middleware, makeMiddleware)
+                let routeChain = middleware.chain(routeConfig.middleware, makeMiddleware)
                 guard let bodyPaths = parseBodyPaths(routeConfig, into: &diagnostics) else { continue }
                 let handler: any Handler
                 do {
@@ -44,8 +48,8 @@ extension RoutingTable {
                 let route = CompiledRoute(
                     pattern: routeConfig.path, methods: methodSet(routeConfig.methods), headers: routeConfig.headers,
                     query: routeConfig.query, bodyJSON: routeConfig.bodyJSON, handlerName: routeConfig.handler.name,
-                    handler: handler,
-                    middleware: routeChain.middleware, middlewareNames: routeChain.names, location: routeConfig.pathLocation)
+                    handler: handler, middleware: routeChain.middleware, middlewareNames: hostChain.names + routeChain.names,
+                    bodyLimit: (hostChain + routeChain).bodyLimit, location: routeConfig.pathLocation)
                 let restName: String? = if case .tail(let name) = pattern.ending { name } else { nil }
                 let entry = RouteEntry(route: route, order: routes.count, conditionCount: routeConfig.conditionCount,
                                        parameterNames: pattern.parameterNames, restName: restName, bodyPaths: bodyPaths)
@@ -55,15 +59,33 @@ extension RoutingTable {
                     continue
                 }
                 routes.append(route)
+                knownMethods.formUnion(route.methods ?? [])
             }
             hosts.append(CompiledHost(names: host.names.map { $0.lowercased() }, isDefault: host.isDefault,
-                                      errorPages: host.errorPages, location: host.location, routes: routes,
-                                      middlewareNames: hostChain.names, trie: trie))
+                                      errorPages: readErrorPages(host, into: &diagnostics), location: host.location, routes: routes,
+                                      middleware: hostChain.middleware, middlewareNames: hostChain.names,
+                                      bodyLimit: hostChain.bodyLimit, trie: trie))
         }
         diagnostics += middleware.diagnostics
         if !diagnostics.isEmpty { throw ConfigError(diagnostics: diagnostics) }
         let defaultHost = hosts.firstIndex(where: \.isDefault) ?? 0
-        return RoutingTable(hosts: hosts, hostSelector: HostSelector(names: hosts.map(\.names), defaultHost: defaultHost))
+        return RoutingTable(hosts: hosts, hostSelector: HostSelector(names: hosts.map(\.names), defaultHost: defaultHost),
+                            knownMethods: knownMethods)
+    }
+
+    /// Error pages are small files read with the rest of the config, so a reload brings new ones
+    /// and a missing one is a config error, never a 500 at run time.
+    private static func readErrorPages(_ host: HostConfig, into diagnostics: inout [Diagnostic]) -> [Int: [UInt8]] {
+        var pages: [Int: [UInt8]] = [:]
+        for (status, path) in host.errorPages.sorted(by: { $0.key < $1.key }) {
+            guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+                diagnostics.append(Diagnostic(.error, "cannot read the error page for \(status) (missing, unreadable or over 1 MiB)",
+                                              at: host.location))
+                continue
+            }
+            pages[status] = [UInt8](data)
+        }
+        return pages
     }
 
     /// `HEAD` is accepted wherever `GET` is (§4.2.4).

@@ -13,14 +13,21 @@ public final class CompiledRoute: Sendable {
     public let bodyJSON: [(path: String, value: ConfigValue)]
     public let handlerName: String
     public let handler: any Handler
-    /// Host middleware followed by route middleware (named stacks expanded), outermost first.
-    public let middleware: [any Middleware]
+    /// The route's own middleware wrapped around the handler (host and server middleware wrap
+    /// the host's router instead, see `CompiledHost.responder`).
+    public let responder: any Responder
+    /// Every middleware a request to this route passes, server-wide first (named stacks expanded).
     public let middlewareNames: [String]
+    /// The smallest `body_limit` on the way to this route, if any, for refusing a body before it is read.
+    public let bodyLimit: Int?
+    /// The route's own middleware answers CORS preflights (`cors`), so a preflight reaches it
+    /// even when `methods:` leaves out `OPTIONS`.
+    public let answersPreflight: Bool
     public let location: SourceLocation
 
     public init(pattern: String, methods: Set<String>?, headers: [String: String], query: [String: String],
                 bodyJSON: [(path: String, value: ConfigValue)], handlerName: String, handler: any Handler,
-                middleware: [any Middleware], middlewareNames: [String], location: SourceLocation) {
+                middleware: [any Middleware], middlewareNames: [String], bodyLimit: Int?, location: SourceLocation) {
         self.pattern = pattern
         self.methods = methods
         self.headers = headers
@@ -28,8 +35,10 @@ public final class CompiledRoute: Sendable {
         self.bodyJSON = bodyJSON
         self.handlerName = handlerName
         self.handler = handler
-        self.middleware = middleware
+        self.responder = middleware.wrapping(handler)
         self.middlewareNames = middlewareNames
+        self.bodyLimit = bodyLimit
+        self.answersPreflight = middleware.contains { $0 is any PreflightAnswering }
         self.location = location
     }
 }

@@ -40,15 +40,3 @@ public struct ObservedRequest: Sendable {
         self.durationSeconds = durationSeconds
     }
 }
-
-/// Which host and route produced a response, for metrics. The engine sets it when an observer
-/// exists; a handler serving routes of its own (`openapi`) may set `route` to the finer pattern
-/// it matched, which the engine keeps (it fills in the host).
-public struct ServedBy: Sendable {
-    public var host: String
-    public var route: String?
-    public init(host: String = "", route: String?) {
-        self.host = host
-        self.route = route
-    }
-}

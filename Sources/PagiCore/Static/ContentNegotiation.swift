@@ -1,7 +1,7 @@
 import PagiConfig
 
 /// Proactive negotiation on `Accept-Encoding` and `Accept` (RFC 9110 §12.5).
-enum ContentNegotiation {
+public enum ContentNegotiation {
     /// One list member with its weight in thousandths (`q=0.5` → 500).
     struct Preference: Equatable {
         var token: String
@@ -45,23 +45,29 @@ enum ContentNegotiation {
     /// The precompressed encoding to send, among `available` (in the configured order of preference),
     /// or nil for identity. Without `Accept-Encoding` the client gets identity.
     static func encoding(acceptEncoding: String?, available: [StaticConfig.Encoding]) -> StaticConfig.Encoding? {
+        contentCoding(acceptEncoding: acceptEncoding, available: available.map(\.rawValue)).flatMap(StaticConfig.Encoding.init)
+    }
+
+    /// The content coding to send among `available` (lower-case names, in order of preference),
+    /// or nil for identity; also used by the `compress` middleware.
+    public static func contentCoding(acceptEncoding: String?, available: [String]) -> String? {
         guard let acceptEncoding, !available.isEmpty else { return nil }
         let preferences = preferences(acceptEncoding)
         let wildcard = preferences.first { $0.token == "*" }?.weight
         func weight(of token: String, aliases: [String] = []) -> Int? {
             preferences.first { $0.token == token || aliases.contains($0.token) }?.weight
         }
-        var best: (encoding: StaticConfig.Encoding, weight: Int)?
-        for encoding in available {
-            let aliases = encoding == .gzip ? ["x-gzip"] : []
-            let w = weight(of: encoding.rawValue, aliases: aliases) ?? wildcard ?? 0
-            // Strictly greater: ties keep the earlier (preferred) encoding of the config.
-            if w > 0, w > (best?.weight ?? 0) { best = (encoding, w) }
+        var best: (coding: String, weight: Int)?
+        for coding in available {
+            let aliases = coding == "gzip" ? ["x-gzip"] : []
+            let w = weight(of: coding, aliases: aliases) ?? wildcard ?? 0
+            // Strictly greater: ties keep the earlier (preferred) coding of the config.
+            if w > 0, w > (best?.weight ?? 0) { best = (coding, w) }
         }
         guard let best else { return nil }
         // Identity competes only when the client named it; it is never the reason to compress.
         if let identity = weight(of: "identity"), identity > best.weight { return nil }
-        return best.encoding
+        return best.coding
     }
 
     /// Whether the client prefers JSON to HTML (for directory listings).

@@ -14,9 +14,8 @@ public enum ExplainRequest {
         }
         let head = RequestHead(method: method.uppercased(), target: url, versionMinor: 1, headers: fields,
                                framing: .none, expectsContinue: false)
-        let validation = RequestValidation(knownMethods: RequestValidation.standardMethods.union([method.uppercased()]))
         do {
-            return try validation.makeRequest(head, clientAddress: "127.0.0.1")
+            return try RequestValidation.makeRequest(head, clientAddress: "127.0.0.1", knownMethods: [method.uppercased()])
         } catch {
             throw EngineError("the server would answer \(error.status): \(error.reason)")
         }

@@ -23,6 +23,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var request: Request?
         var body: [UInt8] = []
         var started: NIODeadline
+        /// The table that routes this request, loaded once: a reload swaps tables between requests.
+        var table: RoutingTable
+        /// A `body_limit` smaller than the server's, checked while the body arrives.
+        var bodyLimit: Int?
     }
     private var pending: Pending?
     private var keepAlive = true
@@ -145,7 +149,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 cancelWaitTimer()
                 startRequest(head, context: context)
             case .body(var chunk):
-                guard pending != nil else { break }
+                guard let received = pending?.body.count else { break }
+                if let limit = pending?.bodyLimit, received + chunk.readableBytes > limit {
+                    fail(ProtocolError(status: 413, reason: "request body over the route's body_limit"), context: context)
+                    return
+                }
                 pending?.body.append(contentsOf: chunk.readBytes(length: chunk.readableBytes) ?? [])
                 scheduleBodyTimer(context: context)
             case .end:
@@ -168,15 +176,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         keepAlive = Self.keepsAlive(head) && !closing
         // Built in place: a copy of the pending request would retain and release every string in it.
-        pending = Pending(head: head, request: nil, started: .now())
+        let table = server.tables.table
+        pending = Pending(head: head, request: nil, started: .now(), table: table)
         do {
-            // Without trusted proxies the client is the peer: its text form is computed once per connection.
-            let client = server.server.trustedProxies.isEmpty
-                ? peerIP : server.clientAddress(peer: peer, headers: HeaderFields(head.headers))
-            pending?.request = try server.validation.makeRequest(head, clientAddress: client)
+            pending?.request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
         } catch {
             fail(error, context: context)
             return
+        }
+        if !server.trustedProxies.isEmpty, pending?.request != nil {
+            server.trustedProxies.apply(to: &pending!.request!, peer: peerIP)
+        }
+        if head.framing != .none, let request = pending?.request, let limit = table.bodyLimit(for: request) {
+            // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
+            if case .length(let length) = head.framing, length > limit {
+                fail(ProtocolError(status: 413, reason: "request body over the route's body_limit"), context: context)
+                return
+            }
+            pending?.bodyLimit = limit
         }
         if head.framing != .none {
             if head.expectsContinue {
@@ -207,26 +224,23 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard var finished = pending.take(), var request = finished.request.take() else { return }
         request.body = finished.body
         if !keepAlive { closing = true }
-        let response = server.respond(to: &request)
-        deliver(response, for: request, started: finished.started, context: context)
+        let response = finished.table.respond(to: &request)
+        deliver(response, for: request, table: finished.table, started: finished.started, context: context)
     }
 
     /// Sends a response, first waiting for it when it is deferred or delayed, or misbehaves as asked.
-    private func deliver(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+    private func deliver(_ response: Response, for request: Request, table: RoutingTable, started: NIODeadline,
+                         context: ChannelHandlerContext) {
         if let deferred = response.deferred {
             awaitingResponse = true
             let loop = context.eventLoop
-            let resume = NIOLoopBound({ [self] (response: Response) in
-                resumeDelivery(response, for: request, started: started, context: context)
+            let resume = NIOLoopBound({ [self] (response: Response, continued: Request?) in
+                resumeDelivery(response, for: continued ?? request, table: table, started: started, context: context)
             }, eventLoop: loop)
             let completed = ManagedAtomic(false)
-            let servedBy = response.servedBy
-            deferred.start { response in
+            deferred.start { response, continued in
                 guard completed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-                var labelled = response
-                labelled.servedBy = servedBy
-                let completedResponse = labelled
-                loop.execute { resume.value(completedResponse) }
+                loop.execute { resume.value(response, continued) }
             }
             return
         }
@@ -238,7 +252,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             delayTimer = context.eventLoop.assumeIsolated().scheduleTask(
                 in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { [self] in
                 delayTimer = nil
-                resumeDelivery(undelayed, for: request, started: started, context: context)
+                resumeDelivery(undelayed, for: request, table: table, started: started, context: context)
             }
             return
         }
@@ -250,13 +264,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             switchProtocols(response, upgrade: upgrade, for: request, started: started, context: context)
             return
         }
-        send(response, for: request, started: started, context: context)
+        var answer = response
+        table.fillErrorBody(&answer, for: request)
+        send(answer, for: request, started: started, context: context)
     }
 
-    private func resumeDelivery(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+    private func resumeDelivery(_ response: Response, for request: Request, table: RoutingTable, started: NIODeadline,
+                                context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         awaitingResponse = false
-        deliver(response, for: request, started: started, context: context)
+        deliver(response, for: request, table: table, started: started, context: context)
         if !awaitingResponse { process(context: context) }
     }
 
@@ -291,7 +308,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
                                 context: context, promise: nil)
-        logAccess(request, status: 101, bodyBytes: 0, started: started, servedBy: response.servedBy)
+        logAccess(request, status: 101, bodyBytes: 0, started: started)
         do {
             try upgrade.install(on: context.channel)
         } catch {
@@ -364,7 +381,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             stream = sink
             streamed.start(sink)
         }
-        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started, servedBy: response.servedBy)
+        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started)
         if promise == nil { responseDone(context: context) }
     }
 
@@ -384,19 +401,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// Access log and metrics observer: both see every answered request, with the same duration.
-    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline, servedBy: ServedBy?) {
-        guard server.accessLog != nil || server.observer != nil else { return }
+    /// Access log and metrics observer: both see every answered request as the chain left it,
+    /// with the same duration.
+    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline) {
+        let observer = server.observer
+        guard server.accessLog != nil || observer != nil else { return }
         let duration = Double((NIODeadline.now() - started).nanoseconds) / 1e9
-        server.observer?.requestAnswered(ObservedRequest(
-            host: servedBy?.host, route: servedBy?.route, method: request.method, status: status,
+        observer?.requestAnswered(ObservedRequest(
+            host: request.context.hostName, route: request.context.routePattern, method: request.method, status: status,
             bodyBytes: bodyBytes, durationSeconds: duration))
         guard let accessLog = server.accessLog else { return }
         accessLog.record(AccessRecord(
             clientAddress: request.clientAddress, method: request.method, target: request.target,
             versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
-            host: request.host, referer: request.headers["Referer"], userAgent: request.headers["User-Agent"],
-            durationSeconds: duration))
+            host: request.context.forwardedHost ?? request.host, referer: request.headers["Referer"],
+            userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID))
     }
 
     /// Lingering close (as nginx does): send FIN, then read and discard what the client still

@@ -2,21 +2,11 @@ import PagiCore
 
 /// Turns a parsed head into the `Request` handlers see, applying the RFC 9112 rules that need the
 /// whole head: the request-target forms (§3.2), the `Host` field (§3.2.2), and method knowledge.
-struct RequestValidation: Sendable {
-    /// Methods answered at all; others get 501 (RFC 9110 §9.1). Includes every method a route names.
-    let knownMethods: Set<String>
-    /// GET skips the set lookup (hashing a string): it is most requests.
-    private let getIsKnown: Bool
-
-    init(knownMethods: Set<String>) {
-        self.knownMethods = knownMethods
-        getIsKnown = knownMethods.contains("GET")
-    }
-
-    static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"]
-
-    func makeRequest(_ head: RequestHead, clientAddress: String) throws(ProtocolError) -> Request {
-        guard head.method == "GET" ? getIsKnown : knownMethods.contains(head.method), head.method != "CONNECT" else {
+enum RequestValidation {
+    /// `knownMethods`: methods answered at all, from the routing table; others get 501 (RFC 9110
+    /// §9.1). GET, always among them, skips the set lookup (hashing a string): it is most requests.
+    static func makeRequest(_ head: RequestHead, clientAddress: String, knownMethods: Set<String>) throws(ProtocolError) -> Request {
+        guard head.method == "GET" || knownMethods.contains(head.method), head.method != "CONNECT" else {
             throw ProtocolError(status: 501, reason: "method not implemented")
         }
         var hostField: String?

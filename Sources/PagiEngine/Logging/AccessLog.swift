@@ -19,6 +19,8 @@ struct AccessRecord {
     var referer: String?
     var userAgent: String?
     var durationSeconds: Double
+    /// Set by the `request_id` middleware.
+    var requestID: String?
 }
 
 /// Writes access-log lines (`common`, `combined`, `json`) to stdout, stderr or a file.
@@ -56,6 +58,8 @@ final class AccessLog: Sendable {
             if format == .combined {
                 line += " \"\(Self.escape(r.referer ?? "-"))\" \"\(Self.escape(r.userAgent ?? "-"))\""
             }
+            // With `request_id`, the id follows as one more quoted field (as nginx users add `$request_id`).
+            if let id = r.requestID { line += " \"\(Self.escape(id))\"" }
             return line + "\n"
         case .json:
             let fields: [(String, String)] = [
@@ -70,6 +74,7 @@ final class AccessLog: Sendable {
                 ("referer", r.referer.map(TextEscaping.jsonString) ?? "null"),
                 ("user_agent", r.userAgent.map(TextEscaping.jsonString) ?? "null"),
                 ("duration_ms", String(Double(Int(r.durationSeconds * 1_000_000)) / 1000)),
+                ("request_id", r.requestID.map(TextEscaping.jsonString) ?? "null"),
             ]
             return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
         }

@@ -23,33 +23,14 @@ public final class HTTPServer: Sendable {
     public init(config: Config, table: RoutingTable, logger: Logger) throws(EngineError) {
         self.config = config
         self.tables = RoutingTableBox(table)
-        var knownMethods = RequestValidation.standardMethods
-        var errorPages: [String: [UInt8]] = [:]
-        for host in config.hosts {
-            for route in host.routes { knownMethods.formUnion(route.methods ?? []) }
-            for path in host.errorPages.values where errorPages[path] == nil {
-                errorPages[path] = try Self.readErrorPage(path)
-            }
-        }
-        context = ServerContext(tables: tables, server: config.server, knownMethods: knownMethods,
-                                accessLog: try AccessLog(config.server.accessLog), logger: logger,
-                                errorPages: errorPages)
+        context = ServerContext(tables: tables, server: config.server, accessLog: try AccessLog(config.server.accessLog), logger: logger)
         // Admin traffic (scrapes, health checks) is neither logged nor counted in the metrics.
         adminContext = table.services.admin.map {
-            ServerContext(tables: RoutingTableBox($0), server: config.server, knownMethods: RequestValidation.standardMethods,
-                          accessLog: nil, logger: logger, errorPages: [:])
+            ServerContext(tables: RoutingTableBox($0), server: config.server, accessLog: nil, logger: logger)
         }
         let threads = config.server.threads ?? max(1, System.coreCount / max(1, config.server.workers ?? System.coreCount))
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         quiescing = ServerQuiescingHelper(group: group)
-    }
-
-    /// Error pages are small files read once; a missing one is a start-up error, not a runtime 500.
-    private static func readErrorPage(_ path: String) throws(EngineError) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
-            throw EngineError("cannot read error page '\(path)' (missing, unreadable or over 1 MiB)")
-        }
-        return [UInt8](data)
     }
 
     /// Where the admin listener is bound, once `start()` returned.

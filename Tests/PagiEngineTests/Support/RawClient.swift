@@ -80,6 +80,13 @@ final class RawClient {
         return response
     }
 
+    /// Whether bytes (or the end of the stream) are waiting to be read, without waiting for any.
+    func hasDataWaiting() -> Bool {
+        guard buffer.isEmpty else { return true }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) >= 0
+    }
+
     /// Reads until the peer closes (true) or the read times out (false); discards the data.
     func waitForClose() -> Bool {
         while fill() {}

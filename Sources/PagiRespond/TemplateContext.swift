@@ -5,7 +5,7 @@ import PagiCore
 /// What a template sees of a request (contract §5.2). Each value is computed on first use and
 /// kept for the rest of the response, so `{{uuid}}` and `{{now}}` agree everywhere in one response.
 /// Made per request and used on one thread only.
-final class RequestContext: MustacheParent {
+final class TemplateContext: MustacheParent {
     private let request: Request
     private var computed: [String: Any?] = [:]
     private lazy var queryItems: [String: String] = request.lossyQueryItems
@@ -30,12 +30,12 @@ final class RequestContext: MustacheParent {
         case "headers": return headerFields
         case "body": return String(decoding: request.body, as: UTF8.self)
         case "json": return (try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)))?.mustacheValue
-        case "host": return request.host
+        case "host": return request.context.forwardedHost ?? request.host
         case "uri": return request.target
         case "client_ip": return request.clientAddress
         case "now": return Date.now.formatted(.iso8601)
         case "uuid": return UUID().uuidString.lowercased()
-        case "request_id": return request.headers["X-Request-ID"] ?? UUID().uuidString.lowercased()
+        case "request_id": return request.context.requestID ?? request.headers["X-Request-ID"] ?? UUID().uuidString.lowercased()
         default: return nil
         }
     }
