@@ -50,11 +50,13 @@ enum CLI {
         do {
             let config = try ConfigLoader.load(path: path)
             let table = try Builtins.compile(config)
-            for warning in config.warnings { printErr(warning.description) }
+            var renderer = DiagnosticRenderer()
+            for warning in config.warnings { printErr(renderer.render(warning)) }
             return (config, table)
         } catch let error as ConfigError {
             let diagnostics = withCompilationFindings(error)
-            for diagnostic in diagnostics { printErr(diagnostic.description) }
+            var renderer = DiagnosticRenderer()
+            for diagnostic in diagnostics { printErr(renderer.render(diagnostic)) }
             let count = diagnostics.filter { $0.severity == .error }.count
             printErr("\(count) error\(count == 1 ? "" : "s") in configuration")
             Foundation.exit(1)

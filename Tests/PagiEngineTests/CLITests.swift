@@ -74,6 +74,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("bad.yaml:2:14: error:"), result.stderr)
         XCTAssertTrue(result.stderr.contains("bad.yaml:7:9: error: unknown key 'stattic'"), result.stderr)
         XCTAssertTrue(result.stderr.contains("did you mean 'static'?"), result.stderr)
+        // The offending line follows, with the token underlined from its column.
+        XCTAssertTrue(result.stderr.contains("did you mean 'static'?)\n  |\n7 |         stattic: site\n  |         ^~~~~~~\n"), result.stderr)
         XCTAssertTrue(result.stderr.contains("bad.yaml:10:"), "route conflicts are found in the same run: \(result.stderr)")
         XCTAssertTrue(result.stderr.contains("conflicts with '/users/{id}' at bad.yaml:8"), result.stderr)
     }
