@@ -30,7 +30,7 @@ extension ConfigBuilder {
 
     // MARK: static
 
-    private static let staticKeys = ["root", "index", "listing", "fallback", "precompressed", "cache_control", "dotfiles", "follow_symlinks"]
+    static let staticKeys = ["root", "index", "listing", "fallback", "precompressed", "cache_control", "dotfiles", "follow_symlinks"]
 
     private func readStatic(_ node: YAMLNode) -> StaticConfig? {
         if case .scalar = node.kind { return staticRoot(node).map(StaticConfig.init(root:)) }

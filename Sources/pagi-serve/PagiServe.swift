@@ -14,7 +14,7 @@ struct PagiServe: ParsableCommand {
         commandName: "pagi-serve",
         abstract: "A web server whose whole behaviour is declared in one YAML file.",
         discussion: "Exit codes: 0 ok, 1 configuration errors, 2 usage errors.",
-        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self, HashPassword.self],
+        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self, HashPassword.self, Schema.self],
         defaultSubcommand: Serve.self
     )
 
@@ -263,5 +263,14 @@ struct HashPassword: ParsableCommand {
             Foundation.exit(1)
         }
         print(hash)
+    }
+}
+
+struct Schema: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the JSON Schema (draft 2020-12) of the configuration file format, for editors and validators.")
+
+    func run() throws {
+        print(ConfigSchema.document.jsonText())
     }
 }

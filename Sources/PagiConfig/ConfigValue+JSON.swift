@@ -1,0 +1,56 @@
+/// JSON text of a value tree, keys in their order (what `pagi-serve schema` prints).
+extension ConfigValue {
+    public func jsonText(indent: Int = 2) -> String {
+        var out = ""
+        write(to: &out, indent: indent, depth: 0)
+        return out
+    }
+
+    private func write(to out: inout String, indent: Int, depth: Int) {
+        let pad = String(repeating: " ", count: indent * (depth + 1))
+        let closePad = String(repeating: " ", count: indent * depth)
+        switch self {
+        case .null: out += "null"
+        case .bool(let value): out += value ? "true" : "false"
+        case .int(let value): out += String(value)
+        case .double(let value): out += value.isFinite ? String(value) : "null"
+        case .string(let text): out += Self.quoted(text)
+        case .list(let items):
+            guard !items.isEmpty else { out += "[]"; return }
+            out += "[\n"
+            for (index, item) in items.enumerated() {
+                out += pad
+                item.write(to: &out, indent: indent, depth: depth + 1)
+                out += index == items.count - 1 ? "\n" : ",\n"
+            }
+            out += closePad + "]"
+        case .map(let pairs):
+            guard !pairs.isEmpty else { out += "{}"; return }
+            out += "{\n"
+            for (index, pair) in pairs.enumerated() {
+                out += pad + Self.quoted(pair.key) + ": "
+                pair.value.write(to: &out, indent: indent, depth: depth + 1)
+                out += index == pairs.count - 1 ? "\n" : ",\n"
+            }
+            out += closePad + "}"
+        }
+    }
+
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
