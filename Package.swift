@@ -15,6 +15,8 @@ let package = Package(
     products: [
         .executable(name: "pagi-serve", targets: ["pagi-serve"]),
         .library(name: "PagiEngine", targets: ["PagiEngine"]),
+        // For the libFuzzer package in fuzz/.
+        .library(name: "PagiConfig", targets: ["PagiConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -7,31 +7,28 @@ import PagiMiddleware
 enum AdminRoutes {
     static func wantsMetrics(_ config: Config) -> Bool {
         config.server.adminListen != nil || config.hosts.contains { host in
-            host.routes.contains { if case .other("metrics", _) = $0.handler { true } else { false } }
+            host.routes.contains { $0.handler.kind == .metrics }
         }
     }
 
-    static func compile(serving table: RoutingTable, makers: [String: HandlerFactory.Maker]) throws -> RoutingTable {
+    static func compile(serving table: RoutingTable, handlers: Builtins.Handlers) throws -> RoutingTable {
         let location = SourceLocation(file: "<admin>", line: 1, column: 1)
         let routesText = table.renderRoutes()
-        var adminMakers = makers
-        adminMakers["routes"] = { _, _, _ in FixedResponse(contentType: "text/plain; charset=utf-8", body: routesText) }
-        if adminMakers["health"] == nil {
-            adminMakers["health"] = { _, _, _ in FixedResponse(contentType: "application/json", body: #"{"status":"ok"}"#) }
-        }
         var host = HostConfig(location: location)
         host.names = ["*"]
         host.isDefault = true
-        host.routes = [("/metrics", "metrics", ConfigValue.string("prometheus")), ("/health", "health", .bool(true)),
-                       ("/routes", "routes", .null)].map { path, handler, options in
-            var route = RouteConfig(path: path, pathLocation: location, handler: .other(name: handler, options: options),
+        host.routes = try [("/metrics", HandlerConfig.metrics), ("/health", .health), ("/routes", .health)].map { path, handler in
+            var route = RouteConfig(pattern: try RoutePattern(parsing: path), pathLocation: location, handler: handler,
                                     handlerLocation: location, location: location)
             route.methods = ["GET", "HEAD"]
             return route
         }
         var config = Config()
         config.hosts = [host]
-        return try HandlerFactory.compile(config, extensions: adminMakers, makeMiddleware: BuiltinMiddleware.make)
+        // `/routes` is no handler of the config language: the text of `pagi-serve routes`, made here.
+        let routes = FixedResponse(contentType: "text/plain; charset=utf-8", body: routesText)
+        return try RoutingTable.compile(config, makeHandler: { $0.path == "/routes" ? routes : try handlers.make($0) },
+                                        makeMiddleware: BuiltinMiddleware.make)
     }
 }
 

@@ -8,37 +8,51 @@ import PagiRealtime
 import PagiRespond
 import PagiWebSocket
 
-/// The composition root: every built-in handler by name, from whichever module implements it,
-/// and every built-in middleware.
-/// The core knows only the handlers that need nothing but the core (e.g. `static`); the others
-/// (built on the engine, on channels, on metrics) are registered here, so the CLI and the tests
-/// compile a config exactly the same way.
+/// The composition root: builds every handler and middleware from its typed options, from
+/// whichever module implements it, so the CLI and the tests compile a config exactly the same
+/// way. The `switch` over handlers is exhaustive, like `BuiltinMiddleware.make`: a handler the
+/// config language names but nothing builds does not compile (docs/architecture.md).
 public enum Builtins {
-    /// Handler makers beyond the core's, keyed by handler name. With `metrics`, published channel
-    /// messages are counted.
-    public static func extensions(for config: Config, metrics: ServerMetrics? = nil) -> [String: HandlerFactory.Maker] {
-        // One broker per compiled config, shared by every channel handler (sse, publish, websocket).
-        var broker = Realtime.makeBroker(config)
-        if let metrics { broker = CountingChannelBroker(broker, metrics: metrics) }
-        var makers: [String: HandlerFactory.Maker] = [:]
-        makers.merge(Realtime.makers(broker: broker)) { $1 }
-        makers.merge(RespondHandlers.makers) { $1 }
-        makers["openapi"] = OpenAPIStubHandler.make
-        makers["websocket"] = WebSocketHandler.maker(broker: broker)
-        if let metrics { makers["metrics"] = { _, _, _ in MetricsHandler(metrics: metrics) } }
-        return makers
-    }
-
-    /// Compiles `config` into a routing table with every built-in handler. Each compilation gets
-    /// its own metrics (when a `metrics` route or the admin listener asks for them).
+    /// Compiles `config` into a routing table. Each compilation gets its own channel broker and
+    /// metrics; the metrics observe requests when a `metrics` route or the admin listener asks.
     public static func compile(_ config: Config) throws -> RoutingTable {
-        guard AdminRoutes.wantsMetrics(config) else {
-            return try HandlerFactory.compile(config, extensions: extensions(for: config), makeMiddleware: BuiltinMiddleware.make)
-        }
+        let observed = AdminRoutes.wantsMetrics(config)
         let metrics = ServerMetrics()
-        let makers = extensions(for: config, metrics: metrics)
-        let table = try HandlerFactory.compile(config, extensions: makers, makeMiddleware: BuiltinMiddleware.make)
-        let admin = try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, makers: makers) }
+        var broker = Realtime.makeBroker(config)
+        if observed { broker = CountingChannelBroker(broker, metrics: metrics) }
+        let handlers = Handlers(broker: broker, metrics: metrics)
+        let table = try RoutingTable.compile(config, makeHandler: handlers.make, makeMiddleware: BuiltinMiddleware.make)
+        guard observed else { return table }
+        let admin = try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, handlers: handlers) }
         return table.with(ServerServices(observer: metrics, admin: admin))
     }
+
+    /// Builds the handler of one route; what the routes of one compiled config share (the
+    /// channel broker, the metrics) is made once, by `compile`.
+    struct Handlers {
+        let broker: any ChannelBroker
+        let metrics: ServerMetrics
+
+        func make(_ route: RouteConfig) throws -> any Handler {
+            let location = route.handlerLocation
+            switch route.handler {
+            case .static(let options): return StaticHandler(config: options, pattern: route.pattern)
+            case .respond(let options): return try RespondHandler(options, location: location)
+            case .redirect(let options): return try RedirectHandler(options, location: location)
+            case .proxy: return UnavailableHandler()
+            case .websocket(let options): return try WebSocketHandler(options, pattern: route.pattern, broker: broker, location: location)
+            case .sse(let options): return try Realtime.sse(options, pattern: route.pattern, location: location, broker: broker)
+            case .publish(let channel): return try Realtime.publish(channel: channel, pattern: route.pattern, location: location, broker: broker)
+            case .openapi(let options): return try OpenAPIStubHandler.make(options, pattern: route.pattern, location: location)
+            case .health: return HealthHandler()
+            case .metrics: return MetricsHandler(metrics: metrics)
+            }
+        }
+    }
+}
+
+/// The routes of a handler the contract names but this release does not serve yet (`proxy`):
+/// the loader warns at start-up, and requests get an honest 501.
+struct UnavailableHandler: Handler {
+    func handle(_ request: Request) -> Response { Response(status: 501) }
 }

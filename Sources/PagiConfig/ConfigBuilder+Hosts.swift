@@ -28,7 +28,7 @@ extension ConfigBuilder {
             log.error("host has no 'names' (give it names, or mark it default: true)", at: node.location)
         }
         if let value = section["tls"] {
-            log.notSupportedYet("tls", at: section.keyLocation("tls") ?? value.location)
+            log.cannotEnforce("tls", at: section.keyLocation("tls") ?? value.location)
             host.tls = readTLS(value)
         }
         if let value = section["middleware"] { host.middleware = readMiddlewareList(value) }
@@ -83,7 +83,7 @@ extension ConfigBuilder {
         let bodyJSON = section["body_json"].map(readBodyJSON)
         let middleware = section["middleware"].map(readMiddlewareList)
         guard let path, let handler else { return nil }
-        var route = RouteConfig(path: path.text, pathLocation: path.location, handler: handler.config,
+        var route = RouteConfig(pattern: path.pattern, pathLocation: path.location, handler: handler.config,
                                 handlerLocation: handler.location, location: node.location)
         route.methods = methods
         route.headers = headers ?? [:]
@@ -93,15 +93,17 @@ extension ConfigBuilder {
         return route
     }
 
-    private func readPathPattern(_ route: Section) -> (text: String, location: SourceLocation)? {
+    /// The route's pattern, parsed here once for everything after the loader.
+    private func readPathPattern(_ route: Section) -> (pattern: RoutePattern, location: SourceLocation)? {
         guard let node = required("path", in: route, "route"),
-              let pattern = string(node, "a path pattern like /users/{id}")
+              let text = string(node, "a path pattern like /users/{id}")
         else { return nil }
-        if let problem = Self.pathPatternProblem(pattern) {
-            log.error("invalid path pattern '\(pattern)': \(problem)", at: node.location)
+        do {
+            return (try RoutePattern(parsing: text), node.location)
+        } catch {
+            log.error("invalid path pattern '\(text)': \(error.message)", at: node.location)
             return nil
         }
-        return (pattern, node.location)
     }
 
     /// The route's one handler; a `respond` list becomes `{responses: [...], cycle: Bool}` (route key `cycle`).
@@ -115,15 +117,15 @@ extension ConfigBuilder {
             let named = handlerEntries.map { "'\($0.key)' (line \($0.keyLocation.line))" }.joined(separator: " and ")
             log.error("route has more than one handler: \(named)", at: handlerEntries[1].keyLocation)
         }
-        let handler = readHandler(entry.key, entry.value, keyLocation: entry.keyLocation)
-        let isRespondList = entry.key == "respond" && { if case .list = entry.value.kind { true } else { false } }()
+        guard let kind = HandlerKind(rawValue: entry.key) else { return nil }
+        let handler = readHandler(kind, entry.value, keyLocation: entry.keyLocation)
+        let isRespondList = kind == .respond && { if case .list = entry.value.kind { true } else { false } }()
         if !isRespondList, let cycleLocation = route.keyLocation("cycle") {
             log.error("'cycle' only applies when 'respond' is a list of responses", at: cycleLocation)
         }
-        if isRespondList, case .other(let name, let responses)? = handler {
-            let cycle = route["cycle"].flatMap(bool) ?? false
-            let options = ConfigValue.map([(key: "responses", value: responses), (key: "cycle", value: .bool(cycle))])
-            return (.other(name: name, options: options), entry.keyLocation)
+        if isRespondList, case .respond(var options)? = handler {
+            options.cycle = route["cycle"].flatMap(bool) ?? false
+            return (.respond(options), entry.keyLocation)
         }
         return handler.map { ($0, entry.keyLocation) }
     }
@@ -160,32 +162,5 @@ extension ConfigBuilder {
             }
             return (entry.key, entry.value.value)
         }
-    }
-
-    /// Why `pattern` breaks the syntax of contract §4.1, or nil when it is valid.
-    static func pathPatternProblem(_ pattern: String) -> String? {
-        guard pattern.hasPrefix("/") else { return "it must start with '/'" }
-        if pattern == "/{$}" { return nil }
-        let segments = pattern.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
-        var names: Set<Substring> = []
-        for (index, segment) in segments.enumerated() {
-            let isLast = index == segments.count - 1
-            if segment.isEmpty, !isLast { return "empty segment ('//')" }
-            guard segment.contains("{") || segment.contains("}") else { continue }
-            guard segment.hasPrefix("{"), segment.hasSuffix("}"), segment.count > 2 else {
-                return "'{…}' must be a whole segment, got '\(segment)'"
-            }
-            var name = segment.dropFirst().dropLast()
-            if name == "$" { return "'{$}' is only allowed as '/{$}'" }
-            if name.hasSuffix("...") {
-                name = name.dropLast(3)
-                if !isLast { return "'{\(name)...}' must be the last segment" }
-            }
-            guard let first = name.first, first == "_" || (first.isASCII && first.isLetter),
-                  name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) })
-            else { return "invalid parameter name '\(name)' (letters, digits and '_')" }
-            if !names.insert(name).inserted { return "duplicate parameter name '\(name)'" }
-        }
-        return nil
     }
 }

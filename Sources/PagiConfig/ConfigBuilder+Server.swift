@@ -62,7 +62,7 @@ extension ConfigBuilder {
         listener.location = node.location
         if let value = section["tls"], let tls = bool(value) {
             listener.tls = tls
-            if tls { log.notSupportedYet("tls", at: value.location) }
+            if tls { log.cannotEnforce("tls", at: value.location) }
         }
         if let value = section["http2"], let http2 = bool(value) { listener.http2 = http2 }
         if let value = section["proxy_protocol"], let proxyProtocol = bool(value) {

@@ -26,6 +26,12 @@ final class DiagnosticLog {
     func notSupportedYet(_ name: String, at location: SourceLocation) {
         warning("'\(name)' is not supported yet", at: location)
     }
+
+    /// A security feature this release cannot enforce: refusing to start is the only safe answer
+    /// (serving plain HTTP where TLS was asked for would expose what the file meant to protect).
+    func cannotEnforce(_ name: String, at location: SourceLocation) {
+        error("'\(name)' is not available in this release; refusing to serve without it", at: location)
+    }
 }
 
 /// The entries of a YAML mapping whose keys were checked against the keys its section allows.
@@ -129,6 +135,14 @@ final class ConfigBuilder {
         log.error("\(name) takes only one of \(keys.map { "'\($0)'" }.joined(separator: ", ")), got '\(present[0].key)' and '\(present[1].key)'", at: present[1].keyLocation)
     }
 
+    /// Reports a section that has none of `keys` (e.g. a websocket with no mode).
+    func requireOne(of keys: [String], in section: Section, _ name: String) {
+        requireAtMostOne(of: keys, in: section, name)
+        if keys.allSatisfy({ section[$0] == nil }) {
+            log.error("\(name) needs one of: \(keys.joined(separator: ", "))", at: section.location)
+        }
+    }
+
     /// Reports a missing key; returns the value when present.
     func required(_ key: String, in section: Section, _ name: String) -> YAMLNode? {
         if let value = section[key] { return value }
@@ -223,16 +237,5 @@ final class ConfigBuilder {
 
     static func absolutePath(_ path: String) -> String {
         URL(fileURLWithPath: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path).standardized.path
-    }
-
-    /// `node` as a value tree, with the paths under `pathKeys` resolved (a later stage must not
-    /// depend on the working directory).
-    func options(_ node: YAMLNode, resolvingPaths pathKeys: Set<String> = []) -> ConfigValue {
-        guard case .map(let pairs) = node.kind, !pathKeys.isEmpty else { return node.value }
-        return .map(pairs.map { pair in
-            let key = pair.key.text ?? ""
-            if pathKeys.contains(key), let resolved = path(pair.value) { return (key: key, value: .string(resolved)) }
-            return (key: key, value: pair.value.value)
-        })
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Loads the YAML configuration file (contract §1–§6) into a validated `Config`.
+/// Loads the YAML configuration file (docs/configuration.md §2–§6) into a validated `Config`.
 public enum ConfigLoader {
     /// Loads and validates `path` (and its includes). Throws `ConfigError` carrying every error found
     /// (and the warnings). On success returns the Config with `config.warnings` filled.
@@ -30,7 +30,7 @@ extension ConfigBuilder {
         if let value = top["pubsub"] { readPubSub(value) }
         if let value = top["server"] { readServer(value) }
         if let value = top["tls"] {
-            log.notSupportedYet("tls", at: top.keyLocation("tls") ?? value.location)
+            log.cannotEnforce("tls", at: top.keyLocation("tls") ?? value.location)
             config.tls = readTLS(value)
         }
         readSharedKeys(of: top)

@@ -210,7 +210,7 @@ public enum ConfigSchema {
             "status": status, "headers": headerMap, "json": .bool(true), "body": string, "file": string, "template": boolean,
             "delay": anyOf(duration, object(["min": duration, "max": duration], required: ["min", "max"])),
             "throttle": .map([(key: "type", value: .string("string")), (key: "pattern", value: .string("/s$"))]),
-            "fault": oneOfValues(Fault.allCaseNames),
+            "fault": oneOfValues(Fault.allCases.map(\.rawValue)),
         ])
         return [
             (key: "env", value: .map([(key: "type", value: .string("string")), (key: "pattern", value: .string("\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}"))])),
@@ -232,11 +232,4 @@ public enum ConfigSchema {
 
 extension ConfigValue {
     public typealias Pairs = [(key: String, value: ConfigValue)]
-}
-
-/// `respond: {fault}` values, for the schema (the core's `Fault` lives above this module).
-extension ConfigSchema {
-    enum Fault {
-        static let allCaseNames = ["reset", "empty", "malformed"]
-    }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Parsers for the unit-suffixed scalars of the config file (contract §1), shared with the CLI.
+/// Parsers for the unit-suffixed scalars of the config file (docs/configuration.md §2), shared with the CLI.
 public enum ConfigUnits {
     private static let durationUnits: [(suffix: String, seconds: Double)] = [
         ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600),

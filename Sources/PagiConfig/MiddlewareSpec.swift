@@ -137,7 +137,7 @@ public struct RequestIDOptions: Sendable, Hashable {
 }
 
 public struct RewriteOptions: Sendable, Hashable {
-    /// A regular expression matched against the path (and `?query` when it has one).
+    /// A regular expression matched against the request's path (not its query).
     public var from: String
     /// The replacement; `$1`… are the captures.
     public var to: String

@@ -239,8 +239,10 @@ public struct HostConfig: Sendable {
 }
 
 public struct RouteConfig: Sendable {
-    /// The pattern exactly as written (`/users/{id}`), validated by the loader's pattern syntax check.
-    public var path: String
+    /// The path pattern, parsed once by the loader.
+    public var pattern: RoutePattern
+    /// The pattern exactly as written (`/users/{id}`).
+    public var path: String { pattern.text }
     public var pathLocation: SourceLocation
     /// Upper-cased; nil = any method.
     public var methods: [String]?
@@ -253,30 +255,17 @@ public struct RouteConfig: Sendable {
     public var handler: HandlerConfig
     public var handlerLocation: SourceLocation
     public var location: SourceLocation
-    public init(path: String, pathLocation: SourceLocation, handler: HandlerConfig, handlerLocation: SourceLocation, location: SourceLocation) {
-        self.path = path
+    public init(pattern: RoutePattern, pathLocation: SourceLocation, handler: HandlerConfig, handlerLocation: SourceLocation,
+                location: SourceLocation) {
+        self.pattern = pattern
         self.pathLocation = pathLocation
         self.handler = handler
         self.handlerLocation = handlerLocation
         self.location = location
     }
-    /// Number of conditions, for precedence among routes with the same pattern (contract §4.2.3).
+    /// Number of conditions, for precedence among routes with the same pattern (docs/configuration.md §8.3).
     public var conditionCount: Int {
         (methods == nil ? 0 : 1) + headers.count + query.count + bodyJSON.count
-    }
-}
-
-public enum HandlerConfig: Sendable {
-    case `static`(StaticConfig)
-    /// A handler of the contract that a later release implements (`respond`, `redirect`, `proxy`,
-    /// `websocket`, `sse`, `publish`, `openapi`, `health`, `metrics`): validated, options kept.
-    case other(name: String, options: ConfigValue)
-
-    public var name: String {
-        switch self {
-        case .static: return "static"
-        case .other(let name, _): return name
-        }
     }
 }
 

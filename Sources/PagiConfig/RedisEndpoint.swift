@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where Redis is: `redis://[[user]:password@]host[:port][/db]` (contract §2.3).
+/// Where Redis is: `redis://[[user]:password@]host[:port][/db]` (docs/configuration.md §6).
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int

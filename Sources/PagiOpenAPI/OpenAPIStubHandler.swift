@@ -21,16 +21,13 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
     /// For `pagi-serve routes`, in document order.
     public let subroutes: [Subroute]
 
-    public static func make(_ options: ConfigValue, _ pattern: String, _ location: SourceLocation) throws -> any Handler {
-        guard case .map(let pairs) = options, case .string(let spec)? = pairs.first(where: { $0.key == "spec" })?.value else {
-            throw ConfigError(diagnostics: [Diagnostic(.error, "openapi needs a 'spec' file", at: location)])
-        }
-        guard pattern.hasSuffix("/"), !pattern.contains("{") else {
+    /// Loads the document of `options` for a route on `pattern`, which must be a plain subtree.
+    public static func make(_ options: OpenAPIOptions, pattern: RoutePattern, location: SourceLocation) throws -> any Handler {
+        guard pattern.isPlainSubtree else {
             throw ConfigError(diagnostics: [Diagnostic(.error, "openapi is mounted on a subtree: use a path like '/api/' (got '\(pattern)')", at: location)])
         }
-        let validate = if case .bool(true)? = pairs.first(where: { $0.key == "validate" })?.value { true } else { false }
-        let document = try SpecLoader.load(path: spec, mountedAt: location)
-        return OpenAPIStubHandler(mount: String(pattern.dropLast()), validate: validate, endpoints: document.endpoints.map {
+        let document = try SpecLoader.load(path: options.spec, mountedAt: location)
+        return OpenAPIStubHandler(mount: String(pattern.text.dropLast()), validate: options.validate, endpoints: document.endpoints.map {
             (path: $0.path.rawValue, operation: StubOperation($0))
         })
     }

@@ -9,48 +9,38 @@ public enum Realtime {
     /// Hubs keep listening this long after their last SSE client left, for clients that resume.
     static let hubLinger = TimeAmount.seconds(60)
 
-    /// The broker named by `pubsub` (contract §2.3); made once per compiled config.
+    /// The broker named by `pubsub` (docs/configuration.md §6); made once per compiled config.
     public static func makeBroker(_ config: Config) -> any ChannelBroker {
         guard let endpoint = RedisEndpoint(url: config.pubsub) else { return MemoryChannelBroker() }
         return RedisChannelBroker(endpoint: endpoint)
     }
 
-    /// Handler makers by handler name, all on `broker`.
-    public static func makers(broker: any ChannelBroker) -> [String: HandlerFactory.Maker] {
-        [
-            "sse": { options, pattern, location in try makeSSE(options, pattern: pattern, location: location, broker: broker) },
-            "publish": { options, pattern, location in
-                PublishHandler(channel: try channelName(options.scalarText ?? "", pattern: pattern, location: location), broker: broker)
-            },
-        ]
-    }
-
-    private static func makeSSE(_ options: ConfigValue, pattern: String, location: SourceLocation,
-                                broker: any ChannelBroker) throws -> any Handler {
-        let sseOptions = SSEOptions(options)
-        if let channel = options["subscribe"]?.scalarText {
-            let hubs = ChannelHubs(broker: broker, replay: sseOptions.replay, linger: hubLinger,
+    /// The `sse` handler of one route (docs/configuration.md §9.6), on `broker`.
+    public static func sse(_ options: SSEConfig, pattern: RoutePattern, location: SourceLocation,
+                           broker: any ChannelBroker) throws -> any Handler {
+        switch options.source {
+        case .subscribe(let channel):
+            let hubs = ChannelHubs(broker: broker, replay: options.replay, linger: hubLinger,
                                    housekeeping: MultiThreadedEventLoopGroup.singleton.next())
-            return SSEHandler(source: .channel(try channelName(channel, pattern: pattern, location: location), hubs),
-                              options: sseOptions)
+            return SSEHandler(source: .channel(try channelName(channel, pattern: pattern, location: location), hubs), options: options)
+        case .ticker(let every, let data, let event):
+            let template: MustacheTemplate
+            do {
+                template = try Ticker.compile(data)
+            } catch {
+                throw configError("ticker 'data' is not a valid template: \(error)", at: location)
+            }
+            return SSEHandler(source: .ticker(Ticker(every: every, data: template, event: event)), options: options)
         }
-        let ticker = options["ticker"]
-        let every = ticker?["every"]?.durationValue ?? .seconds(1)
-        guard every > .zero else { throw configError("ticker 'every' must be more than 0", at: location) }
-        let event = ticker?["event"]?.scalarText
-        if let event, event.contains(where: \.isNewline) {
-            throw configError("ticker 'event' must be one line", at: location)
-        }
-        let data: MustacheTemplate
-        do {
-            data = try Ticker.compile(ticker?["data"]?.scalarText ?? "{{now}}")
-        } catch {
-            throw configError("ticker 'data' is not a valid template: \(error)", at: location)
-        }
-        return SSEHandler(source: .ticker(Ticker(every: every, data: data, event: event)), options: sseOptions)
     }
 
-    private static func channelName(_ template: String, pattern: String, location: SourceLocation) throws -> ChannelName {
+    /// The `publish` handler of one route (docs/configuration.md §9.7), on `broker`.
+    public static func publish(channel: String, pattern: RoutePattern, location: SourceLocation,
+                               broker: any ChannelBroker) throws -> any Handler {
+        PublishHandler(channel: try channelName(channel, pattern: pattern, location: location), broker: broker)
+    }
+
+    private static func channelName(_ template: String, pattern: RoutePattern, location: SourceLocation) throws -> ChannelName {
         do {
             return try ChannelName(template, pattern: pattern)
         } catch {

@@ -1,15 +1,15 @@
 import PagiCore
 
-/// `health: true` (contract §5.9): `200 {"status":"ok","uptime_seconds":N}`, never cached.
-struct HealthHandler: Handler {
+/// `health: true` (docs/configuration.md §9.9): `200 {"status":"ok","uptime_seconds":N}`, never cached.
+public struct HealthHandler: Handler {
     /// When the first health route was compiled: the server's start, near enough, and kept across reloads.
     private static let started = ContinuousClock.now
 
-    init() {
+    public init() {
         _ = Self.started
     }
 
-    func handle(_ request: Request) -> Response {
+    public func handle(_ request: Request) -> Response {
         let uptime = (ContinuousClock.now - Self.started).components.seconds
         return Response(status: 200, headers: ["Content-Type": "application/json", "Cache-Control": "no-store"],
                         body: .bytes(Array("{\"status\":\"ok\",\"uptime_seconds\":\(uptime)}".utf8)))

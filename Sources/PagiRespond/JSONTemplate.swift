@@ -3,7 +3,7 @@ import PagiCore
 
 /// A `json:` value from the config, with its string leaves compiled as templates. Only leaves are
 /// templated and each rendered leaf is JSON-encoded, so no request value can change the
-/// document's structure (contract §5.2). Subtrees without templates are encoded once, at load.
+/// document's structure (docs/configuration.md §9.2). Subtrees without templates are encoded once, at load.
 indirect enum JSONTemplate: Sendable {
     case encoded(String)
     case string(TextTemplate)

@@ -1,18 +1,17 @@
 import PagiConfig
 import PagiCore
 
-/// `redirect` (contract §5.3): a templated `Location` with a 301/302/303/307/308 status.
-struct RedirectHandler: Handler {
+/// `redirect` (docs/configuration.md §9.3): a templated `Location` with a 301/302/303/307/308 status.
+public struct RedirectHandler: Handler {
     private let target: TextTemplate
     private let status: Int
 
-    /// `options` is `{to, status}` (the loader normalises `redirect: /new`).
-    init(options: ConfigValue, location: SourceLocation) throws {
-        target = try TextTemplate(options["to"]?.scalarText ?? "/", escaping: .none, origin: .config(handler: location))
-        status = options["status"]?.intValue ?? 302
+    public init(_ options: RedirectOptions, location: SourceLocation) throws {
+        target = try TextTemplate(options.to, escaping: .none, origin: .config(handler: location))
+        status = options.status
     }
 
-    func handle(_ request: Request) -> Response {
+    public func handle(_ request: Request) -> Response {
         let location = Self.uriSafe(target.render(TemplateContext(request)))
         let escaped = TextEscaping.html(location)
         let page = "<!DOCTYPE html>\n<html><head><title>\(status) \(ErrorResponses.reasonPhrase(status))</title></head>"

@@ -2,26 +2,20 @@ import PagiConfig
 import PagiCore
 import Synchronization
 
-/// `respond` (contract §5.2): one canned or templated response, or a list served in turn.
-final class RespondHandler: Handler {
+/// `respond` (docs/configuration.md §9.2): one canned or templated response, or a list served in turn.
+public final class RespondHandler: Handler {
     private let responses: [StubResponse]
     /// Start over after the last response, instead of repeating it.
     private let cycle: Bool
     /// Requests answered so far by this route (only counted for lists).
     private let served = Mutex(0)
 
-    /// `options` is one response, or `{responses: [...], cycle: Bool}` for a list.
-    init(options: ConfigValue, location: SourceLocation) throws {
-        if case .list(let items)? = options["responses"] {
-            responses = try items.map { try StubResponse(options: $0, location: location) }
-            cycle = options["cycle"]?.boolValue ?? false
-        } else {
-            responses = [try StubResponse(options: options, location: location)]
-            cycle = false
-        }
+    public init(_ options: RespondOptions, location: SourceLocation) throws {
+        responses = try options.responses.map { try StubResponse($0, location: location) }
+        cycle = options.cycle
     }
 
-    func handle(_ request: Request) -> Response {
+    public func handle(_ request: Request) -> Response {
         responses[nextIndex()].response(for: request)
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import PagiConfig
 import PagiCore
 
-/// One response of a `respond` handler (contract §5.2), compiled from its validated options.
+/// One response of a `respond` handler (docs/configuration.md §9.2), compiled from its validated options.
 /// Everything that does not depend on the request is computed here, once: a response without
 /// templates is built completely at load and only copied per request.
 struct StubResponse: Sendable {
@@ -11,15 +11,10 @@ struct StubResponse: Sendable {
         case text(TextTemplate)
         case json(JSONTemplate)
     }
-    private enum Delay: Sendable {
-        case fixed(Duration)
-        case between(min: Duration, max: Duration)
-    }
-
     private let status: Int
     private let headers: [(name: String, value: TextTemplate)]
     private let body: Body?
-    private let delay: Delay?
+    private let delay: StubSpec.Delay?
     private let bytesPerSecond: Int?
     private let fault: Fault?
     /// The headers, serialised once, when none of them is templated (often only the body is).
@@ -27,45 +22,31 @@ struct StubResponse: Sendable {
     /// The whole response when neither headers nor body are templated.
     private var prebuilt: Response?
 
-    init(options: ConfigValue, location: SourceLocation) throws {
+    /// Compiles the templates of `spec` (decoded by the loader); a template that does not parse
+    /// or a stub file that cannot be read is a config error at `location`.
+    init(_ spec: StubSpec, location: SourceLocation) throws {
         let origin = TemplateOrigin.config(handler: location)
-        status = options["status"]?.intValue ?? 200
-        guard status >= 200 else {
-            // A 1xx is never the last answer to a request: the client would wait for another one.
-            throw ConfigError(diagnostics: [Diagnostic(.error, "respond status \(status) is informational (1xx); use 200-599",
-                                                       at: location)])
-        }
-        fault = options["fault"]?.scalarText.flatMap(Fault.init(rawValue:))
-        bytesPerSecond = options["throttle"]?.scalarText.flatMap { ConfigUnits.parseSize(String($0.dropLast(2))) }
-        if let delay = options["delay"] {
-            if let min = delay["min"]?.durationValue, let max = delay["max"]?.durationValue {
-                self.delay = .between(min: Swift.min(min, max), max: Swift.max(min, max))
-            } else {
-                self.delay = delay.durationValue.map(Delay.fixed)
-            }
-        } else {
-            delay = nil
-        }
+        status = spec.status
+        fault = spec.fault
+        bytesPerSecond = spec.bytesPerSecond
+        delay = spec.delay
 
-        var written = options["headers"]?.stringPairs ?? []
+        var written = spec.headers.map { (name: $0.name, value: $0.value) }
         let contentType: String?
         if let index = written.firstIndex(where: { $0.name.asciiCaseInsensitiveEquals("Content-Type") }) {
             contentType = written[index].value
         } else {
-            contentType = Self.defaultContentType(options)
+            contentType = Self.defaultContentType(spec.body)
             if let contentType { written.insert((name: "Content-Type", value: contentType), at: 0) }
         }
         let escaping: TextTemplate.Escaping = contentType?.lowercased().hasPrefix("text/html") == true ? .html : .none
         headers = try written.map { (name: $0.name, value: try TextTemplate($0.value, escaping: .none, origin: origin)) }
 
-        if let json = options["json"] {
-            body = .json(try JSONTemplate(json, origin: origin))
-        } else if let text = options["body"]?.scalarText {
-            body = .text(try TextTemplate(text, escaping: escaping, origin: origin))
-        } else if case .string(let path)? = options["file"] {
-            body = try Self.fileBody(path, templated: options["template"]?.boolValue == true, escaping: escaping, location: location)
-        } else {
-            body = nil
+        switch spec.body {
+        case .json(let json)?: body = .json(try JSONTemplate(json, origin: origin))
+        case .text(let text)?: body = .text(try TextTemplate(text, escaping: escaping, origin: origin))
+        case .file(let path, let templated)?: body = try Self.fileBody(path, templated: templated, escaping: escaping, location: location)
+        case nil: body = nil
         }
         // Every other property is set: what is not templated can now be built once.
         literalHeaders = nil
@@ -143,11 +124,13 @@ struct StubResponse: Sendable {
     }
 
     /// `application/json` for `json`, by extension for `file`, `text/plain` for `body`.
-    private static func defaultContentType(_ options: ConfigValue) -> String? {
-        if options["json"] != nil { return "application/json" }
-        if options["body"] != nil { return "text/plain; charset=utf-8" }
-        if case .string(let path)? = options["file"] { return MIMETypes.contentType(forPath: path) }
-        return nil
+    private static func defaultContentType(_ body: StubSpec.Body?) -> String? {
+        switch body {
+        case .json?: "application/json"
+        case .text?: "text/plain; charset=utf-8"
+        case .file(let path, _)?: MIMETypes.contentType(forPath: path)
+        case nil: nil
+        }
     }
 
     /// A stub file, read once at load; templated when `template: true`.

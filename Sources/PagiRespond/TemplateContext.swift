@@ -2,7 +2,7 @@ import Foundation
 import Mustache
 import PagiCore
 
-/// What a template sees of a request (contract §5.2). Each value is computed on first use and
+/// What a template sees of a request (docs/configuration.md §9.2). Each value is computed on first use and
 /// kept for the rest of the response, so `{{uuid}}` and `{{now}}` agree everywhere in one response.
 /// Made per request and used on one thread only.
 final class TemplateContext: MustacheParent {

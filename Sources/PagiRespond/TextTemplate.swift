@@ -5,7 +5,7 @@ import PagiConfig
 /// A Mustache template compiled once, when the config is compiled; text without tags is kept as is
 /// and costs nothing per request.
 struct TextTemplate: Sendable {
-    /// How inserted values are escaped: only HTML responses escape (contract §5.2); everything
+    /// How inserted values are escaped: only HTML responses escape (docs/configuration.md §9.2); everything
     /// else gets a value exactly as the request sent it.
     enum Escaping: Sendable { case none, html }
 

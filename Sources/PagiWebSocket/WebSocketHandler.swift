@@ -4,28 +4,21 @@ import PagiConfig
 import PagiCore
 import PagiEngine
 
-/// The `websocket` route handler (contract §5.5): answers the opening handshake with 101 and
+/// The `websocket` route handler (docs/configuration.md §9.5): answers the opening handshake with 101 and
 /// hands the connection to `WebSocketConnection`, or refuses it with an HTTP status.
 public struct WebSocketHandler: Handler {
     let options: WebSocketOptions
     let broker: any ChannelBroker
 
-    /// `pattern` is the route's path pattern: a channel name may use its parameters.
-    public init(options: ConfigValue, pattern: String, broker: any ChannelBroker) throws(ChannelNameError) {
-        self.options = try WebSocketOptions(options, pattern: pattern)
-        self.broker = broker
-    }
-
-    /// The maker registered under `websocket`; every route of one compiled config shares `broker`.
-    /// A channel name that does not fit the route is a config error at the handler.
-    public static func maker(broker: any ChannelBroker) -> HandlerFactory.Maker {
-        { options, pattern, location in
-            do {
-                return try WebSocketHandler(options: options, pattern: pattern, broker: broker)
-            } catch {
-                throw ConfigError(diagnostics: [Diagnostic(.error, "\(error)", at: location)])
-            }
+    /// `pattern` is the route's path pattern: a channel name may use its parameters; one that does
+    /// not fit the route is a config error at `location`. Every route of one compiled config shares `broker`.
+    public init(_ config: WebSocketConfig, pattern: RoutePattern, broker: any ChannelBroker, location: SourceLocation) throws {
+        do {
+            options = try WebSocketOptions(config, pattern: pattern)
+        } catch {
+            throw ConfigError(diagnostics: [Diagnostic(.error, "\(error)", at: location)])
         }
+        self.broker = broker
     }
 
     public func handle(_ request: Request) -> Response {

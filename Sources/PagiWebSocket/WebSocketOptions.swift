@@ -1,7 +1,7 @@
 import PagiConfig
 import PagiCore
 
-/// The options of one `websocket` route (contract §5.5), read from the loader's validated value.
+/// The options of one `websocket` route (docs/configuration.md §9.5), as the connection uses them.
 struct WebSocketOptions: Sendable {
     enum Mode: Sendable, Equatable {
         /// Every message goes back to its sender.
@@ -28,22 +28,18 @@ struct WebSocketOptions: Sendable {
     /// key: derived from `max_message` so one whole message always fits.
     var sendBuffer: Int { max(4 * maxMessage, 1 << 20) }
 
-    /// Reads the options; the loader has already checked every key's shape, so a value of an
-    /// unexpected shape only means the default. `pattern` is the route's, for the channel name.
-    init(_ value: ConfigValue, pattern: String) throws(ChannelNameError) {
-        guard case .map(let entries) = value else { return }
-        for (key, value) in entries {
-            switch (key, value) {
-            case ("broadcast", .string(let channel)): mode = .broadcast(try ChannelName(channel, pattern: pattern))
-            case ("subscribe", .string(let channel)): mode = .subscribe(try ChannelName(channel, pattern: pattern))
-            case ("max_message", _): maxMessage = value.sizeValue ?? maxMessage
-            case ("ping_interval", _): pingInterval = value.secondsValue ?? pingInterval
-            case ("idle_timeout", _): idleTimeout = value.secondsValue ?? idleTimeout
-            case ("compression", .bool(let on)): compression = on
-            case ("subprotocols", .list): subprotocols = value.stringItems
-            case ("origins", .list): origins = value.stringItems.map { $0.lowercased() }
-            default: break
-            }
+    /// The loader's options with the channel name compiled against the route's `pattern`.
+    init(_ config: WebSocketConfig, pattern: RoutePattern) throws(ChannelNameError) {
+        switch config.mode {
+        case .echo: mode = .echo
+        case .broadcast(let channel): mode = .broadcast(try ChannelName(channel, pattern: pattern))
+        case .subscribe(let channel): mode = .subscribe(try ChannelName(channel, pattern: pattern))
         }
+        maxMessage = config.maxMessage
+        pingInterval = config.pingInterval
+        idleTimeout = config.idleTimeout
+        compression = config.compression
+        subprotocols = config.subprotocols
+        origins = config.origins
     }
 }

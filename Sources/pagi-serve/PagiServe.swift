@@ -18,7 +18,7 @@ struct PagiServe: ParsableCommand {
         defaultSubcommand: Serve.self
     )
 
-    /// ArgumentParser exits 64 on usage errors; the contract says 2.
+    /// ArgumentParser exits 64 on usage errors; docs/cli.md promises 2.
     static func main() {
         do {
             var command = try parseAsRoot()
@@ -222,7 +222,7 @@ struct StaticDir: ParsableCommand {
         var host = HostConfig(location: location)
         host.names = ["*"]
         host.isDefault = true
-        host.routes = [RouteConfig(path: "/", pathLocation: location, handler: .static(staticConfig),
+        host.routes = [RouteConfig(pattern: try RoutePattern(parsing: "/"), pathLocation: location, handler: .static(staticConfig),
                                    handlerLocation: location, location: location)]
         var config = Config()
         config.hosts = [host]

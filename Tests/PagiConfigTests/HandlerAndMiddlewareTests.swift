@@ -31,19 +31,34 @@ final class HandlerAndMiddlewareTests: XCTestCase {
         let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
         let handlers = config.hosts[0].routes.map(\.handler)
         XCTAssertEqual(handlers.map(\.name), ["respond", "redirect", "proxy", "websocket", "sse", "publish", "openapi", "metrics", "respond"])
-        XCTAssertEqual(options(handlers[0])["file"], .string(directory.path + "/stubs/user.json"))
-        XCTAssertEqual(options(handlers[0])["status"], .int(201))
-        XCTAssertEqual(options(handlers[1]), .map([(key: "to", value: .string("/new")), (key: "status", value: .int(302))]))
-        XCTAssertEqual(options(handlers[3]), .map([(key: "echo", value: .bool(true))]))
-        XCTAssertEqual(options(handlers[5]), .string("news"))
-        XCTAssertEqual(options(handlers[6])["spec"], .string(directory.path + "/api/openapi.yaml"))
-        XCTAssertEqual(options(handlers[8]), .map([
-            (key: "responses", value: .list([.map([(key: "body", value: .string("one"))]), .map([(key: "body", value: .string("two"))])])),
-            (key: "cycle", value: .bool(true)),
-        ]))
+        guard case .respond(let stub) = handlers[0], case .redirect(let redirect) = handlers[1], case .proxy(let proxy) = handlers[2],
+              case .websocket(let websocket) = handlers[3], case .sse(let sse) = handlers[4], case .publish(let channel) = handlers[5],
+              case .openapi(let openapi) = handlers[6], case .respond(let list) = handlers[8]
+        else { return XCTFail("unexpected handlers \(handlers.map(\.name))") }
+        let first = try XCTUnwrap(stub.responses.first)
+        XCTAssertEqual(first.status, 201)
+        XCTAssertEqual(first.headers, [HeaderPair(name: "X-A", value: "b")])
+        guard case .file(let file, let templated)? = first.body else { return XCTFail("expected a file body") }
+        XCTAssertEqual(file, directory.path + "/stubs/user.json")
+        XCTAssertTrue(templated)
+        XCTAssertEqual(first.delay, .between(min: .milliseconds(50), max: .seconds(1)))
+        XCTAssertEqual(first.bytesPerSecond, 10 * 1024)
+        XCTAssertEqual(redirect, RedirectOptions(to: "/new"))
+        XCTAssertEqual(redirect.status, 302)
+        XCTAssertEqual(proxy.upstreams, ["http://127.0.0.1:9001"])
+        XCTAssertEqual(proxy.balance, .leastConn)
+        XCTAssertEqual(proxy.health?.path, "/healthz")
+        XCTAssertEqual(websocket, WebSocketConfig())
+        XCTAssertEqual(sse.source, .ticker(every: .seconds(1), data: "{{now}}", event: nil))
+        XCTAssertEqual(sse.replay, 10)
+        XCTAssertEqual(channel, "news")
+        XCTAssertEqual(openapi.spec, directory.path + "/api/openapi.yaml")
+        XCTAssertTrue(openapi.validate)
+        XCTAssertEqual(list.responses.count, 2)
+        XCTAssertTrue(list.cycle)
         // Every handler but proxy is served; proxy warns.
-        XCTAssertEqual(config.warnings.count, 1)
-        XCTAssertEqual(config.warnings.first?.description, "\(directory.path)/config.yaml:9:9: warning: handler 'proxy' is not supported yet")
+        XCTAssertEqual(config.warnings.map(\.description),
+                       ["\(directory.path)/config.yaml:9:9: warning: handler 'proxy' is not supported yet: its routes answer 501"])
     }
 
     func testRespondListWithoutCycleAndWebSocketMapping() throws {
@@ -52,15 +67,19 @@ final class HandlerAndMiddlewareTests: XCTestCase {
           - names: [a.com]
             routes:
               - {path: /a, respond: [{status: 503}, {json: {ok: true, n: 1.5, s: "1"}}]}
-              - {path: /b, websocket: {broadcast: "chat:{{path.room}}", ping_interval: 30s, origins: [https://a.com]}}
+              - {path: /b, websocket: {broadcast: "chat:{{path.room}}", ping_interval: 30s, origins: [https://A.com]}}
         """
         let routes = try loadConfig(yaml).hosts[0].routes
-        XCTAssertEqual(options(routes[0].handler)["cycle"], .bool(false))
-        XCTAssertEqual(options(routes[0].handler)["responses"], .list([
-            .map([(key: "status", value: .int(503))]),
-            .map([(key: "json", value: .map([(key: "ok", value: .bool(true)), (key: "n", value: .double(1.5)), (key: "s", value: .string("1"))]))]),
-        ]))
-        XCTAssertEqual(options(routes[1].handler)["broadcast"], .string("chat:{{path.room}}"))
+        guard case .respond(let list) = routes[0].handler, case .websocket(let websocket) = routes[1].handler else {
+            return XCTFail("unexpected handlers")
+        }
+        XCTAssertFalse(list.cycle)
+        XCTAssertEqual(list.responses.map(\.status), [503, 200])
+        guard case .json(let json)? = list.responses[1].body else { return XCTFail("expected json") }
+        XCTAssertEqual(json, .map([(key: "ok", value: .bool(true)), (key: "n", value: .double(1.5)), (key: "s", value: .string("1"))]))
+        XCTAssertEqual(websocket.mode, .broadcast("chat:{{path.room}}"))
+        XCTAssertEqual(websocket.pingInterval, 30)
+        XCTAssertEqual(websocket.origins, ["https://a.com"])
     }
 
     func testHandlerOptionErrors() {
@@ -191,10 +210,5 @@ final class HandlerAndMiddlewareTests: XCTestCase {
             "config.yaml:9:122: error: rewrite target must be a path starting with '/', got 'x'",
             "config.yaml:9:140: error: basic_auth needs one of: users, htpasswd",
         ])
-    }
-
-    private func options(_ handler: HandlerConfig) -> ConfigValue {
-        if case .other(_, let options) = handler { return options }
-        return .null
     }
 }

@@ -54,18 +54,21 @@ final class HostsAndRoutesTests: XCTestCase {
         ])
     }
 
-    func testHostTLSIsParsedAndWarned() throws {
+    /// Parsed in full, but refused: this release cannot serve TLS, and plain HTTP where TLS was
+    /// asked for would expose what the file meant to protect.
+    func testHostTLSIsParsedAndRefused() throws {
         let yaml = """
         hosts:
           - names: [a.com]
             tls: {cert: a.crt, key: a.key, client_auth: optional, client_ca: ca.pem}
         """
-        let config = try loadConfig(yaml, file: "/srv/pagi/config.yaml")
+        let (partial, errors) = partialConfig(yaml, file: "/srv/pagi/config.yaml")
+        let config = try XCTUnwrap(partial)
         XCTAssertEqual(config.hosts[0].tls?.cert, "/srv/pagi/a.crt")
         XCTAssertEqual(config.hosts[0].tls?.key, "/srv/pagi/a.key")
         XCTAssertEqual(config.hosts[0].tls?.clientAuth, .optional)
         XCTAssertEqual(config.hosts[0].tls?.minVersion, "1.2")
-        XCTAssertEqual(warningMessages(config), ["/srv/pagi/config.yaml:3:5: warning: 'tls' is not supported yet"])
+        XCTAssertEqual(errors, ["/srv/pagi/config.yaml:3:5: error: 'tls' is not available in this release; refusing to serve without it"])
     }
 
     func testHostNameErrors() {
@@ -103,7 +106,7 @@ final class HostsAndRoutesTests: XCTestCase {
     func testPathPatternSyntax() {
         let valid = ["/", "/about", "/docs/", "/users/{id}", "/files/{rest...}", "/{$}", "/a/{x}/b/{y}", "/{_a1}/"]
         for pattern in valid {
-            XCTAssertNil(ConfigBuilder.pathPatternProblem(pattern), pattern)
+            XCTAssertNoThrow(try RoutePattern(parsing: pattern), pattern)
         }
         let invalid = [
             "about": "it must start with '/'",
@@ -114,10 +117,19 @@ final class HostsAndRoutesTests: XCTestCase {
             "/{1d}": "invalid parameter name '1d' (letters, digits and '_')",
             "/{a}/{a}": "duplicate parameter name 'a'",
             "/a//b": "empty segment ('//')",
+            "/a/{x}/{x...}": "duplicate parameter name 'x'",
         ]
         for (pattern, problem) in invalid {
-            XCTAssertEqual(ConfigBuilder.pathPatternProblem(pattern), problem, pattern)
+            XCTAssertThrowsError(try RoutePattern(parsing: pattern), pattern) { error in
+                XCTAssertEqual((error as? PatternError)?.message, problem, pattern)
+            }
         }
+        let parsed = try? RoutePattern(parsing: "/files/{dir}/{rest...}")
+        XCTAssertEqual(parsed?.parameterNames, ["dir"])
+        XCTAssertEqual(parsed?.restName, "rest")
+        XCTAssertTrue(parsed?.captures("rest") ?? false)
+        XCTAssertFalse(parsed?.isPlainSubtree ?? true)
+        XCTAssertTrue((try? RoutePattern(parsing: "/api/"))?.isPlainSubtree ?? false)
     }
 
     func testRouteErrors() {

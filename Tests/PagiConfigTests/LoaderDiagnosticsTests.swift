@@ -113,7 +113,7 @@ final class LoaderDiagnosticsTests: XCTestCase {
             "config.yaml:4:25: error: expected a count (at least 1), got '-5'",
             "config.yaml:7:14: error: invalid status code '200' (expected 400–599)",
             "config.yaml:7:27: error: invalid status code 'abc' (expected 400–599)",
-            "config.yaml:12:36: error: invalid status code 200 for status (expected one of: 301, 302, 303, 307, 308)",
+            "config.yaml:12:36: error: invalid status code 200 for redirect (expected one of: 301, 302, 303, 307, 308)",
         ])
     }
 

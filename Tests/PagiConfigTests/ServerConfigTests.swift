@@ -106,7 +106,8 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertEqual(config.server.listen.map(\.address), [.tcp(host: "", port: 8000)])
     }
 
-    func testUnsupportedListenerFeaturesWarn() throws {
+    /// Features of later releases warn; TLS, a security feature, is refused instead.
+    func testUnsupportedListenerFeaturesWarnAndTLSIsRefused() throws {
         let yaml = """
         server:
           listen:
@@ -116,15 +117,16 @@ final class ServerConfigTests: XCTestCase {
           admin: {listen: "127.0.0.1:9180"}
         \(minimalHosts)
         """
-        let config = try loadConfig(yaml)
+        let (partial, errors) = partialConfig(yaml)
+        let config = try XCTUnwrap(partial)
         XCTAssertEqual(config.server.listen.map(\.address), [.unix(path: "/tmp/pagi.sock"), .tcp(host: "", port: 8443)])
         XCTAssertTrue(config.server.listen[1].tls)
         XCTAssertTrue(config.server.listen[1].proxyProtocol)
         XCTAssertEqual(config.server.maxRequests, 1000)
         XCTAssertEqual(config.server.adminListen?.address, .tcp(host: "127.0.0.1", port: 9180))
-        XCTAssertEqual(warningMessages(config), [
+        XCTAssertEqual(errors, [
             "config.yaml:3:7: warning: 'unix:' is not supported yet",
-            "config.yaml:4:31: warning: 'tls' is not supported yet",
+            "config.yaml:4:31: error: 'tls' is not available in this release; refusing to serve without it",
             "config.yaml:4:53: warning: 'proxy_protocol' is not supported yet",
             "config.yaml:5:17: warning: 'max_requests' is not supported yet",
         ])
@@ -168,14 +170,16 @@ final class ServerConfigTests: XCTestCase {
         pubsub: redis://127.0.0.1:6379/0
         \(minimalHosts)
         """
-        let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
+        let (partial, errors) = partialConfig(yaml, file: directory.path + "/config.yaml")
+        let config = try XCTUnwrap(partial)
         XCTAssertEqual(config.tls?.cert, directory.path + "/certs/server.crt")
         XCTAssertEqual(config.tls?.key, "/etc/keys/server.key")
         XCTAssertEqual(config.tls?.clientCA, directory.path + "/certs/ca.crt")
         XCTAssertEqual(config.tls?.clientAuth, .require)
         XCTAssertEqual(config.tls?.minVersion, "1.3")
         XCTAssertEqual(config.pubsub, "redis://127.0.0.1:6379/0")
-        XCTAssertEqual(config.warnings.map(\.message), ["'tls' is not supported yet"])
+        XCTAssertEqual(errors.map { $0.components(separatedBy: " error: ").last ?? $0 },
+                       ["'tls' is not available in this release; refusing to serve without it"])
     }
 
     func testTLSErrors() {
@@ -185,6 +189,7 @@ final class ServerConfigTests: XCTestCase {
         \(minimalHosts)
         """
         XCTAssertEqual(errors(yaml), [
+            "config.yaml:1:1: error: 'tls' is not available in this release; refusing to serve without it",
             "config.yaml:1:6: error: missing required key 'key' in tls",
             "config.yaml:1:20: error: 'client_auth' needs 'client_ca' (the CA that signs client certificates)",
             "config.yaml:1:33: error: invalid value 'sometimes' for client_auth (expected one of: require, optional)",

@@ -63,3 +63,14 @@ func errors(_ yaml: String, file: String = "config.yaml", environment: [String: 
 }
 
 func warningMessages(_ config: Config) -> [String] { config.warnings.map(\.description) }
+
+/// What the loader built of a config it refused, and every diagnostic it printed.
+func partialConfig(_ yaml: String, file: String = "config.yaml") -> (config: Config?, diagnostics: [String]) {
+    do {
+        return (try loadConfig(yaml, file: file), [])
+    } catch let error as ConfigError {
+        return (error.partial, error.diagnostics.map(\.description))
+    } catch {
+        return (nil, ["\(error)"])
+    }
+}

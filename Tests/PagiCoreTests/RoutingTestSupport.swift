@@ -20,6 +20,14 @@ struct TracingMiddleware: Middleware {
     }
 }
 
+/// Patterns written in tests are valid by construction (the loader's tests cover invalid ones).
+extension RoutePattern: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) {
+        // swiftlint:disable:next force_try
+        try! self.init(parsing: value)
+    }
+}
+
 /// Builds configs in code (no YAML loader): every route sits on its own line of `routes.yaml`.
 enum RoutingFixture {
     static let file = "routes.yaml"
@@ -30,8 +38,8 @@ enum RoutingFixture {
 
     static func route(_ path: String, line: Int, methods: [String]? = nil, headers: [String: String] = [:],
                       query: [String: String] = [:], body: [(path: String, value: ConfigValue)] = [],
-                      middleware: [MiddlewareItem] = [], handler: String = "respond") -> RouteConfig {
-        var route = RouteConfig(path: path, pathLocation: at(line), handler: .other(name: handler, options: .null),
+                      middleware: [MiddlewareItem] = [], handler: HandlerConfig = .respond(RespondOptions(responses: []))) -> RouteConfig {
+        var route = RouteConfig(pattern: RoutePattern(stringLiteral: path), pathLocation: at(line), handler: handler,
                                 handlerLocation: at(line + 1, 7), location: at(line, 5))
         route.methods = methods
         route.headers = headers
@@ -76,7 +84,7 @@ enum RoutingFixture {
         config.server.middleware = serverMiddleware
         return try RoutingTable.compile(
             config,
-            makeHandler: { _, pattern, _ in PatternEchoHandler(pattern: pattern) },
+            makeHandler: { PatternEchoHandler(pattern: $0.path) },
             makeMiddleware: { TracingMiddleware(name: $0.kind.rawValue) })
     }
 

@@ -45,7 +45,7 @@ final class StaticFixture {
     }
 
     /// `freshFor` is zero by default so every request sees the file system as the test left it.
-    func handler(root relativeRoot: String = "", pattern: String = "/", freshFor: Duration = .zero,
+    func handler(root relativeRoot: String = "", pattern: RoutePattern = "/", freshFor: Duration = .zero,
                  configure: (inout StaticConfig) -> Void = { _ in }) -> StaticHandler {
         var config = StaticConfig(root: relativeRoot.isEmpty ? root.path : path(relativeRoot))
         configure(&config)

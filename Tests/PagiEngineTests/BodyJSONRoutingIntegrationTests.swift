@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `body_json` route conditions (contract §4) over sockets: stubs sharing one path are told apart
+/// `body_json` route conditions (docs/configuration.md §8) over sockets: stubs sharing one path are told apart
 /// by values inside the JSON request body (dotted paths and array indexes).
 final class BodyJSONRoutingIntegrationTests: XCTestCase {
     private var dir: URL!

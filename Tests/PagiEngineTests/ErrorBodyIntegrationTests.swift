@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Error bodies (contract §9) over sockets: HTML for browsers, JSON for `Accept: application/json`,
+/// Error bodies (docs/configuration.md §12) over sockets: HTML for browsers, JSON for `Accept: application/json`,
 /// the host's own `errors:` pages, and never a file-system path.
 final class ErrorBodyIntegrationTests: XCTestCase {
     private var dir: URL!

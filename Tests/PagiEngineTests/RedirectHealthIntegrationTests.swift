@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `redirect` (contract §5.3) and `health` (§5.9) end to end.
+/// `redirect` (docs/configuration.md §9.3) and `health` (§5.9) end to end.
 final class RedirectHealthIntegrationTests: XCTestCase {
     private var dir: URL!
     private var server: TestServer!

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `pubsub: redis://…` with a real redis-server (contract §2.3): servers share channels through
+/// `pubsub: redis://…` with a real redis-server (docs/configuration.md §6): servers share channels through
 /// it, survive its restart, and never pretend a publish succeeded while it is down.
 final class RedisChannelTests: XCTestCase {
     private var directories: [URL] = []

@@ -84,8 +84,9 @@ final class RespondConfigTests: XCTestCase {
         XCTAssertTrue(found.first?.contains("error: invalid template") == true, "\(found)")
     }
 
+    /// Found by the loader already, at the status itself.
     func testAnInformationalStatusIsNotAResponse() throws {
-        let found = try diagnostics("""
+        try writeFile(dir, "config.yaml", """
             hosts:
               - names: [localhost]
                 routes:
@@ -93,7 +94,10 @@ final class RespondConfigTests: XCTestCase {
                     respond: [{body: ok}, {status: 102}]
             """)
         let config = dir.appendingPathComponent("config.yaml").path
-        XCTAssertEqual(found, ["\(config):5:9: error: respond status 102 is informational (1xx); use 200-599"])
+        XCTAssertThrowsError(try ConfigLoader.load(path: config)) { error in
+            XCTAssertEqual((error as? ConfigError)?.diagnostics.map(\.description),
+                           ["\(config):5:40: error: respond status 102 is informational (1xx); use 200-599"])
+        }
     }
 
     func testAMissingStubFileIsAConfigError() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `respond` (contract §5.2) end to end: fixed and templated bodies, the template context,
+/// `respond` (docs/configuration.md §9.2) end to end: fixed and templated bodies, the template context,
 /// hostile request values, stub files, delays, faults, throttling and sequences.
 final class RespondIntegrationTests: XCTestCase {
     private var dir: URL!

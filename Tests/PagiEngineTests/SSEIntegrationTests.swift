@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `sse` and `publish` against the real server, with the in-memory broker (contract §5.6, §5.7).
+/// `sse` and `publish` against the real server, with the in-memory broker (docs/configuration.md §9.6, §5.7).
 final class SSEIntegrationTests: XCTestCase {
     private var directory: URL!
     private var server: TestServer!

@@ -18,7 +18,7 @@ public struct ChannelError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Pub/sub channels (contract §2.3): in this process (`memory`) or through Redis.
+/// Pub/sub channels (docs/configuration.md §6): in this process (`memory`) or through Redis.
 /// Receivers are called on whatever thread delivers the message; they must hop to their own.
 public protocol ChannelBroker: Sendable {
     /// Starts delivering the messages of `channel` to `receive` until the subscription is cancelled.

@@ -1,4 +1,6 @@
-/// A channel name that may depend on the request (contract §5.5–5.7): `chat:{{path.room}}`.
+import PagiConfig
+
+/// A channel name that may depend on the request (docs/configuration.md §9.5–9.7): `chat:{{path.room}}`.
 /// Placeholders: `{{path.NAME}}` (a route parameter), `{{query.NAME}}` (empty when absent) and
 /// `{{host}}`. Compiled once with the route, so a typo is a config error, not a silent channel
 /// nobody else listens on. A full Mustache engine would add nothing a channel name can use.
@@ -14,7 +16,7 @@ public struct ChannelName: Sendable, Hashable, CustomStringConvertible {
 
     /// Compiles `template`; `pattern` is the route's path pattern, whose `{name}` parameters are
     /// the only `path.` names allowed.
-    public init(_ template: String, pattern: String) throws(ChannelNameError) {
+    public init(_ template: String, pattern: RoutePattern) throws(ChannelNameError) {
         self.template = template
         var parts: [Part] = []
         var rest = Substring(template)
@@ -32,12 +34,12 @@ public struct ChannelName: Sendable, Hashable, CustomStringConvertible {
         self.parts = parts
     }
 
-    private static func placeholder(_ name: String, template: String, pattern: String) throws(ChannelNameError) -> Part {
+    private static func placeholder(_ name: String, template: String, pattern: RoutePattern) throws(ChannelNameError) -> Part {
         if name == "host" { return .host }
         if name.hasPrefix("query."), name.count > 6 { return .queryParameter(String(name.dropFirst(6))) }
         if name.hasPrefix("path.") {
             let parameter = String(name.dropFirst(5))
-            guard pattern.contains("{\(parameter)}") || pattern.contains("{\(parameter)...}") else {
+            guard pattern.captures(parameter) else {
                 throw ChannelNameError("channel name '\(template)' uses {{path.\(parameter)}} but the route '\(pattern)' has no {\(parameter)}")
             }
             return .pathParameter(parameter)

@@ -1,4 +1,4 @@
-/// Reason phrases and the small bodies of error responses (contract §9): HTML for browsers,
+/// Reason phrases and the small bodies of error responses (docs/configuration.md §12): HTML for browsers,
 /// JSON when the client asks for it, or the host's own page. Never a path or a stack trace.
 public enum ErrorResponses {
     public static func reasonPhrase(_ status: Int) -> String {

@@ -323,16 +323,6 @@ extension Response {
     }
 }
 
-/// Ways to misbehave on purpose, for testing clients against bad servers and networks.
-public enum Fault: String, Sendable, CaseIterable {
-    /// Reset the connection (TCP RST) without answering.
-    case reset
-    /// Close the connection without answering.
-    case empty
-    /// Answer with bytes that are not valid HTTP, then close.
-    case malformed
-}
-
 /// See `Response.later`. `complete` takes the response and, when the chain went on meanwhile,
 /// the request as it left it.
 public struct DeferredResponse: Sendable {

@@ -1,4 +1,4 @@
-/// Picks the host for a request's host name (contract §3): exact names, then wildcards with the
+/// Picks the host for a request's host name (docs/configuration.md §7): exact names, then wildcards with the
 /// longest suffix first, then `*`, then the default host.
 struct HostSelector: Sendable {
     enum Reason: Equatable {

@@ -9,7 +9,7 @@ extension RoutingTable {
     /// server-wide middleware is built once and shared by every host.
     public static func compile(
         _ config: Config,
-        makeHandler: (HandlerConfig, _ pattern: String, SourceLocation) throws -> any Handler,
+        makeHandler: (RouteConfig) throws -> any Handler,
         makeMiddleware: (MiddlewareSpec) -> any Middleware
     ) throws -> RoutingTable {
         var diagnostics: [Diagnostic] = []
@@ -25,19 +25,12 @@ extension RoutingTable {
             var routes: [CompiledRoute] = []
             var trie = RouteTrie()
             for routeConfig in host.routes {
-                let pattern: RoutePattern
-                do {
-                    pattern = try RoutePattern(parsing: routeConfig.path)
-                } catch {
-                    diagnostics.append(Diagnostic(.error, "invalid path pattern '\(routeConfig.path)': \(error.message)",
-                                                  at: routeConfig.pathLocation))
-                    continue
-                }
+                let pattern = routeConfig.pattern
                 let routeChain = middleware.chain(routeConfig.middleware, makeMiddleware)
                 guard let bodyPaths = parseBodyPaths(routeConfig, into: &diagnostics) else { continue }
                 let handler: any Handler
                 do {
-                    handler = try makeHandler(routeConfig.handler, routeConfig.path, routeConfig.handlerLocation)
+                    handler = try makeHandler(routeConfig)
                 } catch let error as ConfigError {
                     diagnostics += error.diagnostics
                     continue

@@ -8,7 +8,7 @@ protocol RouteMatchVisitor {
 
 /// One host's routes as a segment trie: lookup walks the path once, segment by segment, trying
 /// at each node the literal child before the parameter child before the node's tail, which is
-/// exactly the precedence of contract §4.2 (literal > `{param}` > `{rest...}`/subtree, exact
+/// exactly the precedence of docs/configuration.md §8.3 (literal > `{param}` > `{rest...}`/subtree, exact
 /// > subtree, longer subtree > shorter), so matches come out most specific first.
 struct RouteTrie: Sendable {
     struct Node: Sendable {

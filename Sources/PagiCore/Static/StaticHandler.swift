@@ -1,6 +1,6 @@
 import PagiConfig
 
-/// The `static` handler (contract §5.1): files below a root directory, with validators,
+/// The `static` handler (docs/configuration.md §9.1): files below a root directory, with validators,
 /// conditionals, ranges, precompressed variants, index files and listings.
 public struct StaticHandler: Handler {
     private let config: StaticConfig
@@ -15,12 +15,12 @@ public struct StaticHandler: Handler {
 
     /// `pattern` is the route's path pattern (`/assets/`, `/files/{rest...}`, `/`, `/about`).
     /// A small file's answer is reused for `freshFor` without looking at the file system again.
-    public init(config: StaticConfig, pattern: String, freshFor: Duration = .seconds(1)) {
+    public init(config: StaticConfig, pattern: RoutePattern, freshFor: Duration = .seconds(1)) {
         freshAnswers = FreshAnswers(lifetime: freshFor)
         freshFiles = FreshAnswers(lifetime: freshFor, maximumEntries: 256)
         freshMisses = FreshAnswers(lifetime: freshFor)
         self.config = config
-        mount = MountPoint(pattern: pattern)
+        mount = MountPoint(pattern)
         fileSystem = StaticFileSystem(root: config.root, symlinks: config.followSymlinks)
     }
 
@@ -175,14 +175,11 @@ enum MountPoint: Equatable {
     /// `/files/{rest...}`: the captured parameter.
     case rest(parameter: String)
 
-    init(pattern: String) {
-        let segments = pattern.split(separator: "/")
-        if let last = segments.last, last.hasPrefix("{"), last.hasSuffix("...}") {
-            self = .rest(parameter: String(last.dropFirst().dropLast(4)))
-        } else if pattern.hasSuffix("/") {
-            self = .subtree(depth: segments.count)
-        } else {
-            self = .exact
+    init(_ pattern: RoutePattern) {
+        switch pattern.ending {
+        case .tail(let rest?): self = .rest(parameter: rest)
+        case .tail(nil): self = .subtree(depth: pattern.segments.count)
+        case .exact: self = .exact
         }
     }
 

@@ -3,10 +3,11 @@ import Glibc
 #endif
 import Atomics
 import NIOCore
+import PagiConfig
 import PagiCore
 
 /// One HTTP/1.1 connection: parses requests off the byte stream, answers them in order
-/// (pipelining), and enforces the timeouts of contract §2.1. After a protocol error it answers,
+/// (pipelining), and enforces the timeouts of docs/configuration.md §4. After a protocol error it answers,
 /// closes, and reads nothing more, so a smuggled second request is never seen.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -415,7 +416,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             clientAddress: request.clientAddress, method: request.method, target: request.target,
             versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
             host: request.context.forwardedHost ?? request.host, referer: request.headers["Referer"],
-            userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID))
+            userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID,
+            user: request.context.user, scheme: request.context.scheme))
     }
 
     /// Lingering close (as nginx does): send FIN, then read and discard what the client still

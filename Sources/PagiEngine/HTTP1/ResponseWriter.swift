@@ -6,8 +6,9 @@ import PagiCore
 
 /// Serialises a `Response` onto a channel: the head into one buffer (with the body when it is in
 /// memory, so small responses leave in one write), file bodies as `FileRegion`s (sendfile(2)).
-/// FileRegions must only ever reach a plain-TCP HTTP/1.1 pipeline: TLS or compression handlers
-/// crash the process on them (see MEASURED-FACTS).
+/// FileRegions must only ever reach a plain-TCP HTTP/1.1 pipeline: a FileRegion that reaches
+/// NIOSSL's handler, HTTP/2 or NIO's compressor is a fatal error that ends the process (measured),
+/// so the `compress` middleware turns file bodies into streams before they get here.
 struct ResponseWriter {
     /// `Server: …` CRLF, unless a handler sets its own.
     private let serverLine: [UInt8]

@@ -21,6 +21,10 @@ struct AccessRecord {
     var durationSeconds: Double
     /// Set by the `request_id` middleware.
     var requestID: String?
+    /// The user `basic_auth` let in.
+    var user: String?
+    /// `http`, or what a trusted proxy says the client used.
+    var scheme: String
 }
 
 /// Writes access-log lines (`common`, `combined`, `json`) to stdout, stderr or a file.
@@ -54,7 +58,7 @@ final class AccessLog: Sendable {
         let requestLine = "\(r.method) \(r.target) HTTP/1.\(r.versionMinor)"
         switch format {
         case .common, .combined:
-            var line = "\(r.clientAddress) - - [\(clock.commonLogTime())] \"\(Self.escape(requestLine))\" \(r.status) \(r.bodyBytes)"
+            var line = "\(r.clientAddress) - \(r.user.map(Self.escapeUser) ?? "-") [\(clock.commonLogTime())] \"\(Self.escape(requestLine))\" \(r.status) \(r.bodyBytes)"
             if format == .combined {
                 line += " \"\(Self.escape(r.referer ?? "-"))\" \"\(Self.escape(r.userAgent ?? "-"))\""
             }
@@ -75,9 +79,16 @@ final class AccessLog: Sendable {
                 ("user_agent", r.userAgent.map(TextEscaping.jsonString) ?? "null"),
                 ("duration_ms", String(Double(Int(r.durationSeconds * 1_000_000)) / 1000)),
                 ("request_id", r.requestID.map(TextEscaping.jsonString) ?? "null"),
+                ("user", r.user.map(TextEscaping.jsonString) ?? "null"),
+                ("scheme", TextEscaping.jsonString(r.scheme)),
             ]
             return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
         }
+    }
+
+    /// The user field of common/combined is unquoted: its spaces would shift every later field.
+    static func escapeUser(_ user: String) -> String {
+        escape(user).replacingOccurrences(of: " ", with: "\\x20")
     }
 
     /// Escapes quotes, backslashes and control characters so a request can never forge a log line.

@@ -1,6 +1,6 @@
 import PagiCore
 
-/// `publish: CHANNEL` (contract §5.7): the POST body becomes one message on the channel, answered
+/// `publish: CHANNEL` (docs/configuration.md §9.7): the POST body becomes one message on the channel, answered
 /// `202 {"channel": ..., "receivers": N}` once the broker has it, or 503 when it could not take it.
 /// The body size limit is the server's (`limits.body_bytes`, enforced before this runs).
 struct PublishHandler: Handler {

@@ -3,7 +3,7 @@ import PagiConfig
 import NIOPosix
 import PagiCore
 
-/// `pubsub: redis://…` (contract §2.3): channels through Redis PUBLISH/SUBSCRIBE, so every worker
+/// `pubsub: redis://…` (docs/configuration.md §6): channels through Redis PUBLISH/SUBSCRIBE, so every worker
 /// and every server sharing the Redis sees every message. Two connections, opened on first use:
 /// one in subscribe mode, one for publishing. A publish while Redis is unreachable fails at once
 /// (the `publish` handler answers 503); both connections come back on their own with backoff.

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import PagiConfig
 import PagiCore
 import Synchronization
 
@@ -95,7 +96,7 @@ final class ChannelHub: Sendable {
                 }
             }
             for sink in state.clients.values {
-                if sink.pendingBytes > SSEOptions.maxPendingBytes {
+                if sink.pendingBytes > SSEConfig.maxPendingBytes {
                     sink.close()
                 } else {
                     sink.write(bytes)

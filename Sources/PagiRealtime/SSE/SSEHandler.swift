@@ -1,6 +1,7 @@
+import PagiConfig
 import PagiCore
 
-/// `sse: {subscribe: CHANNEL}` or `sse: {ticker: {...}}` (contract §5.6): an endless
+/// `sse: {subscribe: CHANNEL}` or `sse: {ticker: {...}}` (docs/configuration.md §9.6): an endless
 /// `text/event-stream` body. Ends when the client leaves, falls too far behind, or the server stops.
 struct SSEHandler: Handler {
     enum Source: Sendable {
@@ -8,7 +9,7 @@ struct SSEHandler: Handler {
         case ticker(Ticker)
     }
     let source: Source
-    let options: SSEOptions
+    let options: SSEConfig
 
     func handle(_ request: Request) -> Response {
         guard request.method == "GET" || request.isHead else {
@@ -29,7 +30,7 @@ struct SSEHandler: Handler {
 /// One client's stream: `retry:` first, keepalive comments, then the source's events.
 struct EventStream: BodyStream {
     let source: SSEHandler.Source
-    let options: SSEOptions
+    let options: SSEConfig
     let request: Request
     let lastEventID: UInt64?
 
@@ -55,7 +56,7 @@ struct EventStream: BodyStream {
 
     /// Writes unless the client is too far behind, in which case it is dropped; false when the stream is over.
     static func send(_ bytes: [UInt8], to sink: any BodySink) -> Bool {
-        guard sink.pendingBytes <= SSEOptions.maxPendingBytes else {
+        guard sink.pendingBytes <= SSEConfig.maxPendingBytes else {
             sink.close()
             return false
         }
