@@ -28,15 +28,23 @@ def main() -> int:
     if json.loads(committed) != schema:
         failures.append("docs/config.schema.json is stale: regenerate it with `pagi-serve schema > docs/config.schema.json`")
 
-    # Every example of a whole config in the repository: the served example and the site examples.
-    examples = [ROOT / "config.yaml"] + sorted((ROOT / "sites").rglob("*.yaml"))
-    examples = [path for path in examples if is_config(path)]
+    # Every example of a whole config in the repository: the served example, the site examples,
+    # and the YAML blocks of the README and docs that are whole configs (they have `hosts:`).
+    examples = []
+    for path in [ROOT / "config.yaml"] + sorted((ROOT / "sites").rglob("*.yaml")):
+        document = load(path.read_text())
+        if is_config(document):
+            examples.append((str(path.relative_to(ROOT)), document))
+    for path in [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")):
+        for number, block in enumerate(yaml_blocks(path.read_text()), 1):
+            document = load(block)
+            if is_config(document) and not has_placeholder(document):
+                examples.append((f"{path.relative_to(ROOT)} (YAML block {number})", document))
     if not examples:
         failures.append("no example configs found")
-    for path in examples:
-        errors = sorted(validator.iter_errors(yaml.safe_load(path.read_text())), key=lambda e: list(e.path))
-        for error in errors:
-            failures.append(f"{path.relative_to(ROOT)}: {'/'.join(map(str, error.path))}: {error.message}")
+    for name, document in examples:
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.path)):
+            failures.append(f"{name}: {'/'.join(map(str, error.path))}: {error.message}")
 
     good = {"hosts": [{"names": ["a"], "middleware": ["request_id", {"compress": None}, {"rate_limit": {"rate": "10/s"}}],
                        "routes": [{"path": "/", "static": "site"}, {"path": "/x", "respond": {"status": 200, "delay": "150ms"}}]}],
@@ -68,13 +76,41 @@ def main() -> int:
     return 1 if failures else 0
 
 
-def is_config(path: pathlib.Path) -> bool:
-    """A whole config has `hosts:` at the top (OpenAPI documents and fragments do not)."""
+def load(text: str):
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(text)
     except yaml.YAMLError:
-        return False
+        return None
+
+
+def is_config(document) -> bool:
+    """A whole config has `hosts:` at the top (OpenAPI documents and fragments do not)."""
     return isinstance(document, dict) and "hosts" in document
+
+
+def has_placeholder(value) -> bool:
+    """A sketch of a config: `...` stands for what the text leaves out."""
+    if value == "...":
+        return True
+    if isinstance(value, dict):
+        return any(has_placeholder(k) or has_placeholder(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_placeholder(item) for item in value)
+    return False
+
+
+def yaml_blocks(markdown: str):
+    """The contents of the fenced ```yaml blocks of a Markdown text."""
+    blocks, current = [], None
+    for line in markdown.splitlines():
+        if current is None and line.strip() in ("```yaml", "```yml"):
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
 
 
 if __name__ == "__main__":

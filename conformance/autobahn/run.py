@@ -2,10 +2,10 @@
 """Autobahn|Testsuite conformance of the `websocket` handler, through kosoku (PyPI).
 
 Starts the real pagi-serve binary with an echo route (permessage-deflate on), runs the Autobahn
-cases 1.* - 10.*, 12.* and 13.* against it, writes the summary table to tests/autobahn/summary.md
+cases 1.* - 10.*, 12.* and 13.* against it, writes the summary table to conformance/autobahn/summary.md
 and exits non-zero unless every case is OK, NON-STRICT or INFORMATIONAL.
 
-    tests/autobahn/run.py --binary .build/debug/pagi-serve [--cases '1.*' ...] [--parallelism N]
+    conformance/autobahn/run.py --binary .build/debug/pagi-serve [--cases '1.*' ...] [--parallelism N]
 """
 
 import argparse
@@ -77,7 +77,7 @@ def write_summary(results, seconds: float, path: Path) -> None:
         "# Autobahn|Testsuite results",
         "",
         "The `websocket` handler (echo route, permessage-deflate on) against the Autobahn cases, run",
-        "by `tests/autobahn/run.py` through kosoku (called by `scripts/test`).",
+        "by `conformance/autobahn/run.py` through kosoku (called by `scripts/test`).",
         "",
         "| group | cases | " + " | ".join(VERDICTS) + " |",
         "|---|---|" + "---|" * len(VERDICTS),

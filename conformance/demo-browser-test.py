@@ -5,10 +5,14 @@ checks that messages travel both ways:
   - Chat half: the page sends "<guest> joined" over its WebSocket (websocket: {broadcast}); the
     broadcast must come back and show in #chat.
 Chromium is driven over the DevTools protocol (CDP) with a small websocket client.
-Usage: scripts/demo-browser-test.py PATH/TO/pagi-serve   (run from the repository root)
+Usage: conformance/demo-browser-test.py PATH/TO/pagi-serve   (from any directory: the server runs in
+the repository root, one level above this file, where config.yaml and sites/ are)
 Exit 0 when both halves work; prints one line per check."""
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 import websocket  # PyPI websocket-client, installed by scripts/test
+
+# The repository root (this file is conformance/demo-browser-test.py): config.yaml and sites/ live there.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def free_port():
@@ -49,12 +53,12 @@ class Page:
 
 
 def main():
-    binary = sys.argv[1]
+    binary = os.path.abspath(sys.argv[1])
     port, devtools_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     profile = tempfile.mkdtemp(prefix="pagi-chromium-")
     server = subprocess.Popen([binary, "config.yaml", "--listen", f"127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     browser = None
     failures = 0
     try:
@@ -81,7 +85,7 @@ def main():
 
         # Chat half: the page announces itself over the WebSocket; the broadcast echoes it to every member.
         # Required as soon as the binary implements `websocket` (its loader stops warning about it).
-        check = subprocess.run([binary, "check", "config.yaml"], capture_output=True, text=True)
+        check = subprocess.run([binary, "check", "config.yaml"], capture_output=True, text=True, cwd=ROOT)
         if "handler 'websocket' is not supported yet" in check.stderr:
             print("skipped: chat half (this build has no websocket handler yet)")
             return finish(failures, checks=1)
