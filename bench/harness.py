@@ -6,9 +6,23 @@ builds pagi-serve in release mode.
 Every server is started pinned to CPU 0 with its access log off, warmed up, loaded from CPU 1 with
 wrk (keep-alive), then stopped by PID. Results: a Markdown table and a PNG chart of the ratios to
 nginx in bench/results/.
+
+Workload sets (--only SET runs one; --only TEXT the rows whose name contains TEXT):
+  static         1 KiB, 64 KiB, 1 MiB, 304, range, 404
+  respond        fixed 13 B, templated JSON
+  middleware     the fixed `respond` route with no middleware and with five (request_id, headers,
+                 cors, ip_filter, rate_limit), an `Origin` header sent to both; the cost is reported
+                 as five/none per server
+  gzip           a 64 KiB text file compressed on the fly at level 5 (`compress` vs nginx `gzip on`,
+                 lighttpd mod_deflate, Caddy `encode`), `Accept-Encoding: gzip` sent by wrk; every
+                 server's answer is checked with curl (Content-Encoding and the decompressed bytes)
+                 before it is measured
+--baseline PATH adds a second pagi-serve binary ("before") as a column on the static and respond
+rows, with an after/before ratio.
 """
 import argparse
 import datetime
+import gzip
 import os
 import re
 import shutil
@@ -22,7 +36,18 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PORTS = {"pagi-serve": 18081, "nginx": 18082, "lighttpd": 18083, "caddy": 18084}
+PORTS = {"pagi-serve": 18081, "baseline": 18085, "nginx": 18082, "lighttpd": 18083, "caddy": 18084}
+LABELS = {"baseline": "pagi-serve (baseline)"}
+GZIP_FILE = "/gzip/64k.txt"
+# The five middleware of the "middleware: five" row, in pagi-serve's configuration syntax.
+FIVE_MIDDLEWARE = """\
+          - request_id
+          - {headers: {set: {X-Frame-Options: DENY}}}
+          - {cors: {origins: ["*"]}}
+          - {ip_filter: {allow: [127.0.0.0/8]}}
+          - {rate_limit: {rate: 1000000/s, burst: 1000000}}"""
+# Response headers the five middleware add: checked on every server before the row is measured.
+FIVE_HEADERS = ["X-Request-ID", "X-Frame-Options", "Access-Control-Allow-Origin"]
 
 
 def write(path, text):
@@ -41,13 +66,45 @@ def make_site(work):
         # An hour old: some servers (lighttpd) will not validate a file modified in the current second.
         past = time.time() - 3600
         os.utime(path, (past, past))
+    os.makedirs(os.path.join(www, "gzip"))
+    write(os.path.join(www, GZIP_FILE.lstrip("/")), compressible_text(65536))
     return www
 
 
-def configs(work, www, binary):
-    write(os.path.join(work, "pagi.yaml"), f"""
+def compressible_text(size):
+    """Deterministic English-like text: words of a small vocabulary in random sentences, which gzip
+    shrinks about as much as HTML or JSON (64 KiB → ~16 KiB at level 5)."""
+    rng = __import__("random").Random(64)
+    words = ("the server answers every request from memory when the file is small enough and sends "
+             "larger files with sendfile while the client reads a response header body connection "
+             "keeps alive until an idle timeout closes it route host path query middleware handler "
+             "static template json value list map name port address compressed gzip level").split()
+    lines, length = [], 0
+    while length < size:
+        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(5, 16)))
+        line = sentence[0].upper() + sentence[1:] + ".\n"
+        lines.append(line)
+        length += len(line)
+    return "".join(lines)[:size - 1] + "\n"
+
+
+def pagi_config(port, www, middleware):
+    """The static and respond routes; with `middleware`, the middleware and gzip routes too (a baseline
+    binary gets only the first: an older build may not know the middleware)."""
+    extra = f"""
+      - path: /mw/none
+        respond: {{body: "Hello, world!"}}
+      - path: /mw/five
+        middleware:
+{FIVE_MIDDLEWARE}
+        respond: {{body: "Hello, world!"}}
+      - path: /gzip/
+        middleware: [{{compress: {{algorithms: [gzip], level: 5, min_size: 1KiB}}}}]
+        static: {www}/gzip
+""" if middleware else ""
+    return f"""
 server:
-  listen: ["127.0.0.1:{PORTS['pagi-serve']}"]
+  listen: ["127.0.0.1:{port}"]
   threads: 1
   access_log: {{to: "off"}}
   log_level: warn
@@ -62,7 +119,19 @@ hosts:
         respond: {{body: "Hello, world!"}}
       - path: /items/{{id}}
         respond: {{json: {{id: "{{{{path.id}}}}", name: "{{{{query.name}}}}"}}}}
-""")
+""" + extra
+
+
+def lighttpd_deflate():
+    """mod_deflate ships in its own Debian package (lighttpd-mod-deflate); without it lighttpd would
+    not start at all, so the gzip row is left out instead."""
+    return any(os.path.exists(os.path.join(d, "mod_deflate.so")) for d in ("/usr/lib/lighttpd", "/usr/lib64/lighttpd"))
+
+
+def configs(work, www, binary, baseline=None):
+    write(os.path.join(work, "pagi.yaml"), pagi_config(PORTS["pagi-serve"], www, middleware=True))
+    if baseline:
+        write(os.path.join(work, "pagi-baseline.yaml"), pagi_config(PORTS["baseline"], www, middleware=False))
     write(os.path.join(work, "nginx.conf"), f"""
 worker_processes 1;
 worker_rlimit_nofile 30000;
@@ -76,12 +145,38 @@ http {{
   tcp_nopush on;
   keepalive_requests 100000000;
   keepalive_timeout 600s;
-  types {{ application/octet-stream bin; }}
+  types {{ application/octet-stream bin; text/plain txt; }}
+  limit_req_zone $binary_remote_addr zone=bench:1m rate=1000000r/s;
   server {{
     listen 127.0.0.1:{PORTS['nginx']};
     root {www};
     location = /hello {{ default_type text/plain; return 200 "Hello, world!"; }}
     location ~ ^/items/(?<id>[^/]+)$ {{ default_type application/json; return 200 '{{"id":"$id","name":"$arg_name"}}'; }}
+    # The middleware rows: `return` answers in the rewrite phase, before limit_req and allow/deny
+    # would run, so both rows reach the same `return` through try_files (after the access phases).
+    location = /mw/none {{ try_files "" @hello; }}
+    location = /mw/five {{
+      allow 127.0.0.0/8;
+      deny all;
+      limit_req zone=bench burst=1000000 nodelay;
+      try_files "" @hello-five;
+    }}
+    location @hello {{ default_type text/plain; return 200 "Hello, world!"; }}
+    location @hello-five {{
+      add_header X-Request-ID $request_id always;
+      add_header X-Frame-Options DENY always;
+      add_header Access-Control-Allow-Origin "*" always;
+      add_header Vary Origin always;
+      default_type text/plain;
+      return 200 "Hello, world!";
+    }}
+    location /gzip/ {{
+      gzip on;
+      gzip_comp_level 5;
+      gzip_types text/plain;
+      gzip_min_length 1024;
+      gzip_vary on;
+    }}
   }}
 }}
 """)
@@ -99,8 +194,15 @@ static-file.etags = "enable"
 etag.use-inode = "enable"
 etag.use-mtime = "enable"
 etag.use-size = "enable"
-mimetype.assign = (".bin" => "application/octet-stream")
-""")
+mimetype.assign = (".bin" => "application/octet-stream", ".txt" => "text/plain")
+""" + ("""server.modules += ("mod_deflate")
+$HTTP["url"] =^ "/gzip/" {
+  deflate.mimetypes = ("text/plain")
+  deflate.allowed-encodings = ("gzip")
+  deflate.compression-level = 5
+  deflate.min-compress-size = 1
+}
+""" if lighttpd_deflate() else ""))
     write(os.path.join(work, "Caddyfile"), f"""
 {{
   admin off
@@ -109,15 +211,24 @@ mimetype.assign = (".bin" => "application/octet-stream")
 http://127.0.0.1:{PORTS['caddy']} {{
   root * {www}
   respond /hello "Hello, world!" 200
+  respond /mw/none "Hello, world!" 200
+  encode /gzip/* {{
+    gzip 5
+    minimum_length 1024
+  }}
   file_server
 }}
 """)
-    return {
+    commands = {
         "pagi-serve": [binary, os.path.join(work, "pagi.yaml")],
+        "baseline": [baseline, os.path.join(work, "pagi-baseline.yaml")],
         "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
         "lighttpd": ["lighttpd", "-D", "-f", os.path.join(work, "lighttpd.conf")],
         "caddy": ["caddy", "run", "--config", os.path.join(work, "Caddyfile"), "--adapter", "caddyfile"],
     }
+    if not baseline:
+        del commands["baseline"]
+    return commands
 
 
 def rss_kib(pids):
@@ -162,6 +273,27 @@ def fetch(port, path, headers=None):
             return response.status, dict(response.headers)
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers)
+
+
+def check_gzip(port, path, original, work):
+    """Fetches `path` with curl as wrk will ask for it. Returns (problem or None, bytes on the wire)."""
+    body_path = os.path.join(work, f"gzip-check-{port}.body")
+    done = subprocess.run(["curl", "-sS", "--max-time", "10", "-H", "Accept-Encoding: gzip", "-D", "-",
+                           "-o", body_path, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"curl failed: {done.stderr.strip()}", 0
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in done.stdout.splitlines()[1:]) if v}
+    with open(body_path, "rb") as f:
+        body = f.read()
+    if headers.get("content-encoding", "").lower() != "gzip":
+        return f"no Content-Encoding: gzip in the answer ({done.stdout.splitlines()[0] if done.stdout else 'no status line'}, {len(body)} bytes)", len(body)
+    try:
+        plain = gzip.decompress(body)
+    except Exception as error:
+        return f"the gzip body does not decompress ({error})", len(body)
+    if plain != original:
+        return f"the decompressed body differs from the file ({len(plain)} bytes, file {len(original)})", len(body)
+    return None, len(body)
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -217,8 +349,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", help="run only the workloads whose name contains this text (no memory figures)")
+    parser.add_argument("--only", help="run only the workloads whose name contains this text, or the set of that name: "
+                        "static, respond, middleware, gzip (no memory figures)")
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="another pagi-serve binary (\"before\"): an extra column on the static and respond rows")
     args = parser.parse_args()
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        sys.exit(f"--baseline: {args.baseline} is not an executable file")
     seconds, runs = (1, 1) if args.quick else (10, 3)
     idle_connections = 500 if args.quick else 10000
     growth_requests = 20_000 if args.quick else 1_000_000
@@ -227,30 +364,46 @@ def main():
     work = tempfile.mkdtemp(prefix="pagi-bench-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
     www = make_site(work)
-    commands = configs(work, www, args.binary)
+    commands = configs(work, www, args.binary, args.baseline)
     servers = [s for s in commands if shutil.which(commands[s][0]) or os.path.exists(commands[s][0])]
+    with open(os.path.join(www, GZIP_FILE.lstrip("/")), "rb") as f:
+        gzip_original = f.read()
 
+    # (row name, path, extra request headers, set). --only selects rows by name or by set.
+    origin = "Origin: http://client.example"
     workloads = [
-        ("1 KiB file", "/1k.bin", []),
-        ("64 KiB file", "/64k.bin", []),
-        ("1 MiB file", "/1m.bin", []),
-        ("304 revalidation", "/1k.bin", ["{revalidation}"]),
-        ("range of 1 MiB file", "/1m.bin", ["Range: bytes=1000-65535"]),
-        ("404", "/missing.bin", []),
-        ("respond: fixed 13 B", "/hello", []),
-        ("respond: templated json", "/items/42?name=ada", []),
+        ("1 KiB file", "/1k.bin", [], "static"),
+        ("64 KiB file", "/64k.bin", [], "static"),
+        ("1 MiB file", "/1m.bin", [], "static"),
+        ("304 revalidation", "/1k.bin", ["{revalidation}"], "static"),
+        ("range of 1 MiB file", "/1m.bin", ["Range: bytes=1000-65535"], "static"),
+        ("404", "/missing.bin", [], "static"),
+        ("respond: fixed 13 B", "/hello", [], "respond"),
+        ("respond: templated json", "/items/42?name=ada", [], "respond"),
+        ("middleware: none", "/mw/none", [origin], "middleware"),
+        ("middleware: five", "/mw/five", [origin], "middleware"),
+        ("gzip: 64 KiB text, level 5", GZIP_FILE, ["Accept-Encoding: gzip"], "gzip"),
     ]
     # Rows a server cannot express in its plain configuration are left empty: lighttpd has no inline
-    # response without Lua (mod_magnet); Caddy's placeholders use braces, which clash with JSON text.
+    # response without Lua (mod_magnet); Caddy's placeholders use braces, which clash with JSON text,
+    # and it has no rate limit or address filter without plugins. The baseline binary runs the static
+    # and respond rows only.
     unsupported = {("lighttpd", "respond: fixed 13 B"), ("lighttpd", "respond: templated json"),
-                   ("caddy", "respond: templated json")}
+                   ("caddy", "respond: templated json"), ("lighttpd", "middleware: none"),
+                   ("lighttpd", "middleware: five"), ("caddy", "middleware: five")}
+    if not lighttpd_deflate():
+        unsupported.add(("lighttpd", "gzip: 64 KiB text, level 5"))
+    unsupported |= {("baseline", w[0]) for w in workloads if w[3] not in ("static", "respond")}
     if args.only:
-        workloads = [w for w in workloads if args.only in w[0]]
+        workloads = [w for w in workloads if args.only in w[0] or args.only == w[3]]
+        if not workloads:
+            sys.exit(f"--only {args.only}: no workload name contains it and no set has that name")
+    compressed_sizes = {}
     results, resources = {}, {}
     failures = []
     for server in servers:
         port = PORTS[server]
-        print(f"{time.strftime('%H:%M:%S')} {server}", file=sys.stderr)
+        print(f"{time.strftime('%H:%M:%S')} {LABELS.get(server, server)}", file=sys.stderr)
         process = subprocess.Popen(["taskset", "-c", "0"] + commands[server], stdout=subprocess.DEVNULL,
                                    stderr=open(os.path.join(work, f"{server}.log"), "w"), start_new_session=True)
         try:
@@ -263,15 +416,34 @@ def main():
             etag = headers.get("ETag") or headers.get("Etag")
             revalidation = f"If-None-Match: {etag}" if etag else f"If-Modified-Since: {headers.get('Last-Modified')}"
             expected = {"304 revalidation": 304, "range of 1 MiB file": 206, "404": 404}
-            for name, path, header_templates in workloads:
+            for name, path, header_templates, group in workloads:
                 if (server, name) in unsupported:
                     continue
                 hs = [h.format(revalidation=revalidation) for h in header_templates]
-                status, _ = fetch(port, path, dict(h.split(": ", 1) for h in hs))
+                status, answer = fetch(port, path, dict(h.split(": ", 1) for h in hs))
                 if status != expected.get(name, 200):
                     failures.append(f"{server}: {name} answered {status}")
+                if name == "middleware: five":
+                    present = {k.lower() for k in answer}
+                    missing = [h for h in FIVE_HEADERS if h.lower() not in present]
+                    if missing:
+                        failures.append(f"{server}: {name} answered without {', '.join(missing)}")
+                        print(f"FAILED: {failures[-1]}", file=sys.stderr)
+                        continue
+                if group == "gzip":
+                    # A row measured without compression would compare nothing: check first, loudly.
+                    problem, compressed_sizes[server] = check_gzip(port, path, gzip_original, work)
+                    if problem:
+                        failures.append(f"{server}: {name}: {problem}")
+                        print(f"FAILED: {failures[-1]}", file=sys.stderr)
+                        continue
                 wrk(f"http://127.0.0.1:{port}{path}", 1, hs)  # warm-up
                 samples = [wrk(f"http://127.0.0.1:{port}{path}", seconds, hs) for _ in range(runs)]
+                # Under load too, a row that expects success must not count refusals (a 429 or 503 of
+                # a rate limit, a 500) in its req/s.
+                refused = sum(r["non2xx"] for r in samples)
+                if expected.get(name, 200) < 400 and refused:
+                    failures.append(f"{server}: {name}: {refused:,} responses under load were not 2xx/3xx")
                 results[(server, name)] = sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
             if args.only:
                 continue
@@ -295,7 +467,7 @@ def main():
                 "requests": sent,
             }
         finally:
-            print(f"{time.strftime('%H:%M:%S')} stopping {server}", file=sys.stderr)
+            print(f"{time.strftime('%H:%M:%S')} stopping {LABELS.get(server, server)}", file=sys.stderr)
             os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=30)
@@ -310,11 +482,12 @@ def main():
         "",
         f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · server pinned to CPU 0, `wrk -t1 -c64 --latency` on CPU 1 · access logs off",
         "",
-        "| workload | " + " | ".join(f"{s} req/s (p50 / p99 ms)" for s in servers) + " | pagi/nginx |",
-        "|---|" + "---|" * (len(servers) + 1),
+        "| workload | " + " | ".join(f"{LABELS.get(s, s)} req/s (p50 / p99 ms)" for s in servers) + " | pagi/nginx |"
+        + (" after/before |" if args.baseline else ""),
+        "|---|" + "---|" * (len(servers) + 1 + bool(args.baseline)),
     ]
     ratios = {}
-    for name, _, _ in workloads:
+    for name, _, _, _ in workloads:
         cells = []
         for s in servers:
             r = results.get((s, name))
@@ -324,20 +497,45 @@ def main():
             throughput = ", {:,.0f} MB/s".format(r["mbs"]) if r["mbs"] >= 100 else ""
             cells.append("{:,.0f} ({:.2f} / {:.2f}){}".format(r["rps"], r["p50"], r["p99"], throughput))
         pagi, nginx = results.get(("pagi-serve", name)), results.get(("nginx", name))
-        ratio = pagi["rps"] / nginx["rps"] if pagi and nginx else float("nan")
         ratios[name] = {s: results[(s, name)]["rps"] / nginx["rps"] for s in servers if (s, name) in results and nginx}
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio_text(pagi, nginx)} |"
+                     + (f" {ratio_text(pagi, results.get(('baseline', name)))} |" if args.baseline else ""))
     lines += ["", "— : the server cannot express the workload in its plain configuration (lighttpd has no inline "
-              "response without Lua; Caddy's placeholders use braces, which clash with JSON text). nginx answers the "
-              "`respond` rows with `return 200` and the same body."]
-    lines += ["", "| memory | " + " | ".join(servers) + " |", "|---|" + "---|" * len(servers)]
+              "response without Lua; Caddy's placeholders use braces, which clash with JSON text), or the row does "
+              "not apply to it. nginx answers the `respond` rows with `return 200` and the same body."]
+    if args.baseline:
+        lines += ["", f"pagi-serve (baseline): `{os.path.join(*os.path.normpath(args.baseline).split(os.sep)[-2:])}`, on the static and respond rows; "
+                  "after/before = pagi-serve ÷ baseline req/s. The two binaries ran one after the other, "
+                  "so the ratio carries the machine's run-to-run noise."]
+    names = [w[0] for w in workloads]
+    cost = [s for s in servers if (s, "middleware: none") in results and (s, "middleware: five") in results]
+    if cost:
+        lines += ["", "| middleware cost (`respond` 13 B, `Origin` sent) | " + " | ".join(LABELS.get(s, s) for s in cost) + " |",
+                  "|---|" + "---|" * len(cost)]
+        for row in ("middleware: none", "middleware: five"):
+            lines.append(f"| {row.split(': ')[1]} | " + " | ".join("{:,.0f} req/s".format(results[(s, row)]["rps"]) for s in cost) + " |")
+        lines.append("| five / none | " + " | ".join(ratio_text(results[(s, "middleware: five")], results[(s, "middleware: none")])
+                                                   for s in cost) + " |")
+        lines += ["", "five: `request_id`, `headers` (set X-Frame-Options), `cors` (origins `*`), `ip_filter` (allow "
+                  "127.0.0.0/8), `rate_limit` (1,000,000/s, burst 1,000,000) on the route. nginx: `allow`/`deny`, "
+                  "`limit_req` with the same rate and burst, `add_header` X-Request-ID (`$request_id`), "
+                  "X-Frame-Options, Access-Control-Allow-Origin and Vary; both nginx rows reach their `return 200` "
+                  "through `try_files` and a named location, since `return` alone answers before the access phases."]
+    if any(n.startswith("gzip") for n in names):
+        sizes = ", ".join(f"{LABELS.get(s, s)} {compressed_sizes[s]:,} B" for s in servers if compressed_sizes.get(s))
+        lines += ["", f"gzip: `{GZIP_FILE}` ({len(gzip_original):,} B of generated text), `Accept-Encoding: gzip`, "
+                  "compressed per request at level 5 (pagi-serve `compress`, nginx `gzip on; gzip_comp_level 5`, "
+                  "lighttpd mod_deflate `deflate.compression-level = 5`, Caddy `encode gzip 5`). Checked with curl "
+                  f"before measuring; bytes on the wire: {sizes or 'none'}."]
+    lines += ["", "| memory | " + " | ".join(LABELS.get(s, s) for s in servers) + " |", "|---|" + "---|" * len(servers)]
     lines.append("| RSS at idle | " + " | ".join(f"{resources[s]['idle'] / 1024:.1f} MiB" if s in resources else "—" for s in servers) + " |")
     lines.append(f"| per idle keep-alive connection ({idle_connections:,} held) | " + " | ".join(f"{resources[s]['per_connection']:.1f} KiB" if s in resources else "—" for s in servers) + " |")
     lines.append("| RSS growth over ~{:,} requests | ".format(growth_requests) + " | ".join(f"{resources[s]['growth'] / 1024:+.1f} MiB" if s in resources else "—" for s in servers) + " |")
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    suffix = ("-quick" if args.quick else "") + ("-" + re.sub(r"\W+", "-", args.only).strip("-") if args.only else "")
+    suffix = (("-quick" if args.quick else "") + ("-baseline" if args.baseline else "")
+              + ("-" + re.sub(r"\W+", "-", args.only).strip("-") if args.only else ""))
     table_path = os.path.join(ROOT, "bench", "results", f"static{suffix}.md")
     write(table_path, "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -346,6 +544,10 @@ def main():
     if failures:
         print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
         sys.exit(1)
+
+
+def ratio_text(numerator, denominator):
+    return f"{numerator['rps'] / denominator['rps']:.2f}×" if numerator and denominator else "—"
 
 
 def chart(ratios, servers, path, stamp):
@@ -361,7 +563,7 @@ def chart(ratios, servers, path, stamp):
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for i, server in enumerate(servers):
         values = [ratios[n].get(server, 0) for n in names]
-        ax.bar([x + i * width for x in range(len(names))], values, width, label=server)
+        ax.bar([x + i * width for x in range(len(names))], values, width, label=LABELS.get(server, server))
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(names))], names, fontsize=8,
                   rotation=15, ha="right")
