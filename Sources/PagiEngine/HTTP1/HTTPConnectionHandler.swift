@@ -180,13 +180,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let table = server.tables.table
         pending = Pending(head: head, request: nil, started: .now(), table: table)
         do {
-            pending?.request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
+            var request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
+            if !server.trustedProxies.isEmpty { server.trustedProxies.apply(to: &request, peer: peerIP) }
+            pending?.request = request
         } catch {
             fail(error, context: context)
             return
-        }
-        if !server.trustedProxies.isEmpty, pending?.request != nil {
-            server.trustedProxies.apply(to: &pending!.request!, peer: peerIP)
         }
         if head.framing != .none, let request = pending?.request, let limit = table.bodyLimit(for: request) {
             // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
