@@ -120,6 +120,7 @@ let package = Package(
         ),
         .testTarget(name: "PagiConfigTests", dependencies: ["PagiConfig"]),
         .testTarget(name: "PagiCoreTests", dependencies: ["PagiCore"]),
+        .testTarget(name: "PagiMiddlewareTests", dependencies: ["PagiMiddleware"]),
         .testTarget(
             name: "PagiEngineTests",
             dependencies: [

@@ -28,7 +28,10 @@ extension ConfigBuilder {
         if let value = section["limits"] { readLimits(value, into: &server.limits) }
         if let value = section["trusted_proxies"] { server.trustedProxies = cidrs(value) }
         if let value = section["middleware"] { server.middleware = readMiddlewareList(value) }
-        if let value = section["http2"], let http2 = bool(value) { server.http2 = http2 }
+        if let value = section["http2"], let http2 = bool(value) {
+            server.http2 = http2
+            if http2 { log.notSupportedYet("http2", at: value.location) }
+        }
         if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
         if let value = section["admin"], let admin = self.section(value, "admin", keys: ["listen"]) {
             if let listen = required("listen", in: admin, "admin"), let text = string(listen, "an address") {
@@ -64,7 +67,10 @@ extension ConfigBuilder {
             listener.tls = tls
             if tls { log.cannotEnforce("tls", at: value.location) }
         }
-        if let value = section["http2"], let http2 = bool(value) { listener.http2 = http2 }
+        if let value = section["http2"], let http2 = bool(value) {
+            listener.http2 = http2
+            if http2 { log.notSupportedYet("http2", at: value.location) }
+        }
         if let value = section["proxy_protocol"], let proxyProtocol = bool(value) {
             listener.proxyProtocol = proxyProtocol
             if proxyProtocol { log.notSupportedYet("proxy_protocol", at: value.location) }

@@ -14,7 +14,7 @@ extension ConfigValue {
         case .bool(let value): out += value ? "true" : "false"
         case .int(let value): out += String(value)
         case .double(let value): out += value.isFinite ? String(value) : "null"
-        case .string(let text): out += Self.quoted(text)
+        case .string(let text): out += TextEscaping.jsonString(text)
         case .list(let items):
             guard !items.isEmpty else { out += "[]"; return }
             out += "[\n"
@@ -28,29 +28,11 @@ extension ConfigValue {
             guard !pairs.isEmpty else { out += "{}"; return }
             out += "{\n"
             for (index, pair) in pairs.enumerated() {
-                out += pad + Self.quoted(pair.key) + ": "
+                out += pad + TextEscaping.jsonString(pair.key) + ": "
                 pair.value.write(to: &out, indent: indent, depth: depth + 1)
                 out += index == pairs.count - 1 ? "\n" : ",\n"
             }
             out += closePad + "}"
         }
-    }
-
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import OpenAPIKit
+import PagiConfig
 import PagiCore
 
 /// A JSON value with object members in order, so a synthesised example lists properties in the

@@ -1,5 +1,6 @@
 import Foundation
 import Mustache
+import PagiConfig
 import PagiCore
 
 /// A JSON document: the request body as templates see it (`{{json.user.name}}`).

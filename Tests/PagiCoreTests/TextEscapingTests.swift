@@ -1,4 +1,5 @@
 import Foundation
+import PagiConfig
 @testable import PagiCore
 import XCTest
 

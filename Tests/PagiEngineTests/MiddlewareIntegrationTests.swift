@@ -160,7 +160,8 @@ final class MiddlewareIntegrationTests: XCTestCase {
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        throw XCTSkip("no log line with \(text)")
+        struct NoLogLine: Error, CustomStringConvertible { let description: String }
+        throw NoLogLine(description: "no access log line contains \(text)")
     }
 
     // MARK: - trusted_proxies
@@ -173,6 +174,13 @@ final class MiddlewareIntegrationTests: XCTestCase {
         XCTAssertTrue(chain.text.contains("ip=198.51.100.7 "), chain.text)
         let forwarded = try request("/echo", headers: [("Forwarded", "for=203.0.113.9;proto=https;host=public.example, for=10.0.0.2")])
         XCTAssertTrue(forwarded.text.contains("ip=203.0.113.9 host=public.example"), forwarded.text)
+        // Scheme and host of the proxy that met the client reach the access log.
+        _ = try request("/echo", headers: [("X-Forwarded-For", "192.0.2.77"), ("X-Forwarded-Proto", "https"),
+                                          ("X-Forwarded-Host", "www.example.net"), ("X-Request-ID", "proxied-1")])
+        let logged = try waitForLogLine(containing: "proxied-1")
+        for field in ["\"client\":\"192.0.2.77\"", "\"scheme\":\"https\"", "\"host\":\"www.example.net\""] {
+            XCTAssertTrue(logged.contains(field), "\(field) in \(logged)")
+        }
         let garbage = try request("/echo", headers: [("X-Forwarded-For", "not-an-ip")])
         XCTAssertTrue(garbage.text.contains("ip=127.0.0.1 "), garbage.text)
         // ip_filter decides on the address after trusted_proxies.
@@ -272,7 +280,10 @@ final class MiddlewareIntegrationTests: XCTestCase {
             XCTAssertTrue(admitted.text.hasPrefix("welcome "), admitted.text)
             XCTAssertEqual(admitted.text, "welcome " + (admitted.header("X-Request-ID") ?? "-"), "the chain went on after the check")
         }
-        XCTAssertEqual(try request("/admin/", host: "auth.test", headers: [basic("carol:secret")]).status, 200, "sha512-crypt from htpasswd")
+        let carol = try request("/admin/", host: "auth.test", headers: [basic("carol:secret")])
+        XCTAssertEqual(carol.status, 200, "sha512-crypt from htpasswd")
+        let logged = try waitForLogLine(containing: try XCTUnwrap(carol.header("X-Request-ID")))
+        XCTAssertTrue(logged.contains("\"user\":\"carol\""), logged)
         XCTAssertEqual(try request("/admin/", host: "auth.test", headers: [basic("carol:wonderland")]).status, 401)
         XCTAssertEqual(try request("/open", host: "auth.test").status, 200, "other routes are not protected")
     }

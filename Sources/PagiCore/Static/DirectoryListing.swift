@@ -1,3 +1,5 @@
+import PagiConfig
+
 /// The body of a directory listing: HTML for browsers, JSON for `Accept: application/json`.
 enum DirectoryListing {
     /// Directories first, then by name.

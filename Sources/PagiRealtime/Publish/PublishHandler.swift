@@ -1,3 +1,4 @@
+import PagiConfig
 import PagiCore
 
 /// `publish: CHANNEL` (docs/configuration.md §9.7): the POST body becomes one message on the channel, answered

@@ -2,7 +2,7 @@
 public enum TextEscaping {
     /// Percent-encodes everything but unreserved characters, `/` and the sub-delimiters that are
     /// safe in a path; `:` is encoded so a relative link can never read as a scheme.
-    static func percentEncodedPath(_ path: String) -> String {
+    public static func percentEncodedPath(_ path: String) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(path.utf8.count)
         let hex = Array("0123456789ABCDEF".utf8)
