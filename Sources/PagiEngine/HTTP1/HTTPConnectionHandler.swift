@@ -178,7 +178,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         keepAlive = Self.keepsAlive(head) && !closing
         // Built in place: a copy of the pending request would retain and release every string in it.
         let table = server.tables.table
-        pending = Pending(head: head, request: nil, started: .now(), table: table)
+        pending = Pending(head: head, request: nil, started: context.eventLoop.now, table: table)
         do {
             var request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
             if !server.trustedProxies.isEmpty { server.trustedProxies.apply(to: &request, peer: peerIP) }
@@ -308,7 +308,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
                                 context: context, promise: nil)
-        logAccess(request, status: 101, bodyBytes: 0, started: started)
+        logAccess(request, status: 101, bodyBytes: 0, started: started, now: context.eventLoop.now)
         do {
             try upgrade.install(on: context.channel)
         } catch {
@@ -341,7 +341,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                               versionMinor: head?.versionMinor ?? 1, headers: HeaderFields(head?.headers ?? []),
                               host: "", clientAddress: peer?.ipAddress ?? "-")
         pending = nil
-        send(response, for: request, started: .now(), context: context)
+        send(response, for: request, started: context.eventLoop.now, context: context)
     }
 
     // MARK: - Writing
@@ -381,7 +381,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             stream = sink
             streamed.start(sink)
         }
-        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started)
+        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started, now: context.eventLoop.now)
         if promise == nil { responseDone(context: context) }
     }
 
@@ -403,10 +403,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Access log and metrics observer: both see every answered request as the chain left it,
     /// with the same duration.
-    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline) {
+    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline, now: NIODeadline) {
         let observer = server.observer
         guard server.accessLog != nil || observer != nil else { return }
-        let duration = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+        let duration = Double((now - started).nanoseconds) / 1e9
         observer?.requestAnswered(ObservedRequest(
             host: request.context.hostName, route: request.context.routePattern, method: request.method, status: status,
             bodyBytes: bodyBytes, durationSeconds: duration))
@@ -472,7 +472,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             cancelWaitTimer()
             return
         }
-        let deadline = NIODeadline.now() + .fromSeconds(seconds)
+        // The loop's clock, not the wall clock: the same on a real loop, and what
+        // `EmbeddedEventLoop.advanceTime` moves in the timer tests.
+        let deadline = context.eventLoop.now + .fromSeconds(seconds)
         waitDeadline = deadline
         waitAnswers408 = answer408
         if let firesAt = waitTaskFiresAt, firesAt <= deadline { return }
@@ -486,7 +488,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             waitTask = nil
             waitTaskFiresAt = nil
             guard let target = waitDeadline else { return }
-            if target > .now() {
+            if target > context.eventLoop.now {
                 armWaitTask(context: context, at: target)
                 return
             }
