@@ -21,7 +21,8 @@ public enum Builtins {
         var broker = Realtime.makeBroker(config)
         if observed { broker = CountingChannelBroker(broker, metrics: metrics) }
         let handlers = Handlers(broker: broker, metrics: metrics)
-        let table = try RoutingTable.compile(config, makeHandler: handlers.make, makeMiddleware: BuiltinMiddleware.make)
+        let table = try RoutingTable.compile(config, labelsRequests: observed, makeHandler: handlers.make,
+                                             makeMiddleware: BuiltinMiddleware.make)
         guard observed else { return table }
         let admin = try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, handlers: handlers) }
         return table.with(ServerServices(observer: metrics, admin: admin))

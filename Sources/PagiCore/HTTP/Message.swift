@@ -208,15 +208,17 @@ public struct RequestContext: Sendable {
     public var requestID: String?
     /// The user `basic_auth` let in.
     public var user: String?
-    /// `http`/`https` as the client used it (a trusted proxy's `X-Forwarded-Proto` / `Forwarded: proto=`).
-    public var scheme = "http"
+    public enum Scheme: String, Sendable { case http, https }
+    /// As the client used it (a trusted proxy's `X-Forwarded-Proto` / `Forwarded: proto=`).
+    public var scheme = Scheme.http
     /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
     /// `Forwarded: host=`); routing still uses the request's own `Host`.
     public var forwardedHost: String?
-    /// The first name of the host that answered; nil until a host was chosen.
+    /// The first name of the host that answered, and the pattern of the route (a handler serving
+    /// routes of its own, such as `openapi`, puts its finer pattern here; nil for 404, 405 and
+    /// protocol errors): the labels of the metrics, recorded only when a table has an observer,
+    /// so that requests nobody counts do not carry them.
     public var hostName: String?
-    /// The pattern of the route that answered (a handler serving routes of its own, such as
-    /// `openapi`, puts its finer pattern here); nil for 404, 405 and protocol errors.
     public var routePattern: String?
     public init() {}
 }

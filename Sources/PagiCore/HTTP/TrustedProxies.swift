@@ -47,7 +47,7 @@ public struct TrustedProxies: Sendable {
         }
         guard let client, Self.ipBytes(client.address) != nil else { return }
         request.clientAddress = client.address
-        if let proto = client.proto?.lowercased(), proto == "http" || proto == "https" { request.context.scheme = proto }
+        if let proto = client.proto.flatMap({ RequestContext.Scheme(rawValue: $0.lowercased()) }) { request.context.scheme = proto }
         if let host = client.host, Self.isHostValue(host) { request.context.forwardedHost = host.lowercased() }
     }
 
@@ -116,5 +116,13 @@ public struct TrustedProxies: Sendable {
             return bytes
         }
         return nil
+    }
+}
+
+extension Request {
+    /// `proxies.apply(to:peer:)` on this request in place (the engine builds requests in place:
+    /// a copy would retain and release every string in them).
+    public mutating func believeForwarding(from proxies: TrustedProxies, peer: String) {
+        proxies.apply(to: &self, peer: peer)
     }
 }

@@ -22,7 +22,7 @@ public final class CompiledHost: Sendable {
     let responder: any Responder
 
     init(names: [String], isDefault: Bool, errorPages: [Int: [UInt8]], location: SourceLocation, routes: [CompiledRoute],
-         middleware: [any Middleware], middlewareNames: [String], bodyLimit: Int?, trie: RouteTrie) {
+         middleware: [any Middleware], middlewareNames: [String], bodyLimit: Int?, trie: RouteTrie, labelsRequests: Bool) {
         self.names = names
         self.isDefault = isDefault
         self.errorPages = errorPages
@@ -31,19 +31,21 @@ public final class CompiledHost: Sendable {
         self.middlewareNames = middlewareNames
         self.bodyLimit = bodyLimit
         self.trie = trie
-        self.responder = middleware.wrapping(HostRouter(trie: trie))
+        self.responder = middleware.wrapping(HostRouter(trie: trie, labelsRequests: labelsRequests))
     }
 }
 
 /// The innermost responder of a host: finds the route and runs it, or answers by itself.
 struct HostRouter: Responder {
     let trie: RouteTrie
+    /// Record the route in the request's context (see `RequestContext.routePattern`).
+    let labelsRequests: Bool
 
     func respond(to request: inout Request) -> Response {
         switch RoutingTable.lookup(request, in: trie).lookup {
         case .matched(let route, let params):
             request.params = params
-            request.context.routePattern = route.pattern
+            if labelsRequests { request.context.routePattern = route.pattern }
             return route.responder.respond(to: &request)
         case .methodNotAllowed(let allow):
             // OPTIONS asks exactly this question: answer it rather than refuse it (RFC 9110 §9.3.7).
@@ -68,11 +70,18 @@ public final class RoutingTable: Sendable {
     public let serverWideAllow: String
     /// Some host or route has a `body_limit` (else `bodyLimit(for:)` has nothing to find).
     let hasBodyLimits: Bool
+    /// Requests carry their host and route in their context (for metrics labels).
+    let labelsRequests: Bool
+    /// `services.observer`, kept apart: read for every answered request.
+    public let observer: (any RequestObserver)?
 
-    init(hosts: [CompiledHost], hostSelector: HostSelector, knownMethods: Set<String>, services: ServerServices = ServerServices()) {
+    init(hosts: [CompiledHost], hostSelector: HostSelector, knownMethods: Set<String>, labelsRequests: Bool,
+         services: ServerServices = ServerServices()) {
         self.hosts = hosts
         self.hostSelector = hostSelector
         self.services = services
+        self.observer = services.observer
+        self.labelsRequests = labelsRequests
         self.knownMethods = knownMethods
         self.serverWideAllow = knownMethods.subtracting(["CONNECT", "TRACE"]).sorted().joined(separator: ", ")
         self.hasBodyLimits = hosts.contains { $0.bodyLimit != nil || $0.routes.contains { $0.bodyLimit != nil } }
@@ -80,7 +89,8 @@ public final class RoutingTable: Sendable {
 
     /// The same table, with `services` for the engine.
     public func with(_ services: ServerServices) -> RoutingTable {
-        RoutingTable(hosts: hosts, hostSelector: hostSelector, knownMethods: knownMethods, services: services)
+        RoutingTable(hosts: hosts, hostSelector: hostSelector, knownMethods: knownMethods, labelsRequests: labelsRequests,
+                     services: services)
     }
 
     /// Answers one complete request: chooses the host, runs its chain (middleware, router,
@@ -90,7 +100,7 @@ public final class RoutingTable: Sendable {
             return Response(status: 200, headers: ["Allow": serverWideAllow])
         }
         let host = host(named: request.host)
-        request.context.hostName = host.names.first ?? "*"
+        if labelsRequests { request.context.hostName = host.names.first ?? "*" }
         return host.responder.respond(to: &request)
     }
 
@@ -98,7 +108,7 @@ public final class RoutingTable: Sendable {
     /// host's own page for that status, else HTML or JSON as the client prefers.
     public func fillErrorBody(_ response: inout Response, for request: Request) {
         guard ErrorResponses.needsBody(response) else { return }
-        let page = request.context.hostName == nil ? nil : host(named: request.host).errorPages[response.status]
+        let page = request.path == "*" ? nil : host(named: request.host).errorPages[response.status]
         ErrorResponses.fillBody(&response, accept: request.headers["Accept"], customPage: page)
     }
 

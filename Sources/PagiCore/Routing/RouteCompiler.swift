@@ -6,9 +6,11 @@ extension RoutingTable {
     /// with every diagnostic found. `makeHandler` may throw a `ConfigError` (e.g. a template that
     /// does not parse); its diagnostics join the others. `makeMiddleware` builds a fresh object
     /// for every use of an item, so two routes using one stack do not share, e.g., rate-limit buckets;
-    /// server-wide middleware is built once and shared by every host.
+    /// server-wide middleware is built once and shared by every host. With `labelsRequests`,
+    /// requests carry their host and route in their context, for metrics.
     public static func compile(
         _ config: Config,
+        labelsRequests: Bool = false,
         makeHandler: (RouteConfig) throws -> any Handler,
         makeMiddleware: (MiddlewareSpec) -> any Middleware
     ) throws -> RoutingTable {
@@ -57,13 +59,13 @@ extension RoutingTable {
             hosts.append(CompiledHost(names: host.names.map { $0.lowercased() }, isDefault: host.isDefault,
                                       errorPages: readErrorPages(host, into: &diagnostics), location: host.location, routes: routes,
                                       middleware: hostChain.middleware, middlewareNames: hostChain.names,
-                                      bodyLimit: hostChain.bodyLimit, trie: trie))
+                                      bodyLimit: hostChain.bodyLimit, trie: trie, labelsRequests: labelsRequests))
         }
         diagnostics += middleware.diagnostics
         if !diagnostics.isEmpty { throw ConfigError(diagnostics: diagnostics) }
         let defaultHost = hosts.firstIndex(where: \.isDefault) ?? 0
         return RoutingTable(hosts: hosts, hostSelector: HostSelector(names: hosts.map(\.names), defaultHost: defaultHost),
-                            knownMethods: knownMethods)
+                            knownMethods: knownMethods, labelsRequests: labelsRequests)
     }
 
     /// Error pages are small files read with the rest of the config, so a reload brings new ones

@@ -180,13 +180,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let table = server.tables.table
         pending = Pending(head: head, request: nil, started: context.eventLoop.now, table: table)
         do {
-            var request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
-            if !server.trustedProxies.isEmpty { server.trustedProxies.apply(to: &request, peer: peerIP) }
-            pending?.request = request
+            pending?.request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
         } catch {
             fail(error, context: context)
             return
         }
+        if !server.trustedProxies.isEmpty { pending?.request?.believeForwarding(from: server.trustedProxies, peer: peerIP) }
         if head.framing != .none, let request = pending?.request, let limit = table.bodyLimit(for: request) {
             // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
             if case .length(let length) = head.framing, length > limit {
@@ -261,12 +260,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         if response.status == 101, let upgrade = response.upgrade as? any ChannelUpgrade {
-            switchProtocols(response, upgrade: upgrade, for: request, started: started, context: context)
+            switchProtocols(response, upgrade: upgrade, for: request, observer: table.observer, started: started, context: context)
+            return
+        }
+        guard ErrorResponses.needsBody(response) else {
+            send(response, for: request, observer: table.observer, started: started, context: context)
             return
         }
         var answer = response
         table.fillErrorBody(&answer, for: request)
-        send(answer, for: request, started: started, context: context)
+        send(answer, for: request, observer: table.observer, started: started, context: context)
     }
 
     private func resumeDelivery(_ response: Response, for request: Request, table: RoutingTable, started: NIODeadline,
@@ -303,12 +306,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Writes the 101 head, lets the new protocol install its handlers, gives them what was
     /// already read past the request, and leaves the pipeline.
-    private func switchProtocols(_ response: Response, upgrade: any ChannelUpgrade, for request: Request, started: NIODeadline,
+    private func switchProtocols(_ response: Response, upgrade: any ChannelUpgrade, for request: Request,
+                                 observer: (any RequestObserver)?, started: NIODeadline,
                                  context: ChannelHandlerContext) {
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
                                 context: context, promise: nil)
-        logAccess(request, status: 101, bodyBytes: 0, started: started, now: context.eventLoop.now)
+        logAccess(request, status: 101, bodyBytes: 0, observer: observer, started: started, now: context.eventLoop.now)
         do {
             try upgrade.install(on: context.channel)
         } catch {
@@ -341,12 +345,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                               versionMinor: head?.versionMinor ?? 1, headers: HeaderFields(head?.headers ?? []),
                               host: "", clientAddress: peer?.ipAddress ?? "-")
         pending = nil
-        send(response, for: request, started: context.eventLoop.now, context: context)
+        send(response, for: request, observer: server.observer, started: context.eventLoop.now, context: context)
     }
 
     // MARK: - Writing
 
-    private func send(_ response: Response, for request: Request, started: NIODeadline, context: ChannelHandlerContext) {
+    /// `observer`: the metrics of the table that answered (a reload may have swapped tables since).
+    private func send(_ response: Response, for request: Request, observer: (any RequestObserver)?, started: NIODeadline,
+                      context: ChannelHandlerContext) {
         let streamed: (any BodyStream)? = if case .stream(let body) = response.body, !request.isHead,
                                              response.status >= 200, response.status != 204, response.status != 304 { body } else { nil }
         if streamed != nil && request.versionMinor == 0 {
@@ -381,7 +387,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             stream = sink
             streamed.start(sink)
         }
-        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, started: started, now: context.eventLoop.now)
+        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, observer: observer, started: started,
+                  now: context.eventLoop.now)
         if promise == nil { responseDone(context: context) }
     }
 
@@ -403,8 +410,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Access log and metrics observer: both see every answered request as the chain left it,
     /// with the same duration.
-    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, started: NIODeadline, now: NIODeadline) {
-        let observer = server.observer
+    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, observer: (any RequestObserver)?, started: NIODeadline,
+                           now: NIODeadline) {
         guard server.accessLog != nil || observer != nil else { return }
         let duration = Double((now - started).nanoseconds) / 1e9
         observer?.requestAnswered(ObservedRequest(
@@ -416,7 +423,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
             host: request.context.forwardedHost ?? request.host, referer: request.headers["Referer"],
             userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID,
-            user: request.context.user, scheme: request.context.scheme))
+            user: request.context.user, scheme: request.context.scheme.rawValue))
     }
 
     /// Lingering close (as nginx does): send FIN, then read and discard what the client still

@@ -38,8 +38,8 @@ final class ServerContext: Sendable {
         self.logger = logger
     }
 
-    /// Told about every answered request and connection (metrics); nil costs nothing.
-    var observer: (any RequestObserver)? { tables.table.services.observer }
+    /// Told about every connection (metrics); each request tells the observer of its own table.
+    var observer: (any RequestObserver)? { tables.table.observer }
 
     /// The answer to a request that could not be parsed or validated.
     func errorResponse(_ error: ProtocolError, accept: String?) -> Response {
