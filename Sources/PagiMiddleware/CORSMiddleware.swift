@@ -31,22 +31,39 @@ struct CORSMiddleware: PreflightAnswering {
 
     func handle(_ request: inout Request, next: any Responder) -> Response {
         guard let origin = request.headers["Origin"] else {
-            return varyOnOrigin(next.respond(to: &request))
+            var answer = next.respond(to: &request)
+            answer.apply(VaryOnOrigin())
+            return answer
         }
         let allowed = anyOrigin || origins.contains(origin.lowercased())
         if request.method == "OPTIONS", let asked = request.headers["Access-Control-Request-Method"] {
             return preflight(origin: origin, allowed: allowed, method: asked, headers: request.headers["Access-Control-Request-Headers"])
         }
-        let answer = next.respond(to: &request)
-        guard allowed else { return varyOnOrigin(answer) }
-        let allowOrigin = allowOriginValue(origin)
-        let (credentials, expose) = (credentials, expose)
-        return answer.edited { response in
-            response.headers.set("Access-Control-Allow-Origin", allowOrigin)
+        var answer = next.respond(to: &request)
+        if allowed {
+            answer.apply(AllowOrigin(origin: allowOriginValue(origin), credentials: credentials, expose: expose))
+        } else {
+            answer.apply(VaryOnOrigin())
+        }
+        return answer
+    }
+
+    /// The fields of an answer to an allowed origin.
+    struct AllowOrigin: ResponseEdit {
+        let origin: String
+        let credentials: Bool
+        let expose: String?
+        func apply(to response: inout Response) {
+            response.headers.set("Access-Control-Allow-Origin", origin)
             if credentials { response.headers.set("Access-Control-Allow-Credentials", "true") }
             if let expose { response.headers.set("Access-Control-Expose-Headers", expose) }
             response.headers.addVary("Origin")
         }
+    }
+
+    /// The answer depends on `Origin` even when it carries no CORS field: caches must know.
+    struct VaryOnOrigin: ResponseEdit {
+        func apply(to response: inout Response) { response.headers.addVary("Origin") }
     }
 
     /// 204 with what the browser asked about, or without any CORS field when the origin, the
@@ -76,10 +93,6 @@ struct CORSMiddleware: PreflightAnswering {
         anyOrigin && !credentials ? "*" : origin
     }
 
-    /// The answer depends on `Origin` even when it carries no CORS field: caches must know.
-    private func varyOnOrigin(_ response: Response) -> Response {
-        response.edited { $0.headers.addVary("Origin") }
-    }
 }
 
 extension HeaderFields {

@@ -30,9 +30,16 @@ struct CompressMiddleware: Middleware {
     func handle(_ request: inout Request, next: any Responder) -> Response {
         let coding = request.isHead ? nil : ContentNegotiation.contentCoding(acceptEncoding: request.headers["Accept-Encoding"],
                                                                               available: codings)
-        let answer = next.respond(to: &request)
-        let policy = self
-        return answer.edited { response in policy.encode(&response, as: coding) }
+        var answer = next.respond(to: &request)
+        answer.apply(Encoding(policy: self, coding: coding))
+        return answer
+    }
+
+    /// The encoding of one answer, applied when it is there (see `Response.apply`).
+    struct Encoding: ResponseEdit {
+        let policy: CompressMiddleware
+        let coding: String?
+        func apply(to response: inout Response) { policy.encode(&response, as: coding) }
     }
 
     private func encode(_ response: inout Response, as coding: String?) {

@@ -14,11 +14,15 @@ struct HeadersMiddleware: Middleware {
 
     func handle(_ request: inout Request, next: any Responder) -> Response {
         if !self.request.isEmpty { request.headers.apply(self.request) }
-        let answer = next.respond(to: &request)
-        guard !response.isEmpty else { return answer }
-        let edits = response
-        return answer.edited { $0.headers.apply(edits) }
+        var answer = next.respond(to: &request)
+        if !response.isEmpty { answer.apply(ResponseHeaderEdit(edits: response)) }
+        return answer
     }
+}
+
+struct ResponseHeaderEdit: ResponseEdit {
+    let edits: HeaderEdits
+    func apply(to response: inout Response) { response.headers.apply(edits) }
 }
 
 extension HeaderFields {

@@ -69,9 +69,12 @@ final class RequestIDTests: XCTestCase {
         for bad in ["", String(repeating: "x", count: 129), "a b", "a\u{0}b", "é", "a\"b", "<x>"] {
             XCTAssertFalse(RequestIDMiddleware.isAcceptable(bad), bad)
         }
-        let made = RequestIDMiddleware.makeID()
+        let ids = RequestIDs()
+        let made = ids.next()
         XCTAssertEqual(made.count, 32)
-        XCTAssertNotEqual(made, RequestIDMiddleware.makeID())
+        XCTAssertTrue(made.allSatisfy(\.isHexDigit))
+        XCTAssertNotEqual(made, ids.next())
+        XCTAssertNotEqual(made.prefix(16), RequestIDs().next().prefix(16), "another middleware draws another prefix")
     }
 }
 

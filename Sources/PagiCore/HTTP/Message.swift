@@ -47,10 +47,11 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
         fields.append((name, value))
         fieldLines?.append(name, value)
     }
-    /// Replaces every field `name` with one field.
+    /// Replaces every field `name` with one field. When there is none yet it is an `add`, which
+    /// keeps prepared field lines prepared (middleware adding a field to a cached answer).
     public mutating func set(_ name: String, _ value: String) {
-        remove(name)
-        fields.append((name, value))
+        if contains(name) { remove(name) }
+        add(name, value)
     }
     public mutating func remove(_ name: String) {
         fieldLines = nil
@@ -308,20 +309,27 @@ public struct Response: Sendable {
     }
 }
 
+/// An edit middleware makes to a response on its way back (see `Response.apply(_:)`). A value
+/// rather than a closure: applied at once, it costs no allocation.
+public protocol ResponseEdit: Sendable {
+    func apply(to response: inout Response)
+}
+
 extension Response {
-    /// This response after `edit`, or, when it comes later, the one that comes after `edit`:
-    /// how middleware edits a response on its way back without caring when it is produced.
-    public func edited(_ edit: @escaping @Sendable (inout Response) -> Void) -> Response {
+    /// Applies `edit` now or, when this response comes later, to the one that comes: how
+    /// middleware edits a response without caring when it is produced.
+    public mutating func apply<Edit: ResponseEdit>(_ edit: Edit) {
         guard let deferred else {
-            var copy = self
-            edit(&copy)
-            return copy
+            edit.apply(to: &self)
+            return
         }
-        var placeholder = self
-        placeholder.deferred = DeferredResponse { complete in
-            deferred.start { response, request in complete(response.edited(edit), request) }
+        self.deferred = DeferredResponse { complete in
+            deferred.start { response, request in
+                var edited = response
+                edited.apply(edit)
+                complete(edited, request)
+            }
         }
-        return placeholder
     }
 }
 
