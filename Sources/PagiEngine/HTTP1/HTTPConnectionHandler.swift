@@ -178,7 +178,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         keepAlive = Self.keepsAlive(head) && !closing
         // Built in place: a copy of the pending request would retain and release every string in it.
         let table = server.tables.table
-        pending = Pending(head: head, request: nil, started: context.eventLoop.now, table: table)
+        pending = Pending(head: head, request: nil, started: .now(), table: table)
         do {
             pending?.request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
         } catch {
@@ -312,7 +312,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
                                 context: context, promise: nil)
-        logAccess(request, status: 101, bodyBytes: 0, observer: observer, started: started, now: context.eventLoop.now)
+        logAccess(request, status: 101, bodyBytes: 0, observer: observer, started: started)
         do {
             try upgrade.install(on: context.channel)
         } catch {
@@ -345,7 +345,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                               versionMinor: head?.versionMinor ?? 1, headers: HeaderFields(head?.headers ?? []),
                               host: "", clientAddress: peer?.ipAddress ?? "-")
         pending = nil
-        send(response, for: request, observer: server.observer, started: context.eventLoop.now, context: context)
+        send(response, for: request, observer: server.observer, started: .now(), context: context)
     }
 
     // MARK: - Writing
@@ -387,8 +387,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             stream = sink
             streamed.start(sink)
         }
-        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, observer: observer, started: started,
-                  now: context.eventLoop.now)
+        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, observer: observer, started: started)
         if promise == nil { responseDone(context: context) }
     }
 
@@ -410,10 +409,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Access log and metrics observer: both see every answered request as the chain left it,
     /// with the same duration.
-    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, observer: (any RequestObserver)?, started: NIODeadline,
-                           now: NIODeadline) {
+    /// Durations are wall-clock time (the timers below use the loop's clock, for their tests).
+    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, observer: (any RequestObserver)?, started: NIODeadline) {
         guard server.accessLog != nil || observer != nil else { return }
-        let duration = Double((now - started).nanoseconds) / 1e9
+        let duration = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         observer?.requestAnswered(ObservedRequest(
             host: request.context.hostName, route: request.context.routePattern, method: request.method, status: status,
             bodyBytes: bodyBytes, durationSeconds: duration))
