@@ -267,8 +267,9 @@ extension ConfigBuilder {
     private func rate(_ node: YAMLNode) -> Double? {
         let parts = node.text?.split(separator: "/") ?? []
         let unit: Double? = parts.count == 2 ? ["s": 1, "m": 60, "h": 3600][String(parts[1])] : nil
-        guard let unit, let count = Double(parts[0]), count > 0, count.isFinite else {
-            log.error("expected a rate like 10/s, 100/m or 1000/h, got \(node.shapeDescription)", at: node.location)
+        // At most a billion a second: beyond it nothing is limited, and the burst must fit an Int.
+        guard let unit, let count = Double(parts[0]), count > 0, count / unit <= 1_000_000_000 else {
+            log.error("expected a rate like 10/s, 100/m or 1000/h (at most 1000000000/s), got \(node.shapeDescription)", at: node.location)
             return nil
         }
         return count / unit

@@ -192,8 +192,17 @@ final class ConfigBuilder {
         return .some(value)
     }
 
+    /// Longest duration the file may give: every later stage counts time in 64-bit nanoseconds,
+    /// which end near 292 years; a year is already more than any timeout or interval needs.
+    static let longestDuration: Double = 365 * 24 * 3600
+
     func duration(_ node: YAMLNode) -> Double? {
-        scalar(node, expected: "a duration like 10s", ConfigUnits.parseDuration)
+        guard let seconds = scalar(node, expected: "a duration like 10s", ConfigUnits.parseDuration) else { return nil }
+        guard seconds <= Self.longestDuration else {
+            log.error("duration \(node.shapeDescription) is too long (at most 365 days)", at: node.location)
+            return nil
+        }
+        return seconds
     }
 
     func size(_ node: YAMLNode) -> Int? {

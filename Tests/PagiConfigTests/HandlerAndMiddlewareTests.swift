@@ -203,7 +203,7 @@ final class HandlerAndMiddlewareTests: XCTestCase {
             "config.yaml:6:33: error: unknown middleware 'corss' (did you mean 'cors'?)",
             "config.yaml:6:56: error: unknown key 'sett' in headers (did you mean 'set'?)",
             "config.yaml:6:90: error: cors cannot allow origin '*' with credentials: true (list the origins)",
-            "config.yaml:9:42: error: expected a rate like 10/s, 100/m or 1000/h, got 'fast'",
+            "config.yaml:9:42: error: expected a rate like 10/s, 100/m or 1000/h (at most 1000000000/s), got 'fast'",
             "config.yaml:9:53: error: invalid rate_limit key 'ip' (expected client_ip or header:NAME)",
             "config.yaml:9:80: error: invalid CIDR '10.0.0.0/33' (expected e.g. 10.0.0.0/8 or fd00::/8)",
             "config.yaml:9:113: error: invalid regular expression '('",

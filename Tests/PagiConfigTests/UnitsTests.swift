@@ -49,6 +49,27 @@ final class UnitsTests: XCTestCase {
             "config.yaml:3:24: error: expected a size like 16KiB, got 'big'",
         ])
     }
+
+    /// Found by the config fuzzer: a ticker of 99999999999999h overflowed the nanoseconds every
+    /// later stage counts in, and ended the process. Durations and rates are bounded at load.
+    func testDurationsAndRatesTooLargeToCountAreErrors() {
+        let yaml = """
+        server:
+          timeouts: {idle: 99999999999999h, header: 365d}
+        hosts:
+          - names: [a]
+            routes:
+              - {path: /t, sse: {ticker: {every: 99999999999999999999h}}}
+              - {path: /r, middleware: [{rate_limit: {rate: 1\(String(repeating: "0", count: 300))/s}}], health: true}
+        """
+        XCTAssertEqual(errors(yaml), [
+            "config.yaml:2:20: error: duration '99999999999999h' is too long (at most 365 days)",
+            "config.yaml:2:45: error: expected a duration like 10s, got '365d'",
+            "config.yaml:6:42: error: duration '99999999999999999999h' is too long (at most 365 days)",
+            "config.yaml:7:53: error: expected a rate like 10/s, 100/m or 1000/h (at most 1000000000/s), got '1\(String(repeating: "0", count: 300))/s'",
+        ])
+        XCTAssertNoThrow(try loadConfig("server: {timeouts: {idle: 8760h}}\n" + minimalHosts), "a year is the longest")
+    }
 }
 
 final class SuggestionTests: XCTestCase {
