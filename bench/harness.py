@@ -504,7 +504,7 @@ def main():
               "response without Lua; Caddy's placeholders use braces, which clash with JSON text), or the row does "
               "not apply to it. nginx answers the `respond` rows with `return 200` and the same body."]
     if args.baseline:
-        lines += ["", f"pagi-serve (baseline): `{os.path.join(*os.path.normpath(args.baseline).split(os.sep)[-2:])}`, on the static and respond rows; "
+        lines += ["", f"pagi-serve (baseline): another build (`--baseline`; its folders are left out, they name this machine), on the static and respond rows; "
                   "after/before = pagi-serve ÷ baseline req/s. The two binaries ran one after the other, "
                   "so the ratio carries the machine's run-to-run noise."]
     names = [w[0] for w in workloads]
