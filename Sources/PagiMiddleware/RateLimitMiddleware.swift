@@ -20,7 +20,9 @@ struct RateLimitMiddleware: Middleware {
         case .header(let header): request.headers[header] ?? ""
         }
         if let wait = buckets.take(name, now: .now) {
-            return Response(status: 429, headers: ["Retry-After": String(max(1, Int(wait.rounded(.up))))])
+            // A very slow rate (1/h written as 0.000001/h) could ask for more seconds than an Int
+            // holds: a day is as far ahead as a client should plan anyway.
+            return Response(status: 429, headers: ["Retry-After": String(Int(min(max(1, wait), 86_400).rounded(.up)))])
         }
         return next.respond(to: &request)
     }

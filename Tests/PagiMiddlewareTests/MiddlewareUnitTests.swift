@@ -19,6 +19,17 @@ final class RateLimitBucketTests: XCTestCase {
         XCTAssertNil(buckets.take("b", now: start), "another key has its own bucket")
     }
 
+    /// A rate so slow that the wait would not fit an Int still answers (Retry-After at most a day).
+    func testAVerySlowRateAnswersWithABoundedRetryAfter() {
+        let middleware = RateLimitMiddleware(RateLimitOptions(perSecond: 1e-30, burst: 1))
+        var request = Request(method: "GET", target: "/", path: "/", query: nil, headers: [:], host: "a", clientAddress: "192.0.2.1")
+        struct OK: Handler { func handle(_ request: Request) -> Response { Response(status: 200) } }
+        XCTAssertEqual(middleware.handle(&request, next: OK()).status, 200)
+        let refused = middleware.handle(&request, next: OK())
+        XCTAssertEqual(refused.status, 429)
+        XCTAssertEqual(refused.headers["Retry-After"], "86400")
+    }
+
     /// A flood of distinct keys (spoofed header values, many clients) cannot grow memory without bound.
     func testDistinctKeysStayBounded() {
         let buckets = TokenBuckets(perSecond: 0.001, burst: 1, keysPerShard: 64)
