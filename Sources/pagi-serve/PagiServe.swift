@@ -92,14 +92,8 @@ enum CLI {
         let level = config.server.logLevel
         LoggingSystem.bootstrap { label in ServerLog.makeHandler(label: label, level: level) }
         let logger = Logger(label: "pagi-serve")
-        let server: HTTPServer
-        do {
-            server = try HTTPServer(config: config, table: table, logger: logger)
-            try server.start()
-        } catch {
-            printErr("error: \(error)")
-            Foundation.exit(1)
-        }
+        // Signals are watched before the listeners open: a SIGTERM that arrives as soon as the
+        // server says it is listening must not fall between ignoring it and watching for it.
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
@@ -108,6 +102,14 @@ enum CLI {
             source.setEventHandler { stop.signal() }
             source.resume()
             sources.append(source)
+        }
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(config: config, table: table, logger: logger)
+            try server.start()
+        } catch {
+            printErr("error: \(error)")
+            Foundation.exit(1)
         }
         stop.wait()
         logger.info("shutting down")
