@@ -118,23 +118,62 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Shared by the test targets below: a real server built from YAML (`TestServer`), raw
+        // socket clients (HTTP/1.1, SSE, WebSocket), a throw-away redis-server, fixtures. A regular
+        // target, so no `@testable import` here.
+        .target(
+            name: "PagiTestSupport",
+            dependencies: [
+                "PagiBuiltins",
+                "PagiEngine",
+                "PagiConfig",
+                "PagiCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/PagiTestSupport"
+        ),
         .testTarget(name: "PagiConfigTests", dependencies: ["PagiConfig"]),
         .testTarget(name: "PagiCoreTests", dependencies: ["PagiCore"]),
-        .testTarget(name: "PagiMiddlewareTests", dependencies: ["PagiMiddleware"]),
         .testTarget(
             name: "PagiEngineTests",
             dependencies: [
                 "PagiEngine",
                 "PagiBuiltins",
-                "PagiMiddleware",
-                "PagiMetrics",
-                "PagiRealtime",
-                "PagiRespond",
+                "PagiConfig",
+                "PagiCore",
+                "PagiTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PagiMiddlewareTests",
+            dependencies: [
+                "PagiMiddleware",
+                "PagiConfig",
+                "PagiCore",
+                "PagiTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
+        .testTarget(name: "PagiRealtimeTests", dependencies: ["PagiRealtime", "PagiTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "PagiRespondTests", dependencies: ["PagiRespond", "PagiBuiltins", "PagiConfig", "PagiCore", "PagiTestSupport"]),
+        .testTarget(name: "PagiMetricsTests", dependencies: ["PagiMetrics", "PagiCore", "PagiTestSupport"]),
+        .testTarget(name: "PagiOpenAPITests", dependencies: ["PagiBuiltins", "PagiConfig", "PagiTestSupport"]),
+        .testTarget(
+            name: "PagiWebSocketTests",
+            dependencies: [
+                "PagiTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+        // Runs the `pagi-serve` binary (found next to the test bundle, so `swift build --build-tests`
+        // must have built it; the tests skip when it is missing).
+        .testTarget(name: "PagiServeCLITests", dependencies: ["PagiTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

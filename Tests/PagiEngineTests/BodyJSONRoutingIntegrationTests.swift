@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// `body_json` route conditions (docs/configuration.md §8) over sockets: stubs sharing one path are told apart

@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// Error bodies (docs/configuration.md §12) over sockets: HTML for browsers, JSON for `Accept: application/json`,

@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// HTTP/1.1 behaviour over real sockets: keep-alive, pipelining, framing rules (RFC 9112),

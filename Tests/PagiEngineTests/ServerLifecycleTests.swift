@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// Connection limits, access logging and graceful shutdown of the real server.

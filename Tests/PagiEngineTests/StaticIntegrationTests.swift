@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// The static handler end to end, over sockets: byte-exact bodies (sendfile and memory paths),

@@ -3,8 +3,8 @@ import PagiCore
 @testable import PagiMiddleware
 import XCTest
 
-/// The parts of the middleware that are plain logic, without a server (the integration tests in
-/// PagiEngineTests drive each one through real sockets).
+/// The parts of the middleware that are plain logic, without a server (MiddlewareIntegrationTests
+/// drives each one through real sockets).
 final class RateLimitBucketTests: XCTestCase {
     func testBurstThenRefillAtTheRate() {
         let buckets = TokenBuckets(perSecond: 2, burst: 3)

@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// The `pagi-serve` executable: commands, output and exit codes (0 ok, 1 config errors, 2 usage).
@@ -126,7 +127,7 @@ final class CLITests: XCTestCase {
 
     func testRoutesListsTheOperationsOfAnOpenAPIMount() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
-        try writeFile(dir, "api/users.yaml", OpenAPIStubTests.usersSpec)
+        try writeFile(dir, "api/users.yaml", OpenAPIFixtures.usersSpec)
         try writeFile(dir, "api.yaml", """
             hosts:
               - names: [localhost]

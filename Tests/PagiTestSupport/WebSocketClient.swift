@@ -4,15 +4,22 @@ import Glibc
 #endif
 
 /// One WebSocket frame as seen on the wire.
-struct WSFrame {
-    var fin = true
-    var rsv1 = false
-    var opcode: UInt8
-    var payload: [UInt8]
+public struct WSFrame: Sendable {
+    public var fin = true
+    public var rsv1 = false
+    public var opcode: UInt8
+    public var payload: [UInt8]
 
-    var text: String { String(decoding: payload, as: UTF8.self) }
+    public init(fin: Bool = true, rsv1: Bool = false, opcode: UInt8, payload: [UInt8]) {
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.opcode = opcode
+        self.payload = payload
+    }
+
+    public var text: String { String(decoding: payload, as: UTF8.self) }
     /// The status code of a close frame.
-    var closeCode: UInt16? {
+    public var closeCode: UInt16? {
         guard opcode == 0x8, payload.count >= 2 else { return nil }
         return UInt16(payload[0]) << 8 | UInt16(payload[1])
     }
@@ -20,17 +27,17 @@ struct WSFrame {
 
 /// A minimal blocking WebSocket client over a raw socket: the handshake, masked frames out,
 /// frames in, so tests control every bit that goes over the wire.
-final class WebSocketClient: @unchecked Sendable {
+public final class WebSocketClient: @unchecked Sendable {
     // @unchecked: at most one thread reads (`buffer`, `offset`) while another may only send.
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var offset = 0
     /// The handshake response.
-    private(set) var status = 0
-    private(set) var headers: [(String, String)] = []
+    public private(set) var status = 0
+    public private(set) var headers: [(String, String)] = []
 
     /// Connects and sends the opening handshake with `headers` (overriding the defaults).
-    init(port: Int, path: String = "/ws", headers extra: [String: String] = [:], timeout: Double = 5) throws {
+    public init(port: Int, path: String = "/ws", headers extra: [String: String] = [:], timeout: Double = 5) throws {
         fd = try connectToLoopback(port: port, timeout: timeout)
         var fields = ["Host": "localhost", "Upgrade": "websocket", "Connection": "Upgrade",
                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"]
@@ -43,17 +50,17 @@ final class WebSocketClient: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
     // MARK: Frames out
 
-    func send(text: String) { send(WSFrame(opcode: 0x1, payload: Array(text.utf8))) }
-    func send(binary: [UInt8]) { send(WSFrame(opcode: 0x2, payload: binary)) }
+    public func send(text: String) { send(WSFrame(opcode: 0x1, payload: Array(text.utf8))) }
+    public func send(binary: [UInt8]) { send(WSFrame(opcode: 0x2, payload: binary)) }
 
     /// Sends `frame`, masked unless `masked` is false (a protocol violation on purpose).
-    func send(_ frame: WSFrame, masked: Bool = true) {
+    public func send(_ frame: WSFrame, masked: Bool = true) {
         var bytes: [UInt8] = [(frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | frame.opcode]
         let maskBit: UInt8 = masked ? 0x80 : 0
         let count = frame.payload.count
@@ -77,14 +84,14 @@ final class WebSocketClient: @unchecked Sendable {
         sendRaw(bytes)
     }
 
-    func sendClose(code: UInt16) {
+    public func sendClose(code: UInt16) {
         send(WSFrame(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)]))
     }
 
     // MARK: Frames in
 
     /// The next frame, or nil on close/timeout.
-    func readFrame() -> WSFrame? {
+    public func readFrame() -> WSFrame? {
         guard let head = take(2) else { return nil }
         var length = Int(head[1] & 0x7F)
         if length == 126 {
@@ -99,7 +106,7 @@ final class WebSocketClient: @unchecked Sendable {
     }
 
     /// The next frame that is not a ping (pings from the server's keep-alive may interleave).
-    func readMessageFrame() -> WSFrame? {
+    public func readMessageFrame() -> WSFrame? {
         while let frame = readFrame() {
             if frame.opcode != 0x9 { return frame }
         }
@@ -107,7 +114,7 @@ final class WebSocketClient: @unchecked Sendable {
     }
 
     /// True when the server closed the TCP connection (rather than the read timing out).
-    func waitForTCPClose() -> Bool {
+    public func waitForTCPClose() -> Bool {
         while true {
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -118,7 +125,7 @@ final class WebSocketClient: @unchecked Sendable {
 
     // MARK: Plumbing
 
-    func sendRaw(_ bytes: [UInt8]) {
+    public func sendRaw(_ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

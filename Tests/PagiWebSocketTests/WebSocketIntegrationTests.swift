@@ -1,6 +1,7 @@
 import CompressNIO
 import Foundation
 import NIOCore
+import PagiTestSupport
 import XCTest
 
 /// The `websocket` handler end to end over real sockets: handshake checks, echo, fragmentation,

@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// `sse` and `publish` against the real server, with the in-memory broker (docs/configuration.md §9.6, §5.7).

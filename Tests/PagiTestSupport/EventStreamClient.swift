@@ -1,31 +1,37 @@
 import Foundation
 
 /// One Server-Sent Event as a browser's EventSource would see it.
-struct ReceivedEvent: Equatable {
-    var id: String?
-    var event: String?
-    var data: String
+public struct ReceivedEvent: Equatable, Sendable {
+    public var id: String?
+    public var event: String?
+    public var data: String
+
+    public init(id: String?, event: String?, data: String) {
+        self.id = id
+        self.event = event
+        self.data = data
+    }
 }
 
 /// An EventSource-like reader on a raw socket: sends the GET, checks the head, then de-chunks
 /// the body and parses `text/event-stream` (WHATWG HTML §9.2) as it arrives.
-final class EventStreamClient {
-    let raw: RawClient
-    private(set) var status = 0
-    private(set) var headers: [(String, String)] = []
+public final class EventStreamClient {
+    public let raw: RawClient
+    public private(set) var status = 0
+    public private(set) var headers: [(String, String)] = []
     /// The de-chunked body received so far, as text (for exact framing checks).
-    private(set) var received: [UInt8] = []
+    public private(set) var received: [UInt8] = []
     private var parsed = 0
-    private(set) var comments: [String] = []
-    private(set) var retry: Int?
+    public private(set) var comments: [String] = []
+    public private(set) var retry: Int?
     private var pendingEvent = ReceivedEvent(id: nil, event: nil, data: "")
     private var dataLines: [String] = []
     private var sawData = false
     private var queued: [ReceivedEvent] = []
     /// The last chunk (`0\r\n\r\n`) arrived: the server ended the stream cleanly.
-    private(set) var streamFinished = false
+    public private(set) var streamFinished = false
 
-    init(port: Int, path: String, headers extra: [String: String] = [:], timeout: Double = 5) throws {
+    public init(port: Int, path: String, headers extra: [String: String] = [:], timeout: Double = 5) throws {
         raw = try RawClient(port: port, timeout: timeout)
         var request = "GET \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
         for (name, value) in extra { request += "\(name): \(value)\r\n" }
@@ -40,10 +46,10 @@ final class EventStreamClient {
         }
     }
 
-    func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
 
     /// The next dispatched event, or nil when the stream ended or nothing came before the timeout.
-    func next() -> ReceivedEvent? {
+    public func next() -> ReceivedEvent? {
         while true {
             parseLines()
             if !queued.isEmpty { return queued.removeFirst() }
@@ -52,7 +58,7 @@ final class EventStreamClient {
     }
 
     /// The next `count` events (fewer if the stream ends or stalls).
-    func next(_ count: Int) -> [ReceivedEvent] {
+    public func next(_ count: Int) -> [ReceivedEvent] {
         var events: [ReceivedEvent] = []
         while events.count < count, let event = next() { events.append(event) }
         return events
@@ -60,7 +66,7 @@ final class EventStreamClient {
 
     /// Reads until `predicate` holds for what was received, the stream ends, or a read times out.
     @discardableResult
-    func readUntil(_ predicate: (EventStreamClient) -> Bool) -> Bool {
+    public func readUntil(_ predicate: (EventStreamClient) -> Bool) -> Bool {
         while !predicate(self) {
             guard readMore() else { return false }
             parseLines()
@@ -69,7 +75,7 @@ final class EventStreamClient {
     }
 
     /// The server closed the stream (a last chunk or EOF) before `timeout` of silence.
-    func waitForEnd() -> Bool {
+    public func waitForEnd() -> Bool {
         while readMore() {}
         return raw.closedByPeer || streamFinished
     }
@@ -158,12 +164,12 @@ final class EventStreamClient {
         return (String(line[..<colon]), String(value))
     }
 
-    var receivedText: String { String(decoding: received, as: UTF8.self) }
+    public var receivedText: String { String(decoding: received, as: UTF8.self) }
 }
 
 extension RawClient {
     /// One POST on a new connection.
-    static func post(port: Int, _ path: String, body: [UInt8]) -> RawResponse? {
+    public static func post(port: Int, _ path: String, body: [UInt8]) -> RawResponse? {
         guard let client = try? RawClient(port: port) else { return nil }
         client.send(Array("POST \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
         return client.readResponse()

@@ -1,6 +1,7 @@
 import Foundation
 import PagiBuiltins
 import PagiConfig
+import PagiTestSupport
 import XCTest
 
 /// Mistakes in `respond`/`redirect` found when the config is compiled: reported like every other

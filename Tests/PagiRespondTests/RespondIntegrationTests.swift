@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// `respond` (docs/configuration.md §9.2) end to end: fixed and templated bodies, the template context,

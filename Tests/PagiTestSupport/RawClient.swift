@@ -4,41 +4,47 @@ import Glibc
 #endif
 
 /// A parsed HTTP/1.1 response read off a raw socket.
-struct RawResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+public struct RawResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
 
-    func header(_ name: String) -> String? {
+    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
-    func headerValues(_ name: String) -> [String] {
+    public func headerValues(_ name: String) -> [String] {
         headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
     }
-    var text: String { String(decoding: body, as: UTF8.self) }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
 /// A blocking TCP client that sends exact bytes and parses responses by hand, so tests see what
 /// goes over the wire — including malformed requests no HTTP library would send.
-final class RawClient {
+public final class RawClient {
     private let fd: Int32
     /// Bytes read but not parsed yet (streaming readers take from it).
-    var buffer: [UInt8] = []
-    private(set) var closedByPeer = false
+    public var buffer: [UInt8] = []
+    public private(set) var closedByPeer = false
 
-    init(port: Int, timeout: Double = 5) throws {
+    public init(port: Int, timeout: Double = 5) throws {
         fd = try connectToLoopback(port: port, timeout: timeout)
     }
 
     deinit { close(fd) }
 
-    func send(_ text: String) { send(Array(text.utf8)) }
+    public func send(_ text: String) { send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) { sendAll(fd, bytes) }
+    public func send(_ bytes: [UInt8]) { sendAll(fd, bytes) }
 
     /// Reads more bytes; false on EOF, error or timeout.
     @discardableResult
-    func fill(max: Int = 65536) -> Bool {
+    public func fill(max: Int = 65536) -> Bool {
         var chunk = [UInt8](repeating: 0, count: max)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n == 0 { closedByPeer = true }
@@ -48,7 +54,7 @@ final class RawClient {
     }
 
     /// Reads one response. `head` true for a response to HEAD (no body despite Content-Length).
-    func readResponse(head: Bool = false) -> RawResponse? {
+    public func readResponse(head: Bool = false) -> RawResponse? {
         var headEnd: Int?
         while headEnd == nil {
             if let range = findHeadEnd() { headEnd = range; break }
@@ -81,20 +87,20 @@ final class RawClient {
     }
 
     /// Whether bytes (or the end of the stream) are waiting to be read, without waiting for any.
-    func hasDataWaiting() -> Bool {
+    public func hasDataWaiting() -> Bool {
         guard buffer.isEmpty else { return true }
         var byte: UInt8 = 0
         return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) >= 0
     }
 
     /// Reads until the peer closes (true) or the read times out (false); discards the data.
-    func waitForClose() -> Bool {
+    public func waitForClose() -> Bool {
         while fill() {}
         return closedByPeer
     }
 
     /// Reads and returns whatever arrives until close or timeout.
-    func readToEnd() -> [UInt8] {
+    public func readToEnd() -> [UInt8] {
         while fill() {}
         defer { buffer = [] }
         return buffer
@@ -111,7 +117,7 @@ final class RawClient {
 
 extension RawClient {
     /// One request on a new connection.
-    static func get(port: Int, _ path: String, headers: [String: String] = [:], method: String = "GET") -> RawResponse? {
+    public static func get(port: Int, _ path: String, headers: [String: String] = [:], method: String = "GET") -> RawResponse? {
         guard let client = try? RawClient(port: port) else { return nil }
         var request = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }

@@ -3,12 +3,12 @@ import XCTest
 
 /// A throw-away `redis-server` on a loopback port, for tests that need a real Redis. scripts/test
 /// installs redis-server; without it the tests are skipped locally and FAIL in CI (CI=true).
-final class RedisServerProcess {
-    let port: Int
+public final class RedisServerProcess {
+    public let port: Int
     private var process: Process?
 
     /// Finds redis-server or explains why the test cannot run.
-    static func executable() throws -> String {
+    public static func executable() throws -> String {
         for candidate in ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"]
         where FileManager.default.isExecutableFile(atPath: candidate) {
             return candidate
@@ -20,13 +20,13 @@ final class RedisServerProcess {
         throw XCTSkip("redis-server is not installed (scripts/test installs it)")
     }
 
-    init(port: Int? = nil) throws {
+    public init(port: Int? = nil) throws {
         self.port = try port ?? freePort()
         try start()
     }
 
     /// Starts (again) on the same port: a restarted Redis keeps its address.
-    func start() throws {
+    public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.executable())
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -43,20 +43,20 @@ final class RedisServerProcess {
         throw POSIXError(.ETIMEDOUT)
     }
 
-    func stop() {
+    public func stop() {
         guard let process, process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
         self.process = nil
     }
 
-    var url: String { "redis://127.0.0.1:\(port)/0" }
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
 
     deinit { stop() }
 }
 
 /// A port nothing listens on right now (bind to 0, read it back, close).
-func freePort() throws -> Int {
+public func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

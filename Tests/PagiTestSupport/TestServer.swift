@@ -4,19 +4,18 @@ import NIOCore
 import PagiBuiltins
 import PagiConfig
 import PagiCore
-@testable import PagiEngine
-import XCTest
+import PagiEngine
 
 /// A real server on 127.0.0.1 port 0, built from YAML exactly as the CLI builds it.
-final class TestServer: @unchecked Sendable {
+public final class TestServer: @unchecked Sendable {
     // @unchecked: `stopped` is only touched by the test thread and one shutdown thread, never at once.
-    let server: HTTPServer
-    let port: Int
-    let directory: URL
+    public let server: HTTPServer
+    public let port: Int
+    public let directory: URL
     private var stopped = false
 
     /// `yaml` may use `{{dir}}` for the test directory; `listen` is forced to 127.0.0.1:0.
-    init(yaml: String, directory: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    public init(yaml: String, directory: URL, file: StaticString = #filePath, line: UInt = #line) throws {
         self.directory = directory
         let path = directory.appendingPathComponent("config.yaml").path
         try yaml.replacingOccurrences(of: "{{dir}}", with: directory.path).write(toFile: path, atomically: true, encoding: .utf8)
@@ -32,7 +31,7 @@ final class TestServer: @unchecked Sendable {
         self.port = port
     }
 
-    func stop() {
+    public func stop() {
         guard !stopped else { return }
         stopped = true
         server.shutdown()
@@ -42,24 +41,24 @@ final class TestServer: @unchecked Sendable {
 }
 
 /// A scratch directory removed when the test ends.
-func makeTemporaryDirectory() throws -> URL {
+public func makeTemporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("pagi-test-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url.resolvingSymlinksInPath()
 }
 
-func writeFile(_ dir: URL, _ relative: String, _ contents: [UInt8]) throws {
+public func writeFile(_ dir: URL, _ relative: String, _ contents: [UInt8]) throws {
     let url = dir.appendingPathComponent(relative)
     try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     try Data(contents).write(to: url)
 }
 
-func writeFile(_ dir: URL, _ relative: String, _ text: String) throws {
+public func writeFile(_ dir: URL, _ relative: String, _ text: String) throws {
     try writeFile(dir, relative, Array(text.utf8))
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-func deterministicBytes(count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
+public func deterministicBytes(count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
     var state = seed
     var bytes = [UInt8](repeating: 0, count: count)
     for i in 0..<count {

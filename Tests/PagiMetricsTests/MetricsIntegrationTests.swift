@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// `metrics: prometheus` and the admin listener, end to end: known traffic, then the Prometheus
@@ -127,7 +128,7 @@ final class MetricsIntegrationTests: XCTestCase {
     }
 
     func testOpenAPIOperationsAreCountedUnderTheirOwnPattern() throws {
-        try writeFile(dir, "api/users.yaml", OpenAPIStubTests.usersSpec)
+        try writeFile(dir, "api/users.yaml", OpenAPIFixtures.usersSpec)
         let server = try TestServer(yaml: """
             hosts:
               - names: [localhost]

@@ -5,32 +5,32 @@ import Glibc
 
 /// A blocking TCP client that records when each read arrived and how the connection ended
 /// (EOF or the errno of a failed read), for tests of deliberately misbehaving responses.
-final class TimedSocket {
+public final class TimedSocket {
     private let fd: Int32
 
     /// One `recv` that returned data.
-    struct Arrival {
-        var bytes: [UInt8]
-        var at: ContinuousClock.Instant
+    public struct Arrival: Sendable {
+        public var bytes: [UInt8]
+        public var at: ContinuousClock.Instant
     }
 
     /// How reading stopped.
-    enum End: Equatable {
+    public enum End: Equatable, Sendable {
         case eof
         case error(Int32)
         case timeout
     }
 
-    init(port: Int, timeout: Double = 5) throws {
+    public init(port: Int, timeout: Double = 5) throws {
         fd = try connectToLoopback(port: port, timeout: timeout)
     }
 
     deinit { close(fd) }
 
-    func send(_ text: String) { sendAll(fd, Array(text.utf8)) }
+    public func send(_ text: String) { sendAll(fd, Array(text.utf8)) }
 
     /// Reads until the peer closes, a read fails, or nothing arrives for the timeout.
-    func readAll() -> (arrivals: [Arrival], end: End) {
+    public func readAll() -> (arrivals: [Arrival], end: End) {
         var arrivals: [Arrival] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -47,7 +47,7 @@ final class TimedSocket {
     }
 
     /// Reads until `complete` says the bytes so far are enough, or the peer stops sending.
-    func read(until complete: ([UInt8]) -> Bool) -> [Arrival] {
+    public func read(until complete: ([UInt8]) -> Bool) -> [Arrival] {
         var arrivals: [Arrival] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while !complete(arrivals.flatMap(\.bytes)) {
@@ -61,7 +61,7 @@ final class TimedSocket {
 
 /// Splits a raw HTTP/1.1 response with a chunked body into head text and decoded body;
 /// nil while the terminating zero-size chunk has not arrived.
-func decodeChunkedResponse(_ bytes: [UInt8]) -> (head: String, body: [UInt8])? {
+public func decodeChunkedResponse(_ bytes: [UInt8]) -> (head: String, body: [UInt8])? {
     let separator: [UInt8] = [13, 10, 13, 10]
     guard let headEnd = bytes.indices.first(where: { Array(bytes[$0..<min($0 + 4, bytes.count)]) == separator }) else { return nil }
     var position = headEnd + 4
@@ -79,7 +79,7 @@ func decodeChunkedResponse(_ bytes: [UInt8]) -> (head: String, body: [UInt8])? {
 }
 
 /// A TCP socket connected to 127.0.0.1:`port`, whose reads time out after `timeout` seconds.
-func connectToLoopback(port: Int, timeout: Double) throws -> Int32 {
+public func connectToLoopback(port: Int, timeout: Double) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }
     var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
@@ -99,7 +99,7 @@ func connectToLoopback(port: Int, timeout: Double) throws -> Int32 {
 }
 
 /// Writes all of `bytes`, or stops at the first failed write (the peer is gone).
-func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
+public func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
     var offset = 0
     while offset < bytes.count {
         let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// `pubsub: redis://…` with a real redis-server (docs/configuration.md §6): servers share channels through

@@ -1,4 +1,5 @@
 import Foundation
+import PagiTestSupport
 import XCTest
 
 /// `redirect` (docs/configuration.md §9.3) and `health` (§5.9) end to end.

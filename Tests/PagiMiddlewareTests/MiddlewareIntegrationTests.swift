@@ -2,6 +2,7 @@ import CompressNIO
 import Foundation
 import NIOCore
 import PagiMiddleware
+import PagiTestSupport
 import XCTest
 
 /// Every middleware of docs/configuration.md §10 through the real server: the order of the chain,
@@ -43,6 +44,8 @@ final class MiddlewareIntegrationTests: XCTestCase {
                   - path: /echo
                     middleware: [{headers: {set: {X-Layer: route}, add: {X-Extra: one}, request: {set: {X-From: route}}}}]
                     respond: {body: "from={{headers.x-from}} id={{request_id}} ip={{client_ip}} host={{host}}"}
+                  - {path: /later, respond: {body: later, delay: 30ms}}
+                  - {path: /ws, websocket: {echo: true}}
               - names: [cors.test]
                 middleware: [{cors: {origins: ["https://a.example"], methods: [GET, PUT], headers: [Content-Type, X-Token], expose: [X-Total], credentials: true, max_age: 10m}}]
                 routes:
@@ -130,6 +133,21 @@ final class MiddlewareIntegrationTests: XCTestCase {
         let wrongMethod = try request("POST", "/items", host: "cors.test", headers: [("Origin", "https://a.example")])
         XCTAssertEqual(wrongMethod.status, 405)
         XCTAssertEqual(wrongMethod.header("Access-Control-Allow-Origin"), "https://a.example")
+    }
+
+    func testAnswersGivenLaterAndProtocolSwitchesPassBackThroughMiddleware() throws {
+        let delayed = try request("/later")
+        XCTAssertEqual(delayed.text, "later")
+        XCTAssertEqual(delayed.header("X-Layer"), "server", "a delayed answer is edited when it comes")
+        XCTAssertEqual(delayed.header("X-Frame-Options"), "DENY")
+        XCTAssertNotNil(delayed.header("X-Request-ID"))
+
+        let socket = try WebSocketClient(port: server.port, path: "/ws")
+        XCTAssertEqual(socket.status, 101)
+        XCTAssertEqual(socket.header("X-Layer"), "server", "so is the head of a protocol switch")
+        XCTAssertNotNil(socket.header("X-Request-ID"))
+        socket.send(text: "still a websocket")
+        XCTAssertEqual(socket.readMessageFrame()?.text, "still a websocket")
     }
 
     // MARK: - request_id
