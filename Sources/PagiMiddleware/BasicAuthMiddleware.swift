@@ -32,23 +32,23 @@ struct BasicAuthMiddleware: Middleware {
         }
         let (users, decoy, verified, challenge) = (users, decoy, verified, challenge)
         let waiting = request
-        return .continuedLater { complete in
+        return .later { exchange in
             let accepted = HashChecks.shared.submit {
                 var request = waiting
                 let hash = users[credentials.user]
                 let matches = PasswordHash.verify(credentials.password, hash: hash ?? decoy ?? "") && hash != nil
                 guard matches else {
-                    complete(Response(status: 401, headers: ["WWW-Authenticate": challenge]), request)
+                    exchange.send(Response(status: 401, headers: ["WWW-Authenticate": challenge]), request: request)
                     return
                 }
                 verified.insert(key)
                 request.context.user = credentials.user
                 // The rest of the chain runs here: handlers are Sendable and thread-safe, and the
                 // engine takes the answer back to the connection's event loop.
-                complete(next.respond(to: &request), request)
+                exchange.send(next.respond(to: &request), request: request)
             }
             if !accepted {
-                complete(Response(status: 503, headers: ["Retry-After": "1"]), waiting)
+                exchange.send(Response(status: 503, headers: ["Retry-After": "1"]), request: waiting)
             }
         }
     }

@@ -1,4 +1,5 @@
 import OpenAPIKit
+import PagiCore
 
 /// Builds a plausible example from a schema when the document gives none: the schema's own
 /// example, default or first enum value when present, else a value of the right type and format

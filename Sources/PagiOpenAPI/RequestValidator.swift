@@ -26,17 +26,18 @@ enum RequestValidator {
             found += SchemaValidator(location: location).validate(value(of: raw, as: schema), against: schema, at: parameter.name)
         }
         if let body = operation.body {
-            found += bodyViolations(request.body, rule: body)
+            found += bodyViolations(of: request, rule: body)
         }
         return found
     }
 
-    private static func bodyViolations(_ body: [UInt8], rule: StubOperation.BodyRule) -> [Violation] {
-        guard !body.isEmpty else {
+    private static func bodyViolations(of request: Request, rule: StubOperation.BodyRule) -> [Violation] {
+        guard !request.body.isEmpty else {
             return rule.required ? [Violation(location: "body", name: "", expected: "a request body", got: "none")] : []
         }
         guard let schema = rule.jsonSchema else { return [] }
-        guard let json = JSONValue.parse(body) else {
+        // Routing's parse when a `body_json` condition read the body already.
+        guard let json = request.bodyJSON else {
             return [Violation(location: "body", name: "", expected: "JSON", got: "text that is not JSON")]
         }
         return SchemaValidator(location: "body").validate(json, against: schema, at: "")

@@ -1,5 +1,6 @@
 import Foundation
 import OpenAPIKit
+import PagiCore
 
 /// One way a request breaks the document: where (`path`, `query`, `header`, `body`), which
 /// parameter or JSON pointer, what the schema expects and what came instead.
@@ -31,8 +32,11 @@ struct SchemaValidator {
             guard case .bool = value else { return [violation(name, expected: "boolean", got: value)] }
             return []
         case .integer(_, let context):
-            guard case .integer(let integer) = value else { return [violation(name, expected: "integer", got: value)] }
-            return bounds(Double(integer), minimum: context.minimum.map { (Double($0.value), $0.exclusive) },
+            // As JSON Schema says, a number without a fractional part (`1.0`) is an integer too.
+            guard let whole = value.numericValue, whole.isFinite, whole.rounded() == whole else {
+                return [violation(name, expected: "integer", got: value)]
+            }
+            return bounds(whole, minimum: context.minimum.map { (Double($0.value), $0.exclusive) },
                           maximum: context.maximum.map { (Double($0.value), $0.exclusive) }, name: name, value: value)
         case .number(_, let context):
             guard let number = value.numericValue else { return [violation(name, expected: "number", got: value)] }

@@ -1,5 +1,6 @@
 import Foundation
 import OpenAPIKit
+import PagiCore
 
 /// One operation of the document, compiled for serving: its path template, the rules requests
 /// must follow (parameters, JSON body) and its documented responses with their examples.

@@ -47,21 +47,8 @@ indirect enum JSONTemplate: Sendable {
             out += text
         case .string(let template):
             out += TextEscaping.jsonString(template.render(context))
-        case .array(let elements):
-            out += "["
-            for (index, element) in elements.enumerated() {
-                if index > 0 { out += "," }
-                element.render(into: &out, context)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (index, member) in members.enumerated() {
-                if index > 0 { out += "," }
-                out += TextEscaping.jsonString(member.key) + ":"
-                member.value.render(into: &out, context)
-            }
-            out += "}"
+        case .array(let elements): JSONValue.writeArray(elements, to: &out) { $0.render(into: &$1, context) }
+        case .object(let members): JSONValue.writeObject(members, to: &out) { $0.render(into: &$1, context) }
         }
     }
 

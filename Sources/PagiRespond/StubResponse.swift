@@ -57,12 +57,10 @@ struct StubResponse: Sendable {
 
     /// The response to `request` (the delay of a `{min, max}` range is drawn anew each time).
     func response(for request: Request) -> Response {
-        var response = prebuilt ?? render(for: request)
-        if case .between(let min, let max) = delay {
-            let (low, high) = (min.nanoseconds, max.nanoseconds)
-            response.delay = .nanoseconds(Int64.random(in: low...high))
-        }
-        return response
+        let response = prebuilt ?? render(for: request)
+        guard case .between(let min, let max) = delay else { return response }
+        let drawn = Duration.nanoseconds(Int64.random(in: min.nanoseconds...max.nanoseconds))
+        return fault.map { .fault($0, after: drawn) } ?? .delayed(response, by: drawn)
     }
 
     private func render(for request: Request) -> Response {
@@ -118,9 +116,9 @@ struct StubResponse: Sendable {
         if let bytes {
             response.body = bytesPerSecond.map { .stream(ThrottledBody(bytes: bytes, bytesPerSecond: $0)) } ?? .bytes(bytes)
         }
-        if case .fixed(let duration) = delay { response.delay = duration }
-        response.fault = fault
-        return response
+        let fixedDelay: Duration? = if case .fixed(let duration) = delay { duration } else { nil }
+        if let fault { return .fault(fault, after: fixedDelay) }
+        return fixedDelay.map { .delayed(response, by: $0) } ?? response
     }
 
     /// `application/json` for `json`, by extension for `file`, `text/plain` for `body`.

@@ -29,7 +29,7 @@ final class TemplateContext: MustacheParent {
         case "query": return queryItems
         case "headers": return headerFields
         case "body": return String(decoding: request.body, as: UTF8.self)
-        case "json": return (try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)))?.mustacheValue
+        case "json": return request.bodyJSON?.mustacheValue
         case "host": return request.context.forwardedHost ?? request.host
         case "uri": return request.target
         case "client_ip": return request.clientAddress

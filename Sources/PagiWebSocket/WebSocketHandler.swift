@@ -26,10 +26,8 @@ public struct WebSocketHandler: Handler {
         case .refuse(let response):
             return response
         case .accept(let agreement):
-            var response = Response(status: 101, headers: agreement.headers)
-            response.upgrade = WebSocketUpgrade(session: WebSocketSession(
-                options: options, role: role(for: request), deflate: agreement.deflate, broker: broker))
-            return response
+            return .switching(Response(status: 101, headers: agreement.headers), to: WebSocketUpgrade(session: WebSocketSession(
+                options: options, role: role(for: request), deflate: agreement.deflate, broker: broker)))
         }
     }
 

@@ -206,7 +206,7 @@ public struct Request: Sendable {
 /// (docs/architecture.md): the engine reads them back for the access log and metrics.
 ///
 /// Most requests get none of them, so they live in one box made on the first write: a request
-/// without any costs one empty reference to create, copy and destroy, not six fields (measured
+/// without any costs one empty reference to create, copy and destroy, not seven fields (measured
 /// with callgrind: ~500 instructions per request). Copies share the box until one of them writes.
 public struct RequestContext: Sendable {
     public enum Scheme: String, Sendable { case http, https }
@@ -220,11 +220,13 @@ public struct RequestContext: Sendable {
         var forwardedHost: String?
         var hostName: String?
         var routePattern: String?
+        var parsedJSONBody: ParsedJSONBody?
 
         func copy() -> Facts {
             let copy = Facts()
             (copy.requestID, copy.user, copy.scheme) = (requestID, user, scheme)
             (copy.forwardedHost, copy.hostName, copy.routePattern) = (forwardedHost, hostName, routePattern)
+            copy.parsedJSONBody = parsedJSONBody
             return copy
         }
     }
@@ -272,6 +274,12 @@ public struct RequestContext: Sendable {
     public var routePattern: String? {
         get { facts?.routePattern }
         set { writable().routePattern = newValue }
+    }
+    /// The body read as JSON, once routing (`body_json`) or a reader (`Request.jsonBody()`) did:
+    /// one parse for all of them. Whoever replaces the body afterwards must clear it.
+    public var parsedJSONBody: ParsedJSONBody? {
+        get { facts?.parsedJSONBody }
+        set { writable().parsedJSONBody = newValue }
     }
 }
 
@@ -321,17 +329,16 @@ public enum ResponseBody: Sendable {
     }
 }
 
+/// An answer: status, header fields and body — nothing an engine must interpret beyond HTTP
+/// semantics (docs/architecture.md). An answer that is not ready at once (it waits for Redis, a
+/// password check, a delay), or that is not an HTTP answer at all (a protocol switch, a fault on
+/// purpose), is given later through the engine's `Exchange`: see `Response.later`.
 public struct Response: Sendable {
     public var status: Int
     public var headers: HeaderFields
     public var body: ResponseBody
-    /// Wait this long before answering (`respond: {delay}`); the connection answers nothing else meanwhile.
-    public var delay: Duration?
-    /// Misbehave on purpose instead of answering (`respond: {fault}`).
-    public var fault: Fault?
-    /// After this (101) response the connection speaks another protocol (WebSocket).
-    public var upgrade: (any ConnectionUpgrade)?
-    /// Set when the real response comes later (see `Response.later`); `status` is then meaningless.
+    /// Set when the answer comes later, through an `Exchange`; `status`, `headers` and `body` are
+    /// then meaningless.
     public var deferred: DeferredResponse?
 
     public init(status: Int, headers: HeaderFields = HeaderFields(), body: ResponseBody = .empty) {
@@ -340,24 +347,51 @@ public struct Response: Sendable {
         self.body = body
     }
 
-    /// A response that is completed later, e.g. once a Redis server answered. `start` runs at once;
-    /// it must call `complete` exactly once, from any thread.
-    public static func later(_ start: @escaping @Sendable (_ complete: @escaping @Sendable (Response) -> Void) -> Void) -> Response {
+    /// An answer given later: the engine calls `start` once, at once, with the exchange of this
+    /// request; `start` (or what it sets off, on any thread) ends the exchange exactly once.
+    public static func later(_ start: @escaping @Sendable (_ exchange: any Exchange) -> Void) -> Response {
         var response = Response(status: 0)
-        response.deferred = DeferredResponse { complete in start { complete($0, nil) } }
+        response.deferred = DeferredResponse(start: start)
         return response
     }
 
-    /// A response that the rest of a middleware chain gives later (after work done off the event
-    /// loop, e.g. a password hash check): `complete` also hands back the request as that rest of
-    /// the chain left it, so logs and metrics see its route and request id.
-    public static func continuedLater(
-        _ start: @escaping @Sendable (_ complete: @escaping @Sendable (Response, Request) -> Void) -> Void
-    ) -> Response {
-        var response = Response(status: 0)
-        response.deferred = DeferredResponse { complete in start { complete($0, $1) } }
-        return response
+    /// `response` after `delay` (`respond: {delay}`); the connection answers nothing else meanwhile.
+    public static func delayed(_ response: Response, by delay: Duration) -> Response {
+        .later { exchange in exchange.schedule(after: delay) { exchange.send(response) } }
     }
+
+    /// No answer but misbehaviour on purpose (`respond: {fault}`), after `delay` when given.
+    public static func fault(_ fault: Fault, after delay: Duration? = nil) -> Response {
+        guard let delay else { return .later { $0.abort(fault) } }
+        return .later { exchange in exchange.schedule(after: delay) { exchange.abort(fault) } }
+    }
+
+    /// `response` (a 101 on HTTP/1.1), after which `upgrade` takes the connection over (WebSocket).
+    public static func switching(_ response: Response, to upgrade: any ConnectionUpgrade) -> Response {
+        .later { $0.switchProtocols(response, to: upgrade) }
+    }
+}
+
+/// The one way an answer is given later (docs/architecture.md), implemented by each engine for
+/// each of its exchanges (an HTTP/1.1 connection's current request; an HTTP/2 stream). Exactly one
+/// of `send`, `abort` and `switchProtocols` ends an exchange; calls after that are ignored. Every
+/// method may be called from any thread.
+public protocol Exchange: Sendable {
+    /// Answers with `response`. `request` is the request as the chain left it when the chain went
+    /// on off the event loop (after a password check), so logs and metrics see its route and
+    /// request id; nil means as it was when `Response.later` was returned.
+    func send(_ response: Response, request: Request?)
+    /// Ends the exchange without an answer, as `fault` says (HTTP/1.1 resets or closes the
+    /// connection, or writes bytes that are not HTTP).
+    func abort(_ fault: Fault)
+    /// Sends `response` and hands the connection over to `upgrade`.
+    func switchProtocols(_ response: Response, to upgrade: any ConnectionUpgrade)
+    /// Runs `work` after `delay` on the exchange's own thread, unless the connection is gone by then.
+    func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void)
+}
+
+extension Exchange {
+    public func send(_ response: Response) { send(response, request: nil) }
 }
 
 /// An edit middleware makes to a response on its way back (see `Response.apply(_:)`). A value
@@ -367,25 +401,37 @@ public protocol ResponseEdit: Sendable {
 }
 
 extension Response {
-    /// Applies `edit` now or, when this response comes later, to the one that comes: how
-    /// middleware edits a response without caring when it is produced.
+    /// Applies `edit` now or, when this answer comes later, to the one that comes (the 101 of a
+    /// protocol switch included): how middleware edits a response without caring when it is produced.
     public mutating func apply<Edit: ResponseEdit>(_ edit: Edit) {
         guard let deferred else {
             edit.apply(to: &self)
             return
         }
-        self.deferred = DeferredResponse { complete in
-            deferred.start { response, request in
-                var edited = response
-                edited.apply(edit)
-                complete(edited, request)
-            }
-        }
+        self.deferred = DeferredResponse { exchange in deferred.start(EditingExchange(exchange: exchange, edit: edit)) }
     }
 }
 
-/// See `Response.later`. `complete` takes the response and, when the chain went on meanwhile,
-/// the request as it left it.
+/// An exchange whose answers get `edit` on their way to the engine.
+private struct EditingExchange<Edit: ResponseEdit>: Exchange {
+    let exchange: any Exchange
+    let edit: Edit
+
+    func send(_ response: Response, request: Request?) {
+        var edited = response
+        edited.apply(edit)
+        exchange.send(edited, request: request)
+    }
+    func abort(_ fault: Fault) { exchange.abort(fault) }
+    func switchProtocols(_ response: Response, to upgrade: any ConnectionUpgrade) {
+        var edited = response
+        edit.apply(to: &edited)
+        exchange.switchProtocols(edited, to: upgrade)
+    }
+    func schedule(after delay: Duration, _ work: @escaping @Sendable () -> Void) { exchange.schedule(after: delay, work) }
+}
+
+/// See `Response.later`.
 public struct DeferredResponse: Sendable {
-    public let start: @Sendable (_ complete: @escaping @Sendable (Response, Request?) -> Void) -> Void
+    public let start: @Sendable (_ exchange: any Exchange) -> Void
 }

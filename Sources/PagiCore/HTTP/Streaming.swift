@@ -23,7 +23,7 @@ public protocol BodySink: AnyObject, Sendable {
     func onEnd(_ handler: @escaping @Sendable () -> Void)
 }
 
-/// What a handler returns in `Response.upgrade` to take the connection over after a 101 response.
+/// What takes the connection over after a protocol switch (`Response.switching`).
 /// The engine knows the concrete kinds (its `ChannelUpgrade` protocol); the core only carries it.
 public protocol ConnectionUpgrade: Sendable {}
 

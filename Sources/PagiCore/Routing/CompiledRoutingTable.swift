@@ -42,7 +42,10 @@ struct HostRouter: Responder {
     let labelsRequests: Bool
 
     func respond(to request: inout Request) -> Response {
-        switch RoutingTable.lookup(request, in: trie).lookup {
+        let routed = RoutingTable.lookup(request, in: trie)
+        // The body as `body_json` conditions parsed it serves the handler too.
+        if let parsed = routed.parsedJSONBody { request.context.parsedJSONBody = parsed }
+        switch routed.lookup {
         case .matched(let route, let params):
             request.params = params
             if labelsRequests { request.context.routePattern = route.pattern }
@@ -140,8 +143,10 @@ public final class RoutingTable: Sendable {
         return (host, Self.lookup(request, in: host.trie).lookup)
     }
 
-    /// The lookup and, when a route matched, which entry it was (for `explain`).
-    static func lookup(_ request: Request, in trie: RouteTrie) -> (lookup: RouteLookup, winner: RouteEntry?) {
+    /// The lookup, which entry it was when a route matched (for `explain`), and the body as JSON
+    /// when a `body_json` condition had to read it.
+    static func lookup(_ request: Request, in trie: RouteTrie)
+        -> (lookup: RouteLookup, winner: RouteEntry?, parsedJSONBody: ParsedJSONBody?) {
         var finder = AcceptingRouteFinder()
         trie.forEachMatch(of: request, &finder)
         // Contract-level choice, as Go's ServeMux: a request for `/docs` when `/docs/` is a subtree
@@ -151,10 +156,11 @@ public final class RoutingTable: Sendable {
             finder.wantsSubtreeRoots = true
             trie.forEachMatch(of: request, &finder)
         }
-        if let winner = finder.winner { return (.matched(winner.entry.route, params: winner.parameters), winner.entry) }
-        guard !finder.allowed.isEmpty else { return (.notFound, nil) }
+        let parsedJSONBody = finder.facts.parsedJSONBody
+        if let winner = finder.winner { return (.matched(winner.entry.route, params: winner.parameters), winner.entry, parsedJSONBody) }
+        guard !finder.allowed.isEmpty else { return (.notFound, nil, parsedJSONBody) }
         finder.allowed.insert("OPTIONS")
-        return (.methodNotAllowed(allow: finder.allowed.sorted()), nil)
+        return (.methodNotAllowed(allow: finder.allowed.sorted()), nil, parsedJSONBody)
     }
 }
 
@@ -165,7 +171,7 @@ private struct AcceptingRouteFinder: RouteMatchVisitor {
     var wantsSubtreeRoots = false
     var winner: (entry: RouteEntry, parameters: [String: String], isExact: Bool)?
     var allowed: Set<String> = []
-    private var facts = RequestFacts()
+    private(set) var facts = RequestFacts()
 
     /// A CORS preflight (Fetch standard): `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
     static func isPreflight(_ request: Request) -> Bool {

@@ -1,4 +1,3 @@
-import Foundation
 import PagiConfig
 
 /// A step of a `body_json` path: `.name` or `[index]`.
@@ -35,9 +34,9 @@ enum JSONPathStep: Sendable, Equatable {
 /// condition asks for it. Always used with the same request.
 struct RequestFacts {
     private var queryItems: [String: String]?
-    private var parsedBody: ParsedBody?
-
-    private enum ParsedBody { case json(Any), notJSON }
+    /// Taken from the request's context when a reader parsed the body already; routing hands its
+    /// own parse on to the handler.
+    private(set) var parsedJSONBody: ParsedJSONBody?
 
     mutating func queryItem(_ name: String, of request: Request) -> String? {
         if let queryItems { return queryItems[name] }
@@ -47,13 +46,11 @@ struct RequestFacts {
     }
 
     /// The JSON request body, or nil when the body is not JSON.
-    mutating func json(of request: Request) -> Any? {
-        if parsedBody == nil {
-            let object = try? JSONSerialization.jsonObject(with: Data(request.body), options: [.fragmentsAllowed])
-            parsedBody = object.map(ParsedBody.json) ?? .notJSON
-        }
-        if case .json(let object)? = parsedBody { return object }
-        return nil
+    mutating func json(of request: Request) -> JSONValue? {
+        if let parsedJSONBody { return parsedJSONBody.value }
+        let parsed = request.context.parsedJSONBody ?? ParsedJSONBody(parsing: request.body)
+        parsedJSONBody = parsed
+        return parsed.value
     }
 }
 
@@ -109,7 +106,7 @@ final class RouteEntry: Sendable {
         return nil
     }
 
-    enum BodyMiss { case notJSON, mismatch(path: String, expected: ConfigValue, actual: Any?) }
+    enum BodyMiss { case notJSON, mismatch(path: String, expected: ConfigValue, actual: JSONValue?) }
 
     func unmetBody(_ request: Request, _ facts: inout RequestFacts) -> BodyMiss? {
         guard !bodyPaths.isEmpty else { return nil }
@@ -130,16 +127,16 @@ final class RouteEntry: Sendable {
         return parameters
     }
 
-    static func value(at steps: [JSONPathStep], in json: Any) -> Any? {
-        var current: Any = json
+    static func value(at steps: [JSONPathStep], in json: JSONValue) -> JSONValue? {
+        var current = json
         for step in steps {
             switch step {
             case .key(let key):
-                guard let object = current as? [String: Any], let next = object[key] else { return nil }
+                guard let next = current[key] else { return nil }
                 current = next
             case .index(let index):
-                guard let array = current as? [Any], index < array.count else { return nil }
-                current = array[index]
+                guard case .array(let items) = current, index < items.count else { return nil }
+                current = items[index]
             }
         }
         return current
@@ -147,33 +144,15 @@ final class RouteEntry: Sendable {
 
     /// Compares a JSON value with a YAML scalar: numbers by value (YAML `1` equals JSON `1` and
     /// `1.0`), strings, booleans and null by type and value; a YAML string never equals a JSON number.
-    static func jsonValue(_ json: Any, equals expected: ConfigValue) -> Bool {
-        switch expected {
-        case .null:
-            return json is NSNull
-        case .bool(let flag):
-            guard let number = json as? NSNumber, number.isJSONBoolean else { return false }
-            return number.boolValue == flag
-        case .int(let integer):
-            guard let number = json as? NSNumber, !number.isJSONBoolean else { return false }
-            return number.isJSONFloatingPoint ? number.doubleValue == Double(integer) : number.int64Value == Int64(integer)
-        case .double(let double):
-            guard let number = json as? NSNumber, !number.isJSONBoolean else { return false }
-            return number.doubleValue == double
-        case .string(let string):
-            return (json as? String) == string
-        case .list, .map:
-            // The loader accepts only scalars under `body_json`.
-            return false
+    static func jsonValue(_ json: JSONValue, equals expected: ConfigValue) -> Bool {
+        switch (expected, json) {
+        case (.null, .null): return true
+        case (.bool(let flag), .bool(let actual)): return flag == actual
+        case (.int(let integer), _): return json == .integer(integer)
+        case (.double(let double), _): return json == .number(double)
+        case (.string(let string), .string(let actual)): return string == actual
+        // Also lists and maps: the loader accepts only scalars under `body_json`.
+        default: return false
         }
-    }
-}
-
-extension NSNumber {
-    /// JSONSerialization gives booleans the Objective-C type `c` (char), numbers `i`/`q`/`d`.
-    public var isJSONBoolean: Bool { objCType.pointee == CChar(UInt8(ascii: "c")) }
-    fileprivate var isJSONFloatingPoint: Bool {
-        let type = objCType.pointee
-        return type == CChar(UInt8(ascii: "d")) || type == CChar(UInt8(ascii: "f"))
     }
 }

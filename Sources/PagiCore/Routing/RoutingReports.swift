@@ -39,7 +39,7 @@ extension RoutingTable {
             "request: \(request.method) \(request.path)\(query) (host '\(request.host)')",
             "host: \(Self.names(of: host, separator: ", ")) at \(host.location): \(Self.describe(reason))",
         ]
-        let (lookup, winner) = Self.lookup(request, in: host.trie)
+        let (lookup, winner, _) = Self.lookup(request, in: host.trie)
         switch lookup {
         case .matched(let route, let params):
             lines.append("route: \(route.pattern) at \(route.location) → \(route.handlerName)")
@@ -156,13 +156,11 @@ extension RoutingTable {
         }
     }
 
-    private static func describeJSON(_ value: Any) -> String {
+    private static func describeJSON(_ value: JSONValue) -> String {
         switch value {
-        case let string as String: return "\"\(string)\""
-        case is NSNull: return "null"
-        case let number as NSNumber: return number.isJSONBoolean ? String(number.boolValue) : number.stringValue
-        case is [Any]: return "an array"
-        default: return "an object"
+        case .array: return "an array"
+        case .object: return "an object"
+        default: return value.text
         }
     }
 

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Atomics
 import NIOCore
 import PagiConfig
 import PagiCore
 
-/// One HTTP/1.1 connection: parses requests off the byte stream, answers them in order
-/// (pipelining), and enforces the timeouts of docs/configuration.md §4. After a protocol error it answers,
-/// closes, and reads nothing more, so a smuggled second request is never seen.
+/// One HTTP/1.1 connection (docs/architecture.md): reads requests off the byte stream, has the
+/// routing table answer them in order (pipelining), writes the answers, and enforces the head,
+/// body and idle timeouts of docs/configuration.md §4. The rules live in plain types this handler
+/// carries out: `RequestParser` (bytes → heads and bodies), `RequestIntake` (→ `Request`),
+/// `ConnectionState` (keep-alive, pipelining, what follows an answer), `HeadWait` (the wait for
+/// the next head); `SlowReaderGuard`, in front of it, stops reading while the peer does not read.
+/// After a protocol error it answers, closes, and reads nothing more, so a smuggled second
+/// request is never seen.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = IOData
@@ -17,60 +18,34 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let server: ServerContext
     private var parser: RequestParser
     private var buffer = ByteBuffer()
-
-    /// The request being received.
-    private struct Pending {
-        var head: RequestHead
-        var request: Request?
-        var body: [UInt8] = []
-        var started: NIODeadline
-        /// The table that routes this request, loaded once: a reload swaps tables between requests.
-        var table: RoutingTable
-        /// A `body_limit` smaller than the server's, checked while the body arrives.
-        var bodyLimit: Int?
-    }
-    private var pending: Pending?
-    private var keepAlive = true
-    /// Set once the connection must not start another request (error, `Connection: close`, shutdown).
-    private var closing = false
-    /// Reads are held while the peer does not drain what we wrote (backpressure).
-    private var readHeld = false
-    private var readRequested = false
-    private var responsesInFlight = 0
-    /// Looked up once: `remoteAddress` costs a getpeername(2) per call.
-    private var peer: SocketAddress?
-    private var peerIP = "-"
-    /// A protocol error was answered; the connection only lingers until it closes.
-    private var failed = false
-    /// A response is still being prepared (deferred or delayed): nothing further is parsed until
-    /// it is sent, so pipelined responses stay in order.
-    private var awaitingResponse = false
-    private var delayTimer: Scheduled<Void>?
+    private var intake = RequestIntake()
+    private var state = ConnectionState()
+    private var headWait = HeadWait()
+    /// The task that enforces `headWait`.
+    private var headWaitTask: Scheduled<Void>?
+    private var bodyTimer: Scheduled<Void>?
+    /// Work an answer given later scheduled (`Exchange.schedule`), cancelled when the connection closes.
+    private var exchangeTimers: [Scheduled<Void>] = []
     /// The streamed body being written, if any.
     private var stream: ChannelBodySink?
-
-    /// Waiting for a request head: until when, and whether a partial head is then answered 408.
-    private var waitDeadline: NIODeadline?
-    private var waitAnswers408 = false
-    /// One task serves many requests: re-arming only moves `waitDeadline`, and the task re-schedules
-    /// itself when it fires early. That saves a timer-heap insert and removal on every request.
-    private var waitTask: Scheduled<Void>?
-    private var waitTaskFiresAt: NIODeadline?
-    private var bodyTimer: Scheduled<Void>?
-    private var writeTimer: Scheduled<Void>?
+    /// A read the pipeline asked for while input is paused (see `inputPaused`).
+    private var readRequested = false
+    /// Looked up once: `remoteAddress` costs a getpeername(2) per call.
+    private var peerIP = "-"
 
     init(server: ServerContext) {
         self.server = server
         self.parser = RequestParser(limits: server.parserLimits)
     }
 
+    private var requestInProgress: Bool { intake.inProgress || !parser.isIdle }
+
     // MARK: - Lifecycle
 
     func channelActive(context: ChannelHandlerContext) {
-        peer = context.remoteAddress
-        peerIP = peer?.ipAddress ?? "-"
+        peerIP = context.remoteAddress?.ipAddress ?? "-"
         // The first request gets the header timeout from the moment the connection is open.
-        scheduleWaitTimer(context: context, seconds: server.server.timeouts.header, answer408: false)
+        waitForHead(context: context, seconds: server.server.timeouts.header, answer408: false)
         context.fireChannelActive()
     }
 
@@ -82,15 +57,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            closing = true
-            keepAlive = false
-            // An open-ended stream (SSE) would never drain by itself: end it now.
-            stream?.finish()
-            if pending == nil && parser.isIdle && responsesInFlight == 0 && !awaitingResponse { context.close(promise: nil) }
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        // An open-ended stream (SSE) would never drain by itself: end it now.
+        stream?.finish()
+        if state.quiesce(requestInProgress: requestInProgress) == .closeNow { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -102,7 +75,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: - Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing || pending != nil || !parser.isIdle else { return }
+        guard state.wantsInput(requestInProgress: requestInProgress) else { return }
         var incoming = unwrapInboundIn(data)
         if buffer.readableBytes == 0 {
             // The common case takes the read buffer as it is: no copy.
@@ -113,24 +86,31 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         process(context: context)
     }
 
-    /// Nothing is buffered without bound while a response is still being produced (delayed,
-    /// deferred or streaming): past one request head's worth of early input, reading stops, so a
-    /// client that keeps sending meets TCP backpressure instead of growing our memory.
+    /// Nothing is buffered without bound while a response is still being produced (given later
+    /// or streaming): past one request head's worth of early input, reading stops, so a client
+    /// that keeps sending meets TCP backpressure instead of growing our memory.
     private var inputPaused: Bool {
-        (awaitingResponse || stream != nil) && buffer.readableBytes >= server.parserLimits.headerBytes
+        !state.mayParse && buffer.readableBytes >= server.parserLimits.headerBytes
     }
 
-    private func resumeReadingIfWanted(context: ChannelHandlerContext) {
-        guard readRequested, !readHeld, !inputPaused else { return }
-        readRequested = false
-        context.read()
+    func read(context: ChannelHandlerContext) {
+        if inputPaused {
+            readRequested = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Pipelined requests wait while the peer does not read (`SlowReaderGuard`): their turn now.
+        if context.channel.isWritable { process(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     private func process(context: ChannelHandlerContext) {
-        // A streamed body is a response still being sent: what is pipelined behind it waits its turn.
-        while !readHeld && !awaitingResponse && stream == nil {
-            if closing && pending == nil && parser.isIdle { return }
-            let wasIdle = parser.isIdle && pending == nil
+        while state.mayParse && context.channel.isWritable {
+            if !state.wantsInput(requestInProgress: requestInProgress) { return }
+            let wasIdle = !requestInProgress
             let event: ParseEvent?
             do {
                 event = try parser.next(&buffer)
@@ -139,23 +119,23 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             guard let event else {
-                if wasIdle && buffer.readableBytes > 0 && waitTimerIsIdle {
+                if wasIdle && buffer.readableBytes > 0 && headWait.isIdleWait {
                     // Bytes of a new request arrived: the head must now complete within `timeouts.header`.
-                    scheduleWaitTimer(context: context, seconds: server.server.timeouts.header, answer408: true)
+                    waitForHead(context: context, seconds: server.server.timeouts.header, answer408: true)
                 }
                 break
             }
             switch event {
             case .head(let head):
-                cancelWaitTimer()
+                headWait.disarm()
                 startRequest(head, context: context)
             case .body(var chunk):
-                guard let received = pending?.body.count else { break }
-                if let limit = pending?.bodyLimit, received + chunk.readableBytes > limit {
-                    fail(ProtocolError(status: 413, reason: "request body over the route's body_limit"), context: context)
+                do {
+                    try intake.append(&chunk)
+                } catch {
+                    fail(error, context: context)
                     return
                 }
-                pending?.body.append(contentsOf: chunk.readBytes(length: chunk.readableBytes) ?? [])
                 scheduleBodyTimer(context: context)
             case .end:
                 bodyTimer?.cancel()
@@ -169,98 +149,46 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             buffer.discardReadBytes()
         }
-        resumeReadingIfWanted(context: context)
+        if readRequested && !inputPaused {
+            readRequested = false
+            context.read()
+        }
     }
 
     private static let noBytes = ByteBuffer()
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
-        keepAlive = Self.keepsAlive(head) && !closing
-        // Built in place: a copy of the pending request would retain and release every string in it.
-        let table = server.tables.table
-        pending = Pending(head: head, request: nil, started: .now(), table: table)
+        state.requestStarted(persistent: ConnectionState.persists(versionMinor: head.versionMinor, headers: head.headers))
         do {
-            pending?.request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
+            try intake.start(head, table: server.tables.table, peerIP: peerIP, trustedProxies: server.trustedProxies)
         } catch {
             fail(error, context: context)
             return
         }
-        if !server.trustedProxies.isEmpty { pending?.request?.believeForwarding(from: server.trustedProxies, peer: peerIP) }
-        if head.framing != .none, let request = pending?.request, let limit = table.bodyLimit(for: request) {
-            // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
-            if case .length(let length) = head.framing, length > limit {
-                fail(ProtocolError(status: 413, reason: "request body over the route's body_limit"), context: context)
-                return
-            }
-            pending?.bodyLimit = limit
+        guard head.framing != .none else { return }
+        if head.expectsContinue {
+            var interim = context.channel.allocator.buffer(capacity: 25)
+            interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(interim)), promise: nil)
         }
-        if head.framing != .none {
-            if head.expectsContinue {
-                var interim = context.channel.allocator.buffer(capacity: 25)
-                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
-                context.writeAndFlush(NIOAny(IOData.byteBuffer(interim)), promise: nil)
-            }
-            scheduleBodyTimer(context: context)
-        }
-    }
-
-    /// Persistence (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `keep-alive`.
-    private static func keepsAlive(_ head: RequestHead) -> Bool {
-        var close = false
-        var keepAlive = false
-        for field in head.headers where field.name.asciiCaseInsensitiveEquals("connection") {
-            for token in field.value.split(separator: ",") {
-                let option = token.trimmingOWS
-                if option.asciiCaseInsensitiveEquals("close") { close = true }
-                if option.asciiCaseInsensitiveEquals("keep-alive") { keepAlive = true }
-            }
-        }
-        return head.versionMinor >= 1 ? !close : keepAlive && !close
+        scheduleBodyTimer(context: context)
     }
 
     private func finishRequest(context: ChannelHandlerContext) {
-        // Taken out rather than copied: a copy of a request retains every string in it.
-        guard var finished = pending.take(), var request = finished.request.take() else { return }
-        request.body = finished.body
-        if !keepAlive { closing = true }
-        let response = finished.table.respond(to: &request)
-        deliver(response, for: request, table: finished.table, started: finished.started, context: context)
+        guard var complete = intake.finish() else { return }
+        state.requestFinished()
+        let response = complete.table.respond(to: &complete.request)
+        deliver(response, for: complete.request, table: complete.table, started: complete.started, context: context)
     }
 
-    /// Sends a response, first waiting for it when it is deferred or delayed, or misbehaves as asked.
+    // MARK: - Answering
+
+    /// Sends a response, or waits for it when it comes later (`Response.later`).
     private func deliver(_ response: Response, for request: Request, table: RoutingTable, started: NIODeadline,
                          context: ChannelHandlerContext) {
         if let deferred = response.deferred {
-            awaitingResponse = true
-            let loop = context.eventLoop
-            let resume = NIOLoopBound({ [self] (response: Response, continued: Request?) in
-                resumeDelivery(response, for: continued ?? request, table: table, started: started, context: context)
-            }, eventLoop: loop)
-            let completed = ManagedAtomic(false)
-            deferred.start { response, continued in
-                guard completed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-                loop.execute { resume.value(response, continued) }
-            }
-            return
-        }
-        if let delay = response.delay {
-            awaitingResponse = true
-            var undelayed = response
-            undelayed.delay = nil
-            let (seconds, attoseconds) = delay.components
-            delayTimer = context.eventLoop.assumeIsolated().scheduleTask(
-                in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { [self] in
-                delayTimer = nil
-                resumeDelivery(undelayed, for: request, table: table, started: started, context: context)
-            }
-            return
-        }
-        if let fault = response.fault {
-            misbehave(fault, context: context)
-            return
-        }
-        if response.status == 101, let upgrade = response.upgrade as? any ChannelUpgrade {
-            switchProtocols(response, upgrade: upgrade, for: request, observer: table.observer, started: started, context: context)
+            state.awaitingResponse = true
+            deferred.start(exchange(for: request, table: table, started: started, context: context))
             return
         }
         guard ErrorResponses.needsBody(response) else {
@@ -272,47 +200,51 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         send(answer, for: request, observer: table.observer, started: started, context: context)
     }
 
-    private func resumeDelivery(_ response: Response, for request: Request, table: RoutingTable, started: NIODeadline,
-                                context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
-        awaitingResponse = false
-        deliver(response, for: request, table: table, started: started, context: context)
-        if !awaitingResponse { process(context: context) }
+    private func exchange(for request: Request, table: RoutingTable, started: NIODeadline,
+                          context: ChannelHandlerContext) -> HTTP1Exchange {
+        let loop = context.eventLoop
+        let finish = NIOLoopBound({ [self] (outcome: HTTP1Exchange.Outcome) in
+            exchangeEnded(outcome, for: request, table: table, started: started, context: context)
+        }, eventLoop: loop)
+        let timer = NIOLoopBound({ [self] (delay: TimeAmount, work: @escaping @Sendable () -> Void) in
+            guard context.channel.isActive else { return }
+            exchangeTimers.append(loop.assumeIsolated().scheduleTask(in: delay, work))
+        }, eventLoop: loop)
+        return HTTP1Exchange(loop: loop, finish: finish, timer: timer)
     }
 
-    /// `respond: {fault}`: a reset, a silent close, or bytes that are not HTTP.
-    private func misbehave(_ fault: Fault, context: ChannelHandlerContext) {
-        cancelTimers()
-        closing = true
-        switch fault {
-        case .reset:
-            // SO_LINGER with a zero timeout makes close(2) send RST instead of FIN.
-            if let socket = context.channel as? any SocketOptionProvider {
-                socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
-            } else {
+    private func exchangeEnded(_ outcome: HTTP1Exchange.Outcome, for request: Request, table: RoutingTable,
+                               started: NIODeadline, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        state.awaitingResponse = false
+        cancelExchangeTimers()
+        switch outcome {
+        case .response(let response, let continued):
+            deliver(response, for: continued ?? request, table: table, started: started, context: context)
+            if state.mayParse { process(context: context) }
+        case .fault(let fault):
+            cancelTimers()
+            state.close()
+            FaultInjection.perform(fault, context: context)
+        case .switchProtocols(let response, let upgrade):
+            guard let upgrade = upgrade as? any ChannelUpgrade else {
+                server.logger.error("protocol switch of a kind HTTP/1.1 cannot carry out", metadata: ["kind": "\(type(of: upgrade))"])
                 context.close(promise: nil)
+                return
             }
-        case .empty:
-            context.close(promise: nil)
-        case .malformed:
-            let garbage = context.channel.allocator.buffer(staticString: "HTTP/1.1 2x0 \u{1}\r\nContent-Length: -1\r\nbroken header line\r\n\r\n\u{0}")
-            context.writeAndFlush(NIOAny(IOData.byteBuffer(garbage))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            switchProtocols(response, upgrade: upgrade, for: request, observer: table.observer, started: started, context: context)
         }
     }
 
-    /// Writes the 101 head, lets the new protocol install its handlers, gives them what was
-    /// already read past the request, and leaves the pipeline.
+    /// Writes the head of the switch (101), lets the new protocol install its handlers, gives them
+    /// what was already read past the request, and leaves the pipeline with `SlowReaderGuard`.
     private func switchProtocols(_ response: Response, upgrade: any ChannelUpgrade, for request: Request,
                                  observer: (any RequestObserver)?, started: NIODeadline,
                                  context: ChannelHandlerContext) {
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
                                 context: context, promise: nil)
-        logAccess(request, status: 101, bodyBytes: 0, observer: observer, started: started)
+        server.recordAnswer(request, status: response.status, bodyBytes: 0, observer: observer, started: started)
         do {
             try upgrade.install(on: context.channel)
         } catch {
@@ -323,32 +255,30 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let leftover = buffer
         buffer = ByteBuffer()
         if leftover.readableBytes > 0 { context.fireChannelRead(NIOAny(leftover)) }
-        // A read held for backpressure is passed on first: once removed, this context reaches nothing.
+        // A read held back is passed on first: once removed, this context reaches nothing.
         if readRequested { context.read() }
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        if let guardHandler = try? pipeline.handler(type: SlowReaderGuard.self) {
+            pipeline.removeHandler(guardHandler, promise: nil)
+        }
+        pipeline.removeHandler(context: context, promise: nil)
     }
 
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
     private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
         cancelTimers()
-        failed = true
-        closing = true
-        keepAlive = false
+        state.fail()
         // Forget the broken message entirely: nothing after it on this connection is parsed.
         buffer.clear()
         parser = RequestParser(limits: server.parserLimits)
-        let head = pending?.head
-        let accept = head.flatMap { HeaderFields($0.headers)["Accept"] }
-        let response = server.errorResponse(error, accept: accept)
+        let head = intake.abandon()
+        let headers = HeaderFields(head?.headers ?? [])
+        let response = server.errorResponse(error, accept: headers["Accept"])
         server.logger.debug("bad request", metadata: ["status": "\(error.status)", "reason": "\(error.reason)"])
         let request = Request(method: head?.method ?? "-", target: head?.target ?? "-", path: "/", query: nil,
-                              versionMinor: head?.versionMinor ?? 1, headers: HeaderFields(head?.headers ?? []),
-                              host: "", clientAddress: peer?.ipAddress ?? "-")
-        pending = nil
+                              versionMinor: head?.versionMinor ?? 1, headers: headers, host: "", clientAddress: peerIP)
         send(response, for: request, observer: server.observer, started: .now(), context: context)
     }
-
-    // MARK: - Writing
 
     /// `observer`: the metrics of the table that answered (a reload may have swapped tables since).
     private func send(_ response: Response, for request: Request, observer: (any RequestObserver)?, started: NIODeadline,
@@ -357,11 +287,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                                              response.status >= 200, response.status != 204, response.status != 304 { body } else { nil }
         if streamed != nil && request.versionMinor == 0 {
             // An HTTP/1.0 client learns where a body of unknown length ends only from the close.
-            keepAlive = false
-            closing = true
+            state.close()
         }
-        responsesInFlight += 1
-        let staysOpen = keepAlive && !closing
+        state.responseSent()
+        let staysOpen = state.staysOpen
         let inMemory = switch response.body { case .empty, .bytes: true; default: false }
         // A kept-alive connection needs no word when an in-memory response leaves: it is one buffer
         // handed to the socket in order, and a failed write closes the channel anyway. That saves a
@@ -379,50 +308,35 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if let streamed {
             let sink = ChannelBodySink(context: context, chunked: request.versionMinor >= 1) { [self] closeConnection in
                 stream = nil
-                if closeConnection { closing = true }
+                state.streaming = false
+                if closeConnection { state.close() }
                 responseDone(context: context)
-                // Requests pipelined behind the stream were held back (see `process`): their turn now.
-                if !closing { process(context: context) }
+                if state.mayParse { process(context: context) }
             }
             stream = sink
+            state.streaming = true
             streamed.start(sink)
         }
-        logAccess(request, status: response.status, bodyBytes: outcome.bodyBytes, observer: observer, started: started)
+        server.recordAnswer(request, status: response.status, bodyBytes: outcome.bodyBytes, observer: observer, started: started)
         if promise == nil { responseDone(context: context) }
     }
 
     /// A response is completely handed to the socket: close, linger, or wait for the next request.
     private func responseDone(context: ChannelHandlerContext) {
-        responsesInFlight -= 1
-        guard responsesInFlight == 0, pending == nil, parser.isIdle, !awaitingResponse else { return }
-        if failed {
+        switch state.responseDone(requestInProgress: requestInProgress) {
+        case .nothing:
+            break
+        case .lingerAndClose:
             lingerAndClose(context: context)
-        } else if closing {
+        case .close:
             context.close(promise: nil)
-        } else if waitDeadline == nil {
+        case .awaitNextRequest:
+            guard headWait.deadline == nil else { break }
             // The idle clock starts once the response is out, so a long download is never cut by it.
             let partialHead = buffer.readableBytes > 0
-            scheduleWaitTimer(context: context, seconds: partialHead ? server.server.timeouts.header : server.server.timeouts.idle,
-                              answer408: partialHead)
+            waitForHead(context: context, seconds: partialHead ? server.server.timeouts.header : server.server.timeouts.idle,
+                        answer408: partialHead)
         }
-    }
-
-    /// Access log and metrics observer: both see every answered request as the chain left it,
-    /// with the same duration.
-    /// Durations are wall-clock time (the timers below use the loop's clock, for their tests).
-    private func logAccess(_ request: Request, status: Int, bodyBytes: Int, observer: (any RequestObserver)?, started: NIODeadline) {
-        guard server.accessLog != nil || observer != nil else { return }
-        let duration = Double((NIODeadline.now() - started).nanoseconds) / 1e9
-        observer?.requestAnswered(ObservedRequest(
-            host: request.context.hostName, route: request.context.routePattern, method: request.method, status: status,
-            bodyBytes: bodyBytes, durationSeconds: duration))
-        guard let accessLog = server.accessLog else { return }
-        accessLog.record(AccessRecord(
-            clientAddress: request.clientAddress, method: request.method, target: request.target,
-            versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
-            host: request.context.forwardedHost ?? request.host, referer: request.headers["Referer"],
-            userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID,
-            user: request.context.user, scheme: request.context.scheme.rawValue))
     }
 
     /// Lingering close (as nginx does): send FIN, then read and discard what the client still
@@ -435,74 +349,36 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    // MARK: - Backpressure and the write timeout
-
-    func read(context: ChannelHandlerContext) {
-        if readHeld || inputPaused {
-            readRequested = true
-        } else {
-            context.read()
-        }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            writeTimer?.cancel()
-            writeTimer = nil
-            readHeld = false
-            if readRequested {
-                readRequested = false
-                context.read()
-            }
-            process(context: context)
-        } else {
-            readHeld = true
-            let seconds = server.server.timeouts.write
-            if seconds > 0 {
-                // Slow-read defence: a peer that takes nothing for this long is dropped.
-                writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .fromSeconds(seconds)) {
-                    context.close(promise: nil)
-                }
-            }
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
     // MARK: - Timers
 
-    private var waitTimerIsIdle: Bool { waitDeadline != nil && !waitAnswers408 }
-
     /// Waiting for a request head: idle keep-alive (close quietly) or a partial head (408).
-    private func scheduleWaitTimer(context: ChannelHandlerContext, seconds: Double, answer408: Bool) {
+    /// The loop's clock, not the wall clock: the same on a real loop, and what
+    /// `EmbeddedEventLoop.advanceTime` moves in the timer tests.
+    private func waitForHead(context: ChannelHandlerContext, seconds: Double, answer408: Bool) {
         guard seconds > 0 else {
-            cancelWaitTimer()
+            headWait.disarm()
             return
         }
-        // The loop's clock, not the wall clock: the same on a real loop, and what
-        // `EmbeddedEventLoop.advanceTime` moves in the timer tests.
         let deadline = context.eventLoop.now + .fromSeconds(seconds)
-        waitDeadline = deadline
-        waitAnswers408 = answer408
-        if let firesAt = waitTaskFiresAt, firesAt <= deadline { return }
-        waitTask?.cancel()
-        armWaitTask(context: context, at: deadline)
+        guard headWait.arm(at: deadline, answer408: answer408) else { return }
+        headWaitTask?.cancel()
+        scheduleHeadWaitTask(context: context, at: deadline)
     }
 
-    private func armWaitTask(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        waitTaskFiresAt = deadline
-        waitTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            waitTask = nil
-            waitTaskFiresAt = nil
-            guard let target = waitDeadline else { return }
-            if target > context.eventLoop.now {
-                armWaitTask(context: context, at: target)
-                return
-            }
-            waitDeadline = nil
-            if waitAnswers408 || buffer.readableBytes > 0 {
-                fail(ProtocolError(status: 408, reason: "request head not received in time"), context: context)
-            } else {
-                context.close(promise: nil)
+    private func scheduleHeadWaitTask(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        headWaitTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            headWaitTask = nil
+            switch headWait.fired(now: context.eventLoop.now) {
+            case .disarmed:
+                break
+            case .early(let later):
+                scheduleHeadWaitTask(context: context, at: later)
+            case .expired(let answer408):
+                if answer408 || buffer.readableBytes > 0 {
+                    fail(ProtocolError(status: 408, reason: "request head not received in time"), context: context)
+                } else {
+                    context.close(promise: nil)
+                }
             }
         }
     }
@@ -517,23 +393,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// Disarms without touching the scheduled task (it finds no deadline when it fires).
-    private func cancelWaitTimer() {
-        waitDeadline = nil
-        waitAnswers408 = false
-    }
-
     private func cancelTimers() {
-        cancelWaitTimer()
-        waitTask?.cancel()
-        waitTask = nil
-        waitTaskFiresAt = nil
+        headWait.taskCancelled()
+        headWaitTask?.cancel()
+        headWaitTask = nil
         bodyTimer?.cancel()
         bodyTimer = nil
-        writeTimer?.cancel()
-        writeTimer = nil
-        delayTimer?.cancel()
-        delayTimer = nil
+        cancelExchangeTimers()
+    }
+
+    private func cancelExchangeTimers() {
+        guard !exchangeTimers.isEmpty else { return }
+        for timer in exchangeTimers { timer.cancel() }
+        exchangeTimers = []
     }
 }
 

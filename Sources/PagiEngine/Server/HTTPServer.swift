@@ -83,9 +83,13 @@ public final class HTTPServer: Sendable {
                     context.observer?.connectionClosed()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler: any ChannelHandler = limit > 0 && open > limit
-                        ? OverLimitHandler() : HTTPConnectionHandler(server: context)
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    let pipeline = channel.pipeline.syncOperations
+                    if limit > 0 && open > limit {
+                        try pipeline.addHandler(OverLimitHandler())
+                    } else {
+                        try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
+                        try pipeline.addHandler(HTTPConnectionHandler(server: context))
+                    }
                 }
             }
     }

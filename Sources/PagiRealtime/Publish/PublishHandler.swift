@@ -15,13 +15,13 @@ struct PublishHandler: Handler {
         let name = channel.resolve(for: request)
         let body = request.body
         let message = ChannelMessage(data: body, isText: String(validating: body, as: UTF8.self) != nil)
-        return .later { [broker] complete in
+        return .later { [broker] exchange in
             broker.publish(message, to: name) { result in
                 switch result {
                 case .success(let receivers):
-                    complete(Self.json(202, "{\"channel\":\(TextEscaping.jsonString(name)),\"receivers\":\(receivers)}\n"))
+                    exchange.send(Self.json(202, "{\"channel\":\(TextEscaping.jsonString(name)),\"receivers\":\(receivers)}\n"))
                 case .failure(let error):
-                    complete(Self.unavailable(error))
+                    exchange.send(Self.unavailable(error))
                 }
             }
         }
