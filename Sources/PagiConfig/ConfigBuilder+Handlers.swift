@@ -105,6 +105,7 @@ extension ConfigBuilder {
             stub.body = .text(text)
         } else if let value = section["file"], let file = path(value) {
             stub.body = .file(path: file, templated: section["template"].flatMap(bool) ?? false)
+            config.files.append(file)
         }
         if section["template"] != nil, section["file"] == nil, let location = section.keyLocation("template") {
             log.error("'template' only applies to 'file' (json and body are always templates)", at: location)
@@ -191,6 +192,7 @@ extension ConfigBuilder {
               let spec = required("spec", in: section, "openapi").flatMap(path)
         else { return nil }
         var options = OpenAPIOptions(spec: spec)
+        config.files.append(spec)
         if let value = section["validate"], let validate = bool(value) { options.validate = validate }
         return options
     }

@@ -38,6 +38,7 @@ extension ConfigBuilder {
                 guard let code = status(statusNode, in: 400...599), let file = path(entry.value) else { continue }
                 if FileManager.default.isReadableFile(atPath: file) {
                     host.errorPages[code] = file
+                    config.files.append(file)
                 } else {
                     log.error("cannot read error page '\(entry.value.text ?? file)'", at: entry.value.location)
                 }

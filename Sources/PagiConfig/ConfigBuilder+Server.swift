@@ -1,7 +1,7 @@
 extension ConfigBuilder {
     static let serverKeys = [
         "listen", "workers", "threads", "max_requests", "log_level", "access_log", "timeouts", "limits",
-        "trusted_proxies", "http2", "pid_file", "admin", "middleware",
+        "trusted_proxies", "http2", "pid_file", "admin", "middleware", "backlog", "server_header", "user", "group",
     ]
 
     func readServer(_ node: YAMLNode) {
@@ -11,7 +11,6 @@ extension ConfigBuilder {
         if let value = section["workers"], let workers = integerOrAuto(value, "a number of worker processes") {
             server.workers = workers
             if workers != 1 {
-                log.notSupportedYet("workers", at: value.location)
                 if config.pubsub == "memory" {
                     log.warning("with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them", at: value.location)
                 }
@@ -20,7 +19,6 @@ extension ConfigBuilder {
         if let value = section["threads"], let threads = integerOrAuto(value, "a number of threads") { server.threads = threads }
         if let value = section["max_requests"], let maxRequests = integer(value, "a number of requests", in: 0...Int.max) {
             server.maxRequests = maxRequests
-            if maxRequests != 0 { log.notSupportedYet("max_requests", at: value.location) }
         }
         if let value = section["log_level"], let level = choice(value, "log_level", among: LogLevel.allCases) { server.logLevel = level }
         if let value = section["access_log"] { readAccessLog(value, into: &server.accessLog) }
@@ -33,6 +31,16 @@ extension ConfigBuilder {
             if http2 { log.notSupportedYet("http2", at: value.location) }
         }
         if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
+        if let value = section["backlog"], let backlog = integer(value, "a listen backlog", in: 1...65535) { server.backlog = backlog }
+        if let value = section["server_header"], let send = bool(value) { server.serverHeader = send }
+        if let value = section["user"], let user = string(value, "a user name or id") {
+            server.user = user
+            log.cannotEnforce("user", at: value.location)
+        }
+        if let value = section["group"], let group = string(value, "a group name or id") {
+            server.group = group
+            log.cannotEnforce("group", at: value.location)
+        }
         if let value = section["admin"], let admin = self.section(value, "admin", keys: ["listen"]) {
             if let listen = required("listen", in: admin, "admin"), let text = string(listen, "an address") {
                 server.adminListen = listenConfig(text, at: listen.location)

@@ -107,6 +107,10 @@ public enum ConfigSchema {
             "trusted_proxies": list(of: ref("cidr")),
             "http2": boolean,
             "pid_file": string,
+            "backlog": integer(1, 65535),
+            "server_header": boolean,
+            "user": string,
+            "group": string,
             "admin": object(["listen": string], required: ["listen"]),
             "middleware": ref("middlewareList"),
         ]

@@ -53,7 +53,8 @@ public struct Config: Sendable {
     /// Named middleware stacks (top-level `middleware:`), referenced by name from host/route lists.
     public var middlewareStacks: [String: [MiddlewareItem]] = [:]
     public var hosts: [HostConfig] = []
-    /// Every file read (the main file first, then includes), for `--watch`.
+    /// Every file the configuration depends on, for `--watch`: the main file first, then
+    /// includes, htpasswd files, `respond` files, OpenAPI documents and error pages.
     public var files: [String] = []
     /// Non-fatal findings (e.g. `'workers' is not supported yet`), to be printed at start-up.
     public var warnings: [Diagnostic] = []
@@ -148,6 +149,13 @@ public struct ServerConfig: Sendable {
     public var middleware: [MiddlewareItem] = []
     public var http2: Bool = true
     public var pidFile: String?
+    /// Listen backlog of every listener.
+    public var backlog: Int = 1024
+    /// Whether answers carry `Server: pagi-serve`.
+    public var serverHeader: Bool = true
+    /// Who the serving processes become after binding the listeners (names or numeric ids).
+    public var user: String?
+    public var group: String?
     /// `admin.listen`, when configured.
     public var adminListen: ListenConfig?
     public init() {}

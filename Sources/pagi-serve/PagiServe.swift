@@ -41,17 +41,26 @@ struct ConfigArgument: ParsableArguments {
 }
 
 enum CLI {
+    /// Parks the main thread for good while other threads serve. A semaphore rather than
+    /// `dispatchMain()`, whose sigsuspend(2) valgrind cannot follow (`bench/instructions`).
+    static func parkMainThread() -> Never {
+        let never = DispatchSemaphore(value: 0)
+        while true { never.wait() }
+    }
+
     static func printErr(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
     /// Loads and compiles; on errors prints every diagnostic and exits 1.
-    static func loadAndCompile(_ path: String) -> (Config, RoutingTable) {
+    /// `showWarnings`: false in a worker process, whose supervisor already showed them.
+    static func loadAndCompile(_ path: String, compiler: Builtins.Compiler = Builtins.Compiler(),
+                               showWarnings: Bool = true) -> (Config, RoutingTable) {
         do {
             let config = try ConfigLoader.load(path: path)
-            let table = try Builtins.compile(config)
+            let table = try compiler.compile(config)
             var renderer = DiagnosticRenderer()
-            for warning in config.warnings { printErr(renderer.render(warning)) }
+            if showWarnings { for warning in config.warnings { printErr(renderer.render(warning)) } }
             return (config, table)
         } catch let error as ConfigError {
             let diagnostics = withCompilationFindings(error)
@@ -87,38 +96,19 @@ enum CLI {
         }.map(\.element)
     }
 
-    /// Runs the server until SIGINT/SIGTERM, then drains and exits 0.
-    static func serve(_ config: Config, _ table: RoutingTable) -> Never {
-        let level = config.server.logLevel
-        LoggingSystem.bootstrap { label in ServerLog.makeHandler(label: label, level: level) }
-        let logger = Logger(label: "pagi-serve")
-        // Signals are watched before the listeners open: a SIGTERM that arrives as soon as the
-        // server says it is listening must not fall between ignoring it and watching for it.
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
+    /// Applies `--listen`, `--threads`, `--log-level` over the file's values (at start and at each reload).
+    static func applyOverrides(_ config: inout Config, options: ServeOptions) throws {
+        try applyOverrides(&config, listen: options.listen, threads: options.threads, logLevel: options.logLevel)
+        if let workers = options.workers {
+            if workers == "auto" {
+                config.server.workers = nil
+            } else {
+                guard let count = Int(workers), count >= 1 else { throw ValidationError("--workers must be a number of at least 1, or 'auto'") }
+                config.server.workers = count
+            }
         }
-        let server: HTTPServer
-        do {
-            server = try HTTPServer(config: config, table: table, logger: logger)
-            try server.start()
-        } catch {
-            printErr("error: \(error)")
-            Foundation.exit(1)
-        }
-        stop.wait()
-        logger.info("shutting down")
-        server.shutdown()
-        _ = sources
-        Foundation.exit(0)
     }
 
-    /// Applies `--listen`, `--threads`, `--log-level` over the file's values.
     static func applyOverrides(_ config: inout Config, listen: [String], threads: String?, logLevel: String?) throws {
         if !listen.isEmpty {
             config.server.listen = try listen.map { item in
@@ -152,6 +142,10 @@ struct ServeOptions: ParsableArguments {
     var threads: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warn or error.")
     var logLevel: String?
+    @Flag(help: "Reload when the configuration or a file it names (includes, htpasswd, respond files, OpenAPI documents, error pages) changes.")
+    var watch = false
+    @Option(help: "Worker processes: a number or 'auto' (replaces the file's server.workers).")
+    var workers: String?
 }
 
 struct Serve: ParsableCommand {
@@ -160,9 +154,10 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() throws {
-        var (config, table) = CLI.loadAndCompile(file.config)
-        try CLI.applyOverrides(&config, listen: options.listen, threads: options.threads, logLevel: options.logLevel)
-        CLI.serve(config, table)
+        let compiler = Builtins.Compiler()
+        var (config, table) = CLI.loadAndCompile(file.config, compiler: compiler, showWarnings: WorkerLink.fromEnvironment() == nil)
+        try CLI.applyOverrides(&config, options: options)
+        ServingProcess.run(path: file.config, config: config, table: table, compiler: compiler, overrides: options, watch: options.watch)
     }
 }
 
@@ -228,15 +223,17 @@ struct StaticDir: ParsableCommand {
                                    handlerLocation: location, location: location)]
         var config = Config()
         config.hosts = [host]
-        try CLI.applyOverrides(&config, listen: options.listen, threads: options.threads, logLevel: options.logLevel)
+        guard !options.watch else { throw ValidationError("--watch needs a configuration file; `static` has none") }
+        try CLI.applyOverrides(&config, options: options)
+        let compiler = Builtins.Compiler()
         let table: RoutingTable
         do {
-            table = try Builtins.compile(config)
+            table = try compiler.compile(config)
         } catch {
             CLI.printErr("error: \(error)")
             Foundation.exit(1)
         }
-        CLI.serve(config, table)
+        ServingProcess.run(path: nil, config: config, table: table, compiler: compiler, overrides: options, watch: false)
     }
 }
 

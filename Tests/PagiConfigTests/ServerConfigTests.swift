@@ -76,7 +76,6 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertNil(config.server.workers)
         XCTAssertNil(config.server.threads)
         XCTAssertEqual(warningMessages(config), [
-            "config.yaml:1:19: warning: 'workers' is not supported yet",
             "config.yaml:1:19: warning: with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them",
         ])
     }
@@ -128,7 +127,6 @@ final class ServerConfigTests: XCTestCase {
             "config.yaml:3:7: warning: 'unix:' is not supported yet",
             "config.yaml:4:31: error: 'tls' is not available in this release; refusing to serve without it",
             "config.yaml:4:53: warning: 'proxy_protocol' is not supported yet",
-            "config.yaml:5:17: warning: 'max_requests' is not supported yet",
         ])
     }
 
@@ -195,6 +193,28 @@ final class ServerConfigTests: XCTestCase {
             "config.yaml:1:33: error: invalid value 'sometimes' for client_auth (expected one of: require, optional)",
             "config.yaml:1:57: error: invalid value '1.1' for min_version (did you mean '1.2'?)",
             "config.yaml:2:9: error: expected 'memory' or a URL like redis://127.0.0.1:6379/0 for pubsub, got 'kafka'",
+        ])
+    }
+}
+
+extension ServerConfigTests {
+    func testBacklogAndServerHeader() throws {
+        let config = try loadConfig("server: {backlog: 4096, server_header: false}\n" + minimalHosts)
+        XCTAssertEqual(config.server.backlog, 4096)
+        XCTAssertFalse(config.server.serverHeader)
+        let defaults = try loadConfig(minimalHosts)
+        XCTAssertEqual(defaults.server.backlog, 1024)
+        XCTAssertTrue(defaults.server.serverHeader)
+        let (_, errors) = partialConfig("server: {backlog: 0}\n" + minimalHosts)
+        XCTAssertEqual(errors.count, 1, "\(errors)")
+    }
+
+    /// Dropping privileges is a security setting: one that cannot be carried out is refused.
+    func testUserAndGroupAreRefusedWhileTheyCannotBeEnforced() {
+        let (_, errors) = partialConfig("server: {user: www-data, group: www-data}\n" + minimalHosts)
+        XCTAssertEqual(errors, [
+            "config.yaml:1:16: error: 'user' is not available in this release; refusing to serve without it",
+            "config.yaml:1:33: error: 'group' is not available in this release; refusing to serve without it",
         ])
     }
 }

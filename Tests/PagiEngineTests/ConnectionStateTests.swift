@@ -74,7 +74,11 @@ final class ConnectionStateTests: XCTestCase {
 
     func testShutdownClosesAnIdleConnectionAtOnceAndDrainsABusyOne() {
         var idle = ConnectionState()
-        XCTAssertEqual(idle.quiesce(requestInProgress: false), .closeNow)
+        idle.requestStarted(persistent: true)
+        idle.requestFinished()
+        idle.responseSent()
+        XCTAssertEqual(idle.responseDone(requestInProgress: false), .awaitNextRequest)
+        XCTAssertEqual(idle.quiesce(requestInProgress: false), .closeNow, "its client retries on another connection")
 
         var answering = ConnectionState()
         answering.awaitingResponse = true
@@ -82,6 +86,17 @@ final class ConnectionStateTests: XCTestCase {
         answering.awaitingResponse = false
         answering.responseSent()
         XCTAssertEqual(answering.responseDone(requestInProgress: false), .close, "no request after a shutdown began")
+    }
+
+    func testAConnectionAcceptedJustBeforeAShutdownStillGetsItsFirstRequestAnswered() {
+        var fresh = ConnectionState()
+        XCTAssertEqual(fresh.quiesce(requestInProgress: false), .awaitFirstRequest)
+        XCTAssertTrue(fresh.wantsInput(requestInProgress: false), "its first request may be on its way")
+        fresh.requestStarted(persistent: true)
+        fresh.requestFinished()
+        XCTAssertFalse(fresh.staysOpen, "answered with Connection: close")
+        fresh.responseSent()
+        XCTAssertEqual(fresh.responseDone(requestInProgress: false), .close)
     }
 
     // MARK: - HeadWait

@@ -97,7 +97,9 @@ final class CLITests: XCTestCase {
             """)
         let check = try run(["check", "later.yaml"])
         XCTAssertEqual(check.status, 0, check.stderr)
-        XCTAssertTrue(check.stderr.contains("later.yaml:2:12: warning: 'workers' is not supported yet"), check.stderr)
+        XCTAssertFalse(check.stderr.contains("'workers' is not supported"), "workers are served: \(check.stderr)")
+        XCTAssertTrue(check.stderr.contains("later.yaml:2:12: warning: with pubsub: memory, channels are per worker process"),
+                      check.stderr)
         XCTAssertFalse(check.stderr.contains("middleware"), "every middleware is implemented: \(check.stderr)")
         XCTAssertTrue(check.stderr.contains("later.yaml:8:9: warning: handler 'proxy' is not supported yet"), check.stderr)
 

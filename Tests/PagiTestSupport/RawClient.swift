@@ -116,10 +116,11 @@ public final class RawClient {
 }
 
 extension RawClient {
-    /// One request on a new connection.
+    /// One request on a new connection; `Host: localhost` unless `headers` name another host.
     public static func get(port: Int, _ path: String, headers: [String: String] = [:], method: String = "GET") -> RawResponse? {
         guard let client = try? RawClient(port: port) else { return nil }
-        var request = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        let host = headers.keys.contains { $0.lowercased() == "host" } ? "" : "Host: localhost\r\n"
+        var request = "\(method) \(path) HTTP/1.1\r\n\(host)Connection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         client.send(request + "\r\n")
         return client.readResponse(head: method == "HEAD")

@@ -2,6 +2,14 @@
 /// after the response head went out.
 public protocol BodyStream: Sendable {
     func start(_ sink: any BodySink)
+    /// A stream with no end of its own (SSE) is ended cleanly by a graceful shutdown; any other
+    /// (a throttled or compressed body) is left to finish within `timeouts.shutdown` — ending it
+    /// early would hand the client a shortened body that looks complete.
+    var isOpenEnded: Bool { get }
+}
+
+extension BodyStream {
+    public var isOpenEnded: Bool { false }
 }
 
 /// Where a streamed body goes; implemented by the engine. Every method may be called from any

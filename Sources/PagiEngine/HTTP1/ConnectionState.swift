@@ -18,6 +18,10 @@ struct ConnectionState {
     var awaitingResponse = false
     /// A streamed body (SSE, throttled) is being written: what is pipelined behind it waits too.
     var streaming = false
+    /// A request arrived on this connection (it is not one just accepted).
+    private(set) var servedAny = false
+    /// A graceful shutdown began: a first request is still answered, but no second one.
+    private var quiesced = false
 
     /// Whether the next request may be parsed now.
     var mayParse: Bool { !awaitingResponse && !streaming }
@@ -30,7 +34,8 @@ struct ConnectionState {
 
     /// A request head arrived; `persistent` is what its version and `Connection` field ask for.
     mutating func requestStarted(persistent: Bool) {
-        keepAlive = persistent && !closing
+        keepAlive = persistent && !closing && !quiesced
+        servedAny = true
     }
 
     /// The request is complete and about to be answered.
@@ -79,12 +84,23 @@ struct ConnectionState {
         case closeNow
         /// Finish what is under way (an open-ended stream is ended), then close.
         case drain
+        /// A connection accepted just before the shutdown, whose first request may be on its
+        /// way: wait for it a moment, answer it, then close. A client retries a request on a
+        /// kept-alive connection that closes, but not the first one of a new connection.
+        case awaitFirstRequest
     }
 
     /// Graceful shutdown: no new request; what is under way finishes.
     mutating func quiesce(requestInProgress: Bool) -> OnQuiesce {
         close()
-        return !requestInProgress && responsesInFlight == 0 && !awaitingResponse ? .closeNow : .drain
+        quiesced = true
+        guard !requestInProgress && responsesInFlight == 0 && !awaitingResponse else { return .drain }
+        if !servedAny {
+            // The first request is still welcome (answered with `Connection: close`).
+            closing = false
+            return .awaitFirstRequest
+        }
+        return .closeNow
     }
 
     /// Persistence (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `keep-alive`.

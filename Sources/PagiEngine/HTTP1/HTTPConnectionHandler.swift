@@ -7,7 +7,7 @@ import PagiCore
 /// body and idle timeouts of docs/configuration.md §4. The rules live in plain types this handler
 /// carries out: `RequestParser` (bytes → heads and bodies), `RequestIntake` (→ `Request`),
 /// `ConnectionState` (keep-alive, pipelining, what follows an answer), `HeadWait` (the wait for
-/// the next head); `SlowReaderGuard`, in front of it, stops reading while the peer does not read.
+/// the next head); `SlowReaderGuard`, behind it, stops reading while the peer does not read.
 /// After a protocol error it answers, closes, and reads nothing more, so a smuggled second
 /// request is never seen.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -26,12 +26,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var bodyTimer: Scheduled<Void>?
     /// Work an answer given later scheduled (`Exchange.schedule`), cancelled when the connection closes.
     private var exchangeTimers: [Scheduled<Void>] = []
-    /// The streamed body being written, if any.
+    /// The streamed body being written, if any, and whether it has no end of its own (SSE).
     private var stream: ChannelBodySink?
+    private var streamIsOpenEnded = false
     /// A read the pipeline asked for while input is paused (see `inputPaused`).
     private var readRequested = false
     /// Looked up once: `remoteAddress` costs a getpeername(2) per call.
     private var peerIP = "-"
+    /// The peer takes what we write (the channel is writable); kept from the writability events
+    /// rather than asked of the channel for every request.
+    private var peerReading = true
 
     init(server: ServerContext) {
         self.server = server
@@ -61,9 +65,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.fireUserInboundEventTriggered(event)
             return
         }
-        // An open-ended stream (SSE) would never drain by itself: end it now.
-        stream?.finish()
-        if state.quiesce(requestInProgress: requestInProgress) == .closeNow { context.close(promise: nil) }
+        // An open-ended stream (SSE) would never drain by itself: end it now. Others finish.
+        if streamIsOpenEnded { stream?.finish() }
+        switch state.quiesce(requestInProgress: requestInProgress) {
+        case .closeNow: context.close(promise: nil)
+        case .drain: break
+        case .awaitFirstRequest: waitForHead(context: context, seconds: Self.firstRequestGrace, answer408: false)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -102,13 +110,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // Pipelined requests wait while the peer does not read (`SlowReaderGuard`): their turn now.
-        if context.channel.isWritable { process(context: context) }
+        peerReading = context.channel.isWritable
+        // Pipelined requests wait while the peer does not read (`SlowReaderGuard` holds the reads):
+        // their turn now.
+        if peerReading { process(context: context) }
         context.fireChannelWritabilityChanged()
     }
 
+    /// Not passed on: nothing behind this handler needs it (one pipeline step less per request).
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
     private func process(context: ChannelHandlerContext) {
-        while state.mayParse && context.channel.isWritable {
+        while state.mayParse && peerReading {
             if !state.wantsInput(requestInProgress: requestInProgress) { return }
             let wasIdle = !requestInProgress
             let event: ParseEvent?
@@ -156,6 +169,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private static let noBytes = ByteBuffer()
+    /// How long a connection accepted just before a graceful shutdown waits for its first request.
+    private static let firstRequestGrace = 1.0
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         state.requestStarted(persistent: ConnectionState.persists(versionMinor: head.versionMinor, headers: head.headers))
@@ -175,10 +190,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func finishRequest(context: ChannelHandlerContext) {
-        guard var complete = intake.finish() else { return }
+        guard var accepted = intake.finish() else { return }
         state.requestFinished()
-        let response = complete.table.respond(to: &complete.request)
-        deliver(response, for: complete.request, table: complete.table, started: complete.started, context: context)
+        server.requestBudget?.spend()
+        let response = accepted.table.respond(to: &accepted.request)
+        deliver(response, for: accepted.request, table: accepted.table, started: accepted.started, context: context)
     }
 
     // MARK: - Answering
@@ -314,6 +330,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 if state.mayParse { process(context: context) }
             }
             stream = sink
+            streamIsOpenEnded = streamed.isOpenEnded
             state.streaming = true
             streamed.start(sink)
         }

@@ -5,25 +5,17 @@ import PagiCore
 /// `trusted_proxies`, the route's `body_limit` and the body itself. Knows nothing of the channel;
 /// `HTTPConnectionHandler` feeds it and answers what it refuses.
 struct RequestIntake {
-    /// The request being received.
-    private struct Pending {
+    /// A request taken in: complete once `finish()` hands it over, ready to be answered by `table`.
+    struct Accepted {
         var request: Request
-        var body: [UInt8] = []
-        var started: NIODeadline
         /// The table that routes this request, loaded once: a reload swaps tables between requests.
         var table: RoutingTable
-        /// A `body_limit` smaller than the server's, checked while the body arrives.
-        var bodyLimit: Int?
-    }
-
-    /// A request taken in, ready to be answered by `table`.
-    struct Complete {
-        var request: Request
-        var table: RoutingTable
         var started: NIODeadline
+        /// A `body_limit` smaller than the server's, checked while the body arrives.
+        fileprivate var bodyLimit: Int?
     }
 
-    private var pending: Pending?
+    private var accepted: Accepted?
     /// The head of the request being received, kept until it completes or fails (an error answer
     /// is logged with its method and target, and honours its `Accept`).
     private(set) var head: RequestHead?
@@ -35,36 +27,35 @@ struct RequestIntake {
     mutating func start(_ head: RequestHead, table: RoutingTable, peerIP: String,
                         trustedProxies: TrustedProxies) throws(ProtocolError) {
         self.head = head
-        var request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
-        if !trustedProxies.isEmpty { request.believeForwarding(from: trustedProxies, peer: peerIP) }
-        var bodyLimit: Int?
-        if head.framing != .none, let limit = table.bodyLimit(for: request) {
+        var accepted = Accepted(
+            request: try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods),
+            table: table, started: .now())
+        if !trustedProxies.isEmpty { accepted.request.believeForwarding(from: trustedProxies, peer: peerIP) }
+        if head.framing != .none, let limit = table.bodyLimit(for: accepted.request) {
             // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
             if case .length(let length) = head.framing, length > limit { throw Self.overBodyLimit }
-            bodyLimit = limit
+            accepted.bodyLimit = limit
         }
-        pending = Pending(request: request, started: .now(), table: table, bodyLimit: bodyLimit)
+        self.accepted = accepted
     }
 
     /// A piece of the body arrived.
     mutating func append(_ chunk: inout ByteBuffer) throws(ProtocolError) {
-        guard let received = pending?.body.count else { return }
-        if let limit = pending?.bodyLimit, received + chunk.readableBytes > limit { throw Self.overBodyLimit }
-        pending?.body.append(contentsOf: chunk.readableBytesView)
+        guard let received = accepted?.request.body.count else { return }
+        if let limit = accepted?.bodyLimit, received + chunk.readableBytes > limit { throw Self.overBodyLimit }
+        accepted?.request.body.append(contentsOf: chunk.readableBytesView)
     }
 
-    /// The request is complete. Taken out rather than copied: a copy of a request retains every
+    /// The request is complete. Moved out rather than copied: a copy of a request retains every
     /// string in it.
-    mutating func finish() -> Complete? {
+    mutating func finish() -> Accepted? {
         head = nil
-        guard var finished = pending.take() else { return nil }
-        finished.request.body = finished.body
-        return Complete(request: finished.request, table: finished.table, started: finished.started)
+        return accepted.take()
     }
 
     /// Forgets the request (a protocol error ends the connection); returns its head, if any.
     mutating func abandon() -> RequestHead? {
-        pending = nil
+        accepted = nil
         return head.take()
     }
 

@@ -10,11 +10,11 @@ import PagiCore
 /// NIOSSL's handler, HTTP/2 or NIO's compressor is a fatal error that ends the process (measured),
 /// so the `compress` middleware turns file bodies into streams before they get here.
 struct ResponseWriter {
-    /// `Server: …` CRLF, unless a handler sets its own.
+    /// `Server: …` CRLF, unless a handler sets its own; empty with `server_header: false`.
     private let serverLine: [UInt8]
 
-    init(serverHeader: String) {
-        serverLine = Array("Server: \(serverHeader)\r\n".utf8)
+    init(serverHeader: String?) {
+        serverLine = serverHeader.map { Array("Server: \($0)\r\n".utf8) } ?? []
     }
 
     /// Bytes of body actually put on the wire (for the access log).

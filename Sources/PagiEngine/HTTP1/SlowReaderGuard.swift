@@ -1,14 +1,17 @@
 import NIOCore
 
-/// The slow-reader defence (docs/configuration.md §4, `timeouts.write`), in front of the HTTP
-/// handler: while the peer does not take what we wrote, reading stops — a client that pipelines
-/// requests without reading the answers meets TCP backpressure instead of growing our memory —
-/// and a peer that takes nothing for `timeouts.write` is dropped.
+/// The slow-reader defence (docs/configuration.md §4, `timeouts.write`): while the peer does not
+/// take what we wrote, reading stops — a client that pipelines requests without reading the
+/// answers meets TCP backpressure instead of growing our memory — and a peer that takes nothing
+/// for `timeouts.write` is dropped. It sits behind the HTTP handler (towards the pipeline's tail):
+/// the reads the channel asks for pass it, while the handler's writes go straight to the socket
+/// without a step through it.
 final class SlowReaderGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = IOData
 
     private let writeTimeout: TimeAmount?
+    private var peerReading = true
     private var readRequested = false
     private var writeTimer: Scheduled<Void>?
 
@@ -18,7 +21,7 @@ final class SlowReaderGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        if peerReading {
             context.read()
         } else {
             readRequested = true
@@ -26,7 +29,8 @@ final class SlowReaderGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        peerReading = context.channel.isWritable
+        if peerReading {
             writeTimer?.cancel()
             writeTimer = nil
             passHeldRead(context: context)

@@ -50,6 +50,12 @@ final class AccessLog: Sendable {
         }
     }
 
+    /// A reload opens the file anew (after a rotation, the new file); the old descriptor closes
+    /// with the last connection that still logs through it.
+    deinit {
+        if descriptor != STDOUT_FILENO && descriptor != STDERR_FILENO { close(descriptor) }
+    }
+
     func record(_ r: AccessRecord) {
         writeLine(render(r), to: descriptor)
     }

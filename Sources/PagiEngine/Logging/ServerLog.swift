@@ -5,14 +5,18 @@ import Darwin
 #endif
 import Logging
 import PagiConfig
+import Synchronization
 
 /// The server's own log (not the access log): `LEVEL: message key=value…` on stderr, filtered by
 /// `log_level`.
 struct ServerLogHandler: LogHandler {
-    var logLevel: Logger.Level
+    /// Set on one logger only; otherwise the server's `log_level`, which a reload changes.
+    private var ownLevel: Logger.Level?
     var metadata: Logger.Metadata = [:]
-    init(level: Logger.Level) {
-        self.logLevel = level
+
+    var logLevel: Logger.Level {
+        get { ownLevel ?? ServerLog.level }
+        set { ownLevel = newValue }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -54,7 +58,21 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 
 /// Entry point for the executable to install the server's log format.
 public enum ServerLog {
+    /// `log_level` of every server log handler, as an index into `Logger.Level.allCases`.
+    private static let threshold = Atomic<Int>(Logger.Level.allCases.firstIndex(of: .info) ?? 0)
+
+    static var level: Logger.Level {
+        Logger.Level.allCases[threshold.load(ordering: .relaxed)]
+    }
+
+    /// Sets the level of every server log handler, those already made included (a reload).
+    public static func setLevel(_ level: LogLevel) {
+        let wanted = ServerLogHandler.level(level)
+        threshold.store(Logger.Level.allCases.firstIndex(of: wanted) ?? 0, ordering: .relaxed)
+    }
+
     public static func makeHandler(label: String, level: LogLevel) -> any LogHandler {
-        ServerLogHandler(level: ServerLogHandler.level(level))
+        setLevel(level)
+        return ServerLogHandler()
     }
 }

@@ -1,3 +1,4 @@
+import Atomics
 import Dispatch
 import Foundation
 import Logging
@@ -8,63 +9,181 @@ import PagiConfig
 import PagiCore
 import Synchronization
 
-/// Wires sockets to the routing table: binds the listeners, runs the event loops, and shuts down
-/// gracefully (stop accepting, let in-flight requests finish up to `timeouts.shutdown`).
+/// Wires sockets to the routing table: binds the listeners, runs the event loops, applies a
+/// reloaded configuration without dropping a connection, and shuts down gracefully (stop
+/// accepting, let in-flight requests finish up to `timeouts.shutdown`). docs/operations.md.
 public final class HTTPServer: Sendable {
     public let tables: RoutingTableBox
-    private let context: ServerContext
-    /// The admin listener's own context (its routing table is built in code), when configured.
-    private let adminContext: ServerContext?
-    private let boundAdmin = Mutex<SocketAddress?>(nil)
+    private let contexts: Contexts
+    private let listeners = Mutex<[ListenerKey: Listener]>([:])
     private let group: MultiThreadedEventLoopGroup
-    private let quiescing: ServerQuiescingHelper
-    private let config: Config
+    private let threads: Int
+    private let logger: Logger
+    private let shutdownGrace = Mutex<Double>(0)
+    /// The configuration `start()` opens the listeners of.
+    private let initial: Config
+    /// In a worker process, the listening sockets its supervisor opened: the worker serves them
+    /// and leaves opening and closing listeners on reload to the supervisor.
+    private let inherited: [InheritedListener]?
 
-    public init(config: Config, table: RoutingTable, logger: Logger) throws(EngineError) {
-        self.config = config
-        self.tables = RoutingTableBox(table)
-        context = ServerContext(tables: tables, server: config.server, accessLog: try AccessLog(config.server.accessLog), logger: logger)
-        // Admin traffic (scrapes, health checks) is neither logged nor counted in the metrics.
-        adminContext = table.services.admin.map {
-            ServerContext(tables: RoutingTableBox($0), server: config.server, accessLog: nil, logger: logger)
+    /// A listener is told apart by its address and whether it serves the admin table.
+    private struct ListenerKey: Hashable {
+        var address: ListenConfig.Address
+        var admin: Bool
+    }
+
+    private struct Listener: Sendable {
+        let channel: any Channel
+        let address: ListenConfig.Address
+        let bound: SocketAddress
+        /// One per listener: NIO's helper follows the connections of a single server channel.
+        let quiescing: ServerQuiescingHelper
+    }
+
+    /// What connections accepted from now on are served with; a reload replaces both.
+    private final class Contexts: Sendable {
+        let serving: Mutex<ServerContext>
+        /// The admin listener's own context (its routing table is built in code), when configured.
+        let admin: Mutex<ServerContext?>
+        init(serving: ServerContext, admin: ServerContext?) {
+            self.serving = Mutex(serving)
+            self.admin = Mutex(admin)
         }
-        let threads = config.server.threads ?? max(1, System.coreCount / max(1, config.server.workers ?? System.coreCount))
+        func current(admin wanted: Bool) -> ServerContext? {
+            wanted ? admin.withLock { $0 } : serving.withLock { $0 }
+        }
+    }
+
+    /// `inherited`: serve these sockets instead of binding the config's listeners (a worker).
+    /// `requestBudget`: counts the requests answered (`max_requests`).
+    public init(config: Config, table: RoutingTable, logger: Logger, inherited: [InheritedListener]? = nil,
+                requestBudget: RequestBudget? = nil) throws(EngineError) {
+        tables = RoutingTableBox(table)
+        initial = config
+        self.inherited = inherited
+        self.logger = logger
+        let connections = ManagedAtomic(0)
+        let serving = ServerContext(tables: tables, server: config.server, accessLog: try AccessLog(config.server.accessLog),
+                                    logger: logger, connections: connections, requestBudget: requestBudget)
+        contexts = Contexts(serving: serving, admin: Self.adminContext(config, table, logger: logger))
+        threads = Self.threads(config.server)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        quiescing = ServerQuiescingHelper(group: group)
+        shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
+    }
+
+    private static func threads(_ server: ServerConfig) -> Int {
+        server.threads ?? max(1, System.coreCount / max(1, server.workers ?? System.coreCount))
+    }
+
+    /// Admin traffic (scrapes, health checks) is neither logged nor counted in the metrics.
+    private static func adminContext(_ config: Config, _ table: RoutingTable, logger: Logger) -> ServerContext? {
+        table.services.admin.map { ServerContext(tables: RoutingTableBox($0), server: config.server, accessLog: nil, logger: logger) }
     }
 
     /// Where the admin listener is bound, once `start()` returned.
-    public var adminAddress: SocketAddress? { boundAdmin.withLock { $0 } }
-
-    /// Binds every TCP listener (and the admin listener) and starts serving; returns the bound
-    /// addresses of the listeners (port 0 → real port), without the admin one.
-    @discardableResult
-    public func start() throws(EngineError) -> [SocketAddress] {
-        let bootstrap = makeBootstrap(context)
-        var bound: [SocketAddress] = []
-        for listener in config.server.listen {
-            guard case .tcp = listener.address, !listener.tls else { continue }
-            let address = try bind(bootstrap, to: listener.address)
-            bound.append(address)
-            context.logger.info("listening on http://\(Self.describe(address))")
-        }
-        guard !bound.isEmpty else {
-            try? group.syncShutdownGracefully()
-            throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
-        }
-        if let adminContext, let admin = config.server.adminListen {
-            let address = try bind(makeBootstrap(adminContext), to: admin.address)
-            boundAdmin.withLock { $0 = address }
-            context.logger.info("admin listening on http://\(Self.describe(address))")
-        }
-        return bound
+    public var adminAddress: SocketAddress? {
+        listeners.withLock { $0.first { $0.key.admin }?.value.bound }
     }
 
-    private func makeBootstrap(_ context: ServerContext) -> ServerBootstrap {
-        let quiescing = self.quiescing
-        let limit = config.server.limits.connections
+    /// The bound addresses of the listeners (port 0 → real port), without the admin one.
+    public var addresses: [SocketAddress] {
+        listeners.withLock { $0.filter { !$0.key.admin }.map(\.value.bound) }
+    }
+
+    /// Binds every listener of the config (and the admin listener) and starts serving; returns
+    /// the bound addresses of the listeners, without the admin one.
+    @discardableResult
+    public func start() throws(EngineError) -> [SocketAddress] {
+        do throws(EngineError) {
+            let opened: [ListenerKey: Listener]
+            if let inherited {
+                opened = try adopt(inherited)
+            } else {
+                let wanted = Self.wanted(initial)
+                guard wanted.keys.contains(where: { !$0.admin }) else {
+                    throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+                }
+                opened = try open(wanted, backlog: initial.server.backlog)
+            }
+            listeners.withLock { $0 = opened }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        return addresses
+    }
+
+    /// Applies a configuration re-read from the same file (SIGHUP, `--watch`), compiled into
+    /// `table` (docs/operations.md, *Reload*): new requests — the next one on an open keep-alive
+    /// connection included — use the new table; connections accepted from now on use the new
+    /// timeouts, limits and access log (the log file is opened anew, which also follows a log
+    /// rotation); listeners the new file adds are opened, those it drops stop accepting and drain.
+    /// Open connections, WebSockets and SSE streams stay open. When something cannot be applied
+    /// (a listener cannot be bound, the log cannot be opened) nothing is: the old config stays.
+    /// Returns what takes a restart to change.
+    public func reload(_ config: Config, table: RoutingTable) throws(EngineError) -> [String] {
+        let accessLog = try AccessLog(config.server.accessLog)
+        let current = listeners.withLock { $0 }
+        // A worker keeps the sockets it inherited: its supervisor replaces workers when they change.
+        let wanted = inherited == nil ? Self.wanted(config) : current.mapValues { $0.address }
+        let added = try open(wanted.filter { current[$0.key] == nil }, backlog: config.server.backlog)
+        let serving = contexts.serving.withLock { $0 }
+        tables.replace(with: table)
+        contexts.serving.withLock {
+            $0 = ServerContext(tables: tables, server: config.server, accessLog: accessLog, logger: logger,
+                               connections: serving.connections, requestBudget: serving.requestBudget)
+        }
+        contexts.admin.withLock { $0 = Self.adminContext(config, table, logger: logger) }
+        shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
+        let removed = listeners.withLock { open in
+            open.merge(added) { old, _ in old }
+            let gone = open.filter { wanted[$0.key] == nil }
+            for key in gone.keys { open[key] = nil }
+            return Array(gone.values)
+        }
+        for listener in removed {
+            logger.info("stopped listening on \(Self.describe(listener.bound))")
+            listener.quiescing.initiateShutdown(promise: nil)
+        }
+        var restartNeeded: [String] = []
+        if Self.threads(config.server) != threads {
+            restartNeeded.append("threads (\(threads) → \(Self.threads(config.server))) changes at the next start")
+        }
+        return restartNeeded
+    }
+
+    /// Every address `config` listens on: plain TCP only (the loader refuses TLS, and warns that
+    /// unix sockets are not served yet).
+    private static func wanted(_ config: Config) -> [ListenerKey: ListenConfig.Address] {
+        var wanted: [ListenerKey: ListenConfig.Address] = [:]
+        for listener in config.server.listen where !listener.tls {
+            guard case .tcp = listener.address else { continue }
+            wanted[ListenerKey(address: listener.address, admin: false)] = listener.address
+        }
+        if let admin = config.server.adminListen { wanted[ListenerKey(address: admin.address, admin: true)] = admin.address }
+        return wanted
+    }
+
+    /// Binds each of `addresses`; when one fails, closes those already bound and throws.
+    private func open(_ addresses: [ListenerKey: ListenConfig.Address], backlog: Int) throws(EngineError) -> [ListenerKey: Listener] {
+        var opened: [ListenerKey: Listener] = [:]
+        for (key, address) in addresses.sorted(by: { !$0.key.admin && $1.key.admin }) {
+            do throws(EngineError) {
+                let listener = try bind(address, admin: key.admin, backlog: backlog)
+                opened[key] = listener
+                logger.info("\(key.admin ? "admin listening" : "listening") on http://\(Self.describe(listener.bound))")
+            } catch {
+                for listener in opened.values { listener.channel.close(promise: nil) }
+                throw error
+            }
+        }
+        return opened
+    }
+
+    private func makeBootstrap(quiescing: ServerQuiescingHelper, admin: Bool, backlog: Int) -> ServerBootstrap {
+        let contexts = self.contexts
         return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Int32(backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -76,29 +195,35 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 1)
             .childChannelOption(.recvAllocator, value: IdleLightReadBuffers())
             .childChannelInitializer { channel in
+                guard let context = contexts.current(admin: admin) else {
+                    return channel.eventLoop.makeFailedFuture(EngineError("no admin table"))
+                }
                 let open = context.connections.wrappingIncrementThenLoad(ordering: .relaxed)
                 context.observer?.connectionOpened()
                 channel.closeFuture.whenComplete { _ in
                     context.connections.wrappingDecrement(ordering: .relaxed)
                     context.observer?.connectionClosed()
                 }
+                let limit = context.server.limits.connections
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if limit > 0 && open > limit {
                         try pipeline.addHandler(OverLimitHandler())
                     } else {
-                        try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
                         try pipeline.addHandler(HTTPConnectionHandler(server: context))
+                        try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
                     }
                 }
             }
     }
 
-    /// Binds one TCP address; on failure shuts the event loops down (the server cannot start).
-    private func bind(_ bootstrap: ServerBootstrap, to address: ListenConfig.Address) throws(EngineError) -> SocketAddress {
+    /// Binds one TCP address.
+    private func bind(_ address: ListenConfig.Address, admin: Bool, backlog: Int) throws(EngineError) -> Listener {
         do {
             guard case .tcp(let host, let port) = address else { throw EngineError("only TCP addresses are supported") }
-            let channel: Channel
+            let quiescing = ServerQuiescingHelper(group: group)
+            let bootstrap = makeBootstrap(quiescing: quiescing, admin: admin, backlog: backlog)
+            let channel: any Channel
             if host.isEmpty {
                 // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
                 channel = try (try? bootstrap.bind(host: "::", port: port).wait())
@@ -107,27 +232,62 @@ public final class HTTPServer: Sendable {
                 channel = try bootstrap.bind(host: host, port: port).wait()
             }
             guard let bound = channel.localAddress else { throw EngineError("no local address") }
-            return bound
+            return Listener(channel: channel, address: address, bound: bound, quiescing: quiescing)
         } catch {
-            try? group.syncShutdownGracefully()
             throw EngineError("cannot listen on \(Self.describe(address)): \(error)")
         }
     }
 
-    /// Stops accepting, asks every connection to finish its current request and close, waits up to
-    /// `timeouts.shutdown`, then closes whatever is left. Blocks until done.
+    /// Serves sockets a supervisor opened.
+    private func adopt(_ sockets: [InheritedListener]) throws(EngineError) -> [ListenerKey: Listener] {
+        var adopted: [ListenerKey: Listener] = [:]
+        for socket in sockets {
+            do {
+                let quiescing = ServerQuiescingHelper(group: group)
+                let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog)
+                    .withBoundSocket(socket.descriptor).wait()
+                guard let bound = channel.localAddress else { throw EngineError("no local address") }
+                adopted[ListenerKey(address: socket.address, admin: socket.admin)] =
+                    Listener(channel: channel, address: socket.address, bound: bound, quiescing: quiescing)
+            } catch {
+                for listener in adopted.values { listener.channel.close(promise: nil) }
+                throw EngineError("cannot serve the inherited socket \(socket.descriptor): \(error)")
+            }
+        }
+        return adopted
+    }
+
+    /// Whether every event loop runs a task within `timeout` (a worker's heartbeat: a loop stuck
+    /// in a handler must not pass for a live worker).
+    public func loopsRespond(within timeout: TimeAmount) -> Bool {
+        let answered = DispatchGroup()
+        for loop in group.makeIterator() {
+            answered.enter()
+            loop.execute { answered.leave() }
+        }
+        return answered.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success
+    }
+
+    /// Stops accepting, asks every connection to finish its current request and close (a WebSocket
+    /// is closed with 1001, an SSE stream ends), waits up to `timeouts.shutdown`, then closes
+    /// whatever is left. Blocks until done.
     public func shutdown() {
-        let drained = group.next().makePromise(of: Void.self)
-        quiescing.initiateShutdown(promise: drained)
-        let done = DispatchSemaphore(value: 0)
-        drained.futureResult.whenComplete { _ in done.signal() }
-        let grace = config.server.timeouts.shutdown
+        let drained = DispatchGroup()
+        // The listeners (and their quiescing helpers, which touch the loops when they go) are
+        // released here, before the loops stop.
+        for listener in listeners.withLock({ open in defer { open = [:] }; return Array(open.values) }) {
+            drained.enter()
+            let promise = group.next().makePromise(of: Void.self)
+            promise.futureResult.whenComplete { _ in drained.leave() }
+            listener.quiescing.initiateShutdown(promise: promise)
+        }
+        let grace = shutdownGrace.withLock { $0 }
         if grace > 0 {
-            if done.wait(timeout: .now() + grace) == .timedOut {
-                context.logger.warning("shutdown timeout reached; closing remaining connections")
+            if drained.wait(timeout: .now() + grace) == .timedOut {
+                logger.warning("shutdown timeout reached; closing remaining connections")
             }
         } else {
-            done.wait()
+            drained.wait()
         }
         try? group.syncShutdownGracefully()
     }

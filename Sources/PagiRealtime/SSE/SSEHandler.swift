@@ -29,6 +29,7 @@ struct SSEHandler: Handler {
 
 /// One client's stream: `retry:` first, keepalive comments, then the source's events.
 struct EventStream: BodyStream {
+    var isOpenEnded: Bool { true }
     let source: SSEHandler.Source
     let options: SSEConfig
     let request: Request

@@ -1,0 +1,167 @@
+import Dispatch
+import Foundation
+import Logging
+import PagiBuiltins
+import PagiConfig
+import PagiCore
+import PagiEngine
+import Synchronization
+import UnixSignals
+
+/// One serving process (docs/operations.md): starts the server, answers signals — SIGHUP reloads,
+/// SIGTERM/SIGINT drain and exit 0, a second one exits at once — reloads when `--watch` sees a
+/// file of the configuration change, and keeps `pid_file`.
+final class ServingProcess: Sendable {
+    /// The configuration file; nil for `pagi-serve static`, which has none to re-read.
+    private let path: String?
+    private let overrides: ServeOptions
+    private let compiler: Builtins.Compiler
+    private let server: HTTPServer
+    private let logger: Logger
+    private let pidFile: PidFile?
+    /// Serialises reloads (a signal and the watcher may ask at once) and holds the files watched.
+    private let reloading = Mutex<[String]>([])
+    private let stopping = Atomic<Bool>(false)
+
+    private init(path: String?, overrides: ServeOptions, compiler: Builtins.Compiler, server: HTTPServer,
+                 logger: Logger, pidFile: PidFile?, files: [String]) {
+        self.path = path
+        self.overrides = overrides
+        self.compiler = compiler
+        self.server = server
+        self.logger = logger
+        self.pidFile = pidFile
+        reloading.withLock { $0 = files }
+    }
+
+    /// Serves `config` (loaded from `path`, compiled by `compiler`) until told to stop; never
+    /// returns. This process serves by itself, as a worker of a supervisor (when started by one),
+    /// or becomes the supervisor of worker processes (`workers > 1`, `max_requests`).
+    static func run(path: String?, config: Config, table: RoutingTable, compiler: Builtins.Compiler,
+                    overrides: ServeOptions, watch: Bool) -> Never {
+        let level = config.server.logLevel
+        LoggingSystem.bootstrap { label in ServerLog.makeHandler(label: label, level: level) }
+        var logger = Logger(label: "pagi-serve")
+        let link = WorkerLink.fromEnvironment()
+        if let link {
+            logger[metadataKey: "worker"] = "\(getpid())"
+            link.followSupervisor()
+        } else if Supervisor.isWanted(config) {
+            Supervisor.run(path: path, config: config, compiler: compiler, overrides: overrides, watch: watch, logger: logger)
+        }
+        Task { [logger] in
+            // Signals are trapped before the listeners open: a SIGTERM that arrives as soon as the
+            // server says it is listening must not find the default action (death, exit 143).
+            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+            let process: ServingProcess
+            do {
+                process = try start(path: path, config: config, table: table, compiler: compiler, overrides: overrides,
+                                    link: link, logger: logger)
+            } catch {
+                CLI.printErr("error: \(error)")
+                Foundation.exit(1)
+            }
+            if let link {
+                link.tell(.ready)
+                process.beat(to: link)
+            } else if watch {
+                process.watchFiles()
+            }
+            for await signal in signals {
+                switch signal {
+                case .sighup: process.reload(reason: "SIGHUP")
+                default: process.stop(after: signal)
+                }
+            }
+        }
+        // The process ends by `exit`, from `stop` or a failed start.
+        CLI.parkMainThread()
+    }
+
+    /// A worker (`link`) serves the sockets its supervisor opened, which also keeps the pid file.
+    private static func start(path: String?, config: Config, table: RoutingTable, compiler: Builtins.Compiler,
+                              overrides: ServeOptions, link: WorkerLink?, logger: Logger) throws -> ServingProcess {
+        let pidFile = link == nil ? try config.server.pidFile.map(PidFile.claim) : nil
+        do {
+            let budget = link.flatMap { link in
+                config.server.maxRequests > 0 ? RequestBudget(requests: WorkerLink.jittered(config.server.maxRequests)) {
+                    link.tell(.recycle)
+                } : nil
+            }
+            let server = try HTTPServer(config: config, table: table, logger: logger, inherited: link?.listeners,
+                                        requestBudget: budget)
+            try server.start()
+            return ServingProcess(path: path, overrides: overrides, compiler: compiler, server: server, logger: logger,
+                                  pidFile: pidFile, files: config.files)
+        } catch {
+            pidFile?.remove()
+            throw error
+        }
+    }
+
+    /// A worker's heartbeat: once a second, when every event loop still runs tasks.
+    private func beat(to link: WorkerLink) {
+        Thread.detachNewThread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: 1)
+                if server.loopsRespond(within: .seconds(2)) { link.tell(.heartbeat) }
+            }
+        }
+    }
+
+    /// The first SIGTERM/SIGINT drains (up to `timeouts.shutdown`) and exits 0; a second one,
+    /// while draining, exits 1 at once.
+    private func stop(after signal: UnixSignal) {
+        guard !stopping.exchange(true, ordering: .relaxed) else {
+            logger.warning("\(signal) again while draining: exiting now")
+            pidFile?.remove()
+            Foundation.exit(1)
+        }
+        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        // Off the signal loop, so that a second signal is still seen while this drains.
+        Thread.detachNewThread { [self] in
+            server.shutdown()
+            pidFile?.remove()
+            Foundation.exit(0)
+        }
+    }
+
+    /// Re-reads and re-compiles the configuration; applies it when valid, else logs every
+    /// diagnostic (`file:line:col`) and keeps serving the one in force.
+    func reload(reason: String) {
+        reloading.withLock { watched in
+            guard !stopping.load(ordering: .relaxed) else { return }
+            guard let path else {
+                logger.info("no configuration file to reload", metadata: ["reason": "\(reason)"])
+                return
+            }
+            logger.info("reloading configuration", metadata: ["reason": "\(reason)"])
+            do {
+                var config = try ConfigLoader.load(path: path)
+                try CLI.applyOverrides(&config, options: overrides)
+                let table = try compiler.compile(config)
+                let notes = try server.reload(config, table: table)
+                ServerLog.setLevel(config.server.logLevel)
+                for warning in config.warnings { logger.warning("\(warning)") }
+                for note in notes { logger.warning("not applied until restart: \(note)") }
+                watched = config.files
+                logger.info("configuration reloaded")
+            } catch let error as ConfigError {
+                let diagnostics = CLI.withCompilationFindings(error)
+                for diagnostic in diagnostics { logger.error("\(diagnostic)") }
+                let count = diagnostics.filter { $0.severity == .error }.count
+                logger.error("reload refused (\(count) error\(count == 1 ? "" : "s")): still serving the previous configuration")
+            } catch {
+                logger.error("reload failed: \(error); still serving the previous configuration")
+            }
+        }
+    }
+
+    /// `--watch`: a reload when a file of the configuration changes.
+    private func watchFiles() {
+        let watcher = FileWatcher { [self] in reloading.withLock { $0 } }
+        Thread.detachNewThread { [self] in
+            watcher.run { changed in reload(reason: "\(changed) changed") }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+import Foundation
+import Logging
+import PagiBuiltins
+import PagiConfig
+import PagiEngine
+import Synchronization
+import UnixSignals
+
+/// The master process of `workers > 1` or `max_requests` (docs/operations.md, *Workers*): opens
+/// every listener once, runs the worker processes on them, and keeps them running — a worker
+/// that dies is replaced (with a growing delay when it keeps dying), one that stops sending its
+/// heartbeat is killed and replaced, one that spent its `max_requests` is replaced by a new one
+/// before it leaves. SIGHUP validates the file here first; SIGTTIN/SIGTTOU add or remove a worker;
+/// SIGTERM/SIGINT drain every worker.
+///
+/// Workers are this same executable started again, their sockets passed as inherited descriptors
+/// (`InheritedListener`) and a pipe back to this process for their messages (`WorkerMessage`).
+final class Supervisor: @unchecked Sendable {
+    // @unchecked: all state below is touched by the supervising thread only; signals reach it
+    // through `commands`, behind a lock.
+    private let path: String?
+    private let overrides: ServeOptions
+    private let compiler: Builtins.Compiler
+    private let logger: Logger
+    private let pidFile: PidFile?
+    private let commands = Mutex<[Command]>([])
+    /// The sources of SIGTTIN and SIGTTOU (a source stops when released).
+    private var countSignals: [any DispatchSourceSignal] = []
+    /// The configuration's files, for `--watch` (read on the watcher's thread).
+    private let watched = Mutex<[String]>([])
+
+    private var config: Config
+    private var sockets: [InheritedListener] = []
+    private var workers: [pid_t: Worker] = [:]
+    private var wanted: Int
+    /// The generation of workers that serves the current sockets and threads; older ones are retired.
+    private var generation = 0
+    private var quickDeaths = 0
+    private var nextSpawn = Date.distantPast
+    private var stoppingSince: Date?
+
+    /// A heartbeat missing this long means the worker is hung.
+    static let heartbeatLimit: TimeInterval = 10
+    /// A worker that dies sooner than this after its start counts towards the respawn delay.
+    static let quickDeath: TimeInterval = 5
+
+    fileprivate enum Command: Sendable { case reload(String), stop, forceStop, addWorker, removeWorker }
+
+    private struct Worker {
+        let pid: pid_t
+        let generation: Int
+        /// Read end of the worker's pipe (non-blocking).
+        let messages: Int32
+        let started: Date
+        var lastHeartbeat: Date
+        var ready = false
+        var retiring = false
+        /// The worker asked to be replaced (`max_requests`); the replacement is under way.
+        var replaced = false
+        var pending = ""
+    }
+
+    private init(path: String?, config: Config, overrides: ServeOptions, compiler: Builtins.Compiler,
+                 logger: Logger, pidFile: PidFile?) {
+        self.path = path
+        self.config = config
+        self.overrides = overrides
+        self.compiler = compiler
+        self.logger = logger
+        self.pidFile = pidFile
+        wanted = Self.workerCount(config)
+        watched.withLock { $0 = config.files }
+    }
+
+    static func workerCount(_ config: Config) -> Int {
+        config.server.workers ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Whether `config` asks for a supervisor and worker processes rather than one serving process.
+    static func isWanted(_ config: Config) -> Bool {
+        workerCount(config) > 1 || config.server.maxRequests > 0
+    }
+
+    /// Supervises until told to stop; never returns.
+    static func run(path: String?, config: Config, compiler: Builtins.Compiler, overrides: ServeOptions,
+                    watch: Bool, logger: Logger) -> Never {
+        Task {
+            // SIGCHLD is not trapped (trapping sets SIG_IGN, and ignored children are reaped by the
+            // kernel before `waitpid` could say how they ended): the loop reaps every 100 ms.
+            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+            let supervisor: Supervisor
+            do {
+                let pidFile = try config.server.pidFile.map(PidFile.claim)
+                supervisor = Supervisor(path: path, config: config, overrides: overrides, compiler: compiler,
+                                        logger: logger, pidFile: pidFile)
+                try supervisor.openSockets()
+            } catch {
+                CLI.printErr("error: \(error)")
+                Foundation.exit(1)
+            }
+            supervisor.trapCountSignals()
+            Thread.detachNewThread { supervisor.supervise() }
+            if watch { supervisor.watchFiles() }
+            var stopping = false
+            for await signal in signals {
+                switch signal {
+                case .sighup: supervisor.send(.reload("SIGHUP"))
+                default:
+                    supervisor.send(stopping ? .forceStop : .stop)
+                    stopping = true
+                }
+            }
+        }
+        CLI.parkMainThread()
+    }
+
+    private func send(_ command: Command) { commands.withLock { $0.append(command) } }
+
+    /// SIGTTIN / SIGTTOU: one worker more / fewer. swift-service-lifecycle's `UnixSignal` does not
+    /// name them, so Dispatch directly. Called once, before the supervising thread starts.
+    private func trapCountSignals() {
+        countSignals = [(SIGTTIN, Command.addWorker), (SIGTTOU, Command.removeWorker)].map { number, command in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in send(command) }
+            source.resume()
+            return source
+        }
+    }
+
+    /// `--watch` in a supervisor: changes reload through the same path as SIGHUP.
+    private func watchFiles() {
+        let watcher = FileWatcher { [self] in watched.withLock { $0 } }
+        Thread.detachNewThread { [self] in watcher.run { changed in send(.reload("\(changed) changed")) } }
+    }
+
+    // MARK: - Sockets
+
+    private func openSockets() throws {
+        sockets = try Self.open(config, keeping: [])
+        for socket in sockets {
+            logger.info("\(socket.admin ? "admin listening" : "listening") on http://\(Self.describe(socket.address))")
+        }
+    }
+
+    /// The listeners of `config`, reusing those of `kept` that it still names.
+    private static func open(_ config: Config, keeping kept: [InheritedListener]) throws -> [InheritedListener] {
+        var wanted: [(ListenConfig.Address, Bool)] = config.server.listen.filter { !$0.tls }.compactMap {
+            guard case .tcp = $0.address else { return nil }
+            return ($0.address, false)
+        }
+        if let admin = config.server.adminListen { wanted.append((admin.address, true)) }
+        var opened: [InheritedListener] = []
+        do {
+            for (address, admin) in wanted {
+                if let existing = kept.first(where: { $0.address == address && $0.admin == admin }) {
+                    opened.append(existing)
+                } else {
+                    opened.append(InheritedListener(address: address, admin: admin,
+                                                    descriptor: try ListeningSockets.open(address, backlog: config.server.backlog)))
+                }
+            }
+        } catch {
+            for socket in opened where !kept.contains(socket) { close(socket.descriptor) }
+            throw error
+        }
+        guard opened.contains(where: { !$0.admin }) else {
+            throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+        }
+        return opened
+    }
+
+    private static func describe(_ address: ListenConfig.Address) -> String {
+        guard case .tcp(let host, let port) = address else { return "\(address)" }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    // MARK: - The supervising loop
+
+    private func supervise() -> Never {
+        while true {
+            for command in commands.withLock({ pending in defer { pending = [] }; return pending }) { handle(command) }
+            readMessages()
+            reap()
+            killHungWorkers()
+            if let since = stoppingSince {
+                if workers.isEmpty { finish(status: 0) }
+                if Date().timeIntervalSince(since) > config.server.timeouts.shutdown + 5 {
+                    logger.warning("workers still running after timeouts.shutdown: killing them")
+                    for pid in workers.keys { kill(pid, SIGKILL) }
+                }
+            } else {
+                keepWorkerCount()
+            }
+        }
+    }
+
+    private func handle(_ command: Command) {
+        switch command {
+        case .reload(let reason): reload(reason: reason)
+        case .addWorker:
+            wanted += 1
+            logger.info("SIGTTIN: \(wanted) workers")
+        case .removeWorker:
+            if wanted > 1 { wanted -= 1 }
+            logger.info("SIGTTOU: \(wanted) workers")
+        case .stop:
+            guard stoppingSince == nil else { return }
+            logger.info("shutting down: draining \(workers.count) workers")
+            stoppingSince = Date()
+            for pid in workers.keys { kill(pid, SIGTERM) }
+        case .forceStop:
+            logger.warning("second stop signal while draining: exiting now")
+            for pid in workers.keys { kill(pid, SIGKILL) }
+            finish(status: 1)
+        }
+    }
+
+    private func finish(status: Int32) -> Never {
+        pidFile?.remove()
+        Foundation.exit(status)
+    }
+
+    /// Workers of the current generation that are not on their way out.
+    private var serving: [Worker] { workers.values.filter { $0.generation == generation && !$0.retiring && !$0.replaced } }
+
+    /// Starts workers up to the wanted count (one at a time, after any respawn delay) and retires
+    /// the surplus and the older generations once the current one is ready.
+    private func keepWorkerCount() {
+        let current = serving
+        if current.count < wanted && Date() >= nextSpawn && !workers.values.contains(where: { !$0.ready && !$0.retiring }) {
+            spawn()
+        } else if current.count > wanted, let oldest = current.min(by: { $0.started < $1.started }) {
+            retire(oldest.pid, because: "fewer workers wanted")
+        }
+        // An older generation (or a replaced worker) leaves once as many of the current one are ready.
+        let ready = current.filter(\.ready).count
+        let leaving = workers.values.filter { ($0.generation != generation || $0.replaced) && !$0.retiring }
+        if let next = leaving.first, ready >= min(wanted, current.count) && ready > 0 {
+            retire(next.pid, because: next.replaced ? "max_requests reached" : "configuration changed")
+        }
+    }
+
+    private func retire(_ pid: pid_t, because reason: String) {
+        guard workers[pid]?.retiring == false else { return }
+        workers[pid]?.retiring = true
+        logger.info("retiring worker \(pid): \(reason)")
+        kill(pid, SIGTERM)
+    }
+
+    private func spawn() {
+        var channel: [Int32] = [0, 0]
+        guard pipe(&channel) == 0 else {
+            logger.error("cannot start a worker: no pipe (\(String(cString: strerror(errno))))")
+            nextSpawn = Date().addingTimeInterval(1)
+            return
+        }
+        let (readEnd, writeEnd) = (channel[0], channel[1])
+        _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+        var renumbered: [InheritedListener] = []
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // The sockets at 3, 4, …, then the pipe: dup2 in the child clears close-on-exec.
+        for (index, socket) in sockets.enumerated() {
+            let target = Int32(3 + index)
+            posix_spawn_file_actions_adddup2(&actions, socket.descriptor, target)
+            renumbered.append(InheritedListener(address: socket.address, admin: socket.admin, descriptor: target))
+        }
+        let messageTarget = Int32(3 + sockets.count)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, messageTarget)
+        var environment = ProcessInfo.processInfo.environment
+        environment[InheritedListener.environmentKey] = InheritedListener.encode(renumbered)
+        environment[WorkerMessage.environmentKey] = String(messageTarget)
+        environment[WorkerMessage.supervisorKey] = String(getpid())
+        // The worker starts with default signal actions and none blocked, whatever this process traps.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t(), none = sigset_t()
+        sigemptyset(&defaults)
+        sigemptyset(&none)
+        for number in [SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let executable = Self.executable
+        let arguments = [executable] + Array(CommandLine.arguments.dropFirst())
+        var pid: pid_t = 0
+        let status = withCStrings(arguments) { argv in
+            withCStrings(environment.map { "\($0.key)=\($0.value)" }) { envp in
+                posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            }
+        }
+        close(writeEnd)
+        guard status == 0 else {
+            close(readEnd)
+            logger.error("cannot start a worker: \(String(cString: strerror(status)))")
+            nextSpawn = Date().addingTimeInterval(1)
+            return
+        }
+        let now = Date()
+        workers[pid] = Worker(pid: pid, generation: generation, messages: readEnd, started: now, lastHeartbeat: now)
+        logger.info("worker \(pid) started")
+    }
+
+    /// The running executable itself (not a path that may since point elsewhere).
+    private static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Reads what the workers sent; waits up to 100 ms for something to arrive.
+    private func readMessages() {
+        var polled = workers.values.map { pollfd(fd: $0.messages, events: Int16(POLLIN), revents: 0) }
+        guard !polled.isEmpty else {
+            Thread.sleep(forTimeInterval: 0.1)
+            return
+        }
+        guard poll(&polled, nfds_t(polled.count), 100) > 0 else { return }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        for entry in polled where entry.revents != 0 {
+            guard let pid = workers.first(where: { $0.value.messages == entry.fd })?.key else { continue }
+            let count = read(entry.fd, &buffer, buffer.count)
+            guard count > 0 else { continue }
+            workers[pid]?.pending += String(decoding: buffer[..<count], as: UTF8.self)
+            while let text = workers[pid]?.pending, let newline = text.firstIndex(of: "\n") {
+                workers[pid]?.pending = String(text[text.index(after: newline)...])
+                received(WorkerMessage(rawValue: String(text[..<newline])), from: pid)
+            }
+        }
+    }
+
+    private func received(_ message: WorkerMessage?, from pid: pid_t) {
+        switch message {
+        case .ready:
+            workers[pid]?.ready = true
+            workers[pid]?.lastHeartbeat = Date()
+        case .heartbeat:
+            workers[pid]?.lastHeartbeat = Date()
+        case .recycle:
+            guard workers[pid]?.replaced == false, workers[pid]?.retiring == false else { return }
+            logger.info("worker \(pid) reached max_requests: starting its replacement")
+            workers[pid]?.replaced = true
+        case nil:
+            break
+        }
+    }
+
+    /// Collects the workers that ended, says why, and plans a replacement for an unexpected death.
+    private func reap() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { return }
+            guard let worker = workers.removeValue(forKey: pid) else { continue }
+            close(worker.messages)
+            let how = Self.describe(status: status)
+            if worker.retiring || stoppingSince != nil {
+                logger.info("worker \(pid) stopped (\(how))")
+                continue
+            }
+            let lived = Date().timeIntervalSince(worker.started)
+            quickDeaths = lived < Self.quickDeath ? quickDeaths + 1 : 0
+            let delay = quickDeaths == 0 ? 0 : min(30, 0.5 * pow(2, Double(quickDeaths - 1)))
+            nextSpawn = Date().addingTimeInterval(delay)
+            let plan = delay > 0 ? "replacing it in \(delay) s (it keeps dying)" : "replacing it"
+            logger.error("worker \(pid) \(how) after \(String(format: "%.1f", lived)) s: \(plan)")
+        }
+    }
+
+    private static func describe(status: Int32) -> String {
+        let signal = status & 0x7f
+        return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
+    }
+
+    private func killHungWorkers() {
+        let now = Date()
+        // A worker that never said it is ready counts from its start.
+        for worker in workers.values where !worker.retiring && now.timeIntervalSince(worker.lastHeartbeat) > Self.heartbeatLimit {
+            logger.error("worker \(worker.pid) hung (no heartbeat for \(Int(Self.heartbeatLimit)) s): killing it")
+            kill(worker.pid, SIGKILL)
+            workers[worker.pid]?.lastHeartbeat = now
+        }
+    }
+
+    // MARK: - Reload
+
+    /// Validates the file here; when valid, the workers reload it themselves (SIGHUP), or — when
+    /// the listeners or threads changed — a new generation of workers replaces the old one, one
+    /// worker at a time.
+    private func reload(reason: String) {
+        guard stoppingSince == nil else { return }
+        guard let path else {
+            logger.info("no configuration file to reload", metadata: ["reason": "\(reason)"])
+            return
+        }
+        logger.info("reloading configuration", metadata: ["reason": "\(reason)"])
+        let next: Config
+        do {
+            var loaded = try ConfigLoader.load(path: path)
+            try CLI.applyOverrides(&loaded, options: overrides)
+            _ = try compiler.compile(loaded)
+            next = loaded
+        } catch let error as ConfigError {
+            let diagnostics = CLI.withCompilationFindings(error)
+            for diagnostic in diagnostics { logger.error("\(diagnostic)") }
+            let count = diagnostics.filter { $0.severity == .error }.count
+            logger.error("reload refused (\(count) error\(count == 1 ? "" : "s")): still serving the previous configuration")
+            return
+        } catch {
+            logger.error("reload failed: \(error); still serving the previous configuration")
+            return
+        }
+        let rolls = Self.listenersAndThreads(next) != Self.listenersAndThreads(config)
+        if rolls {
+            let kept = sockets
+            do {
+                sockets = try Self.open(next, keeping: kept)
+            } catch {
+                logger.error("reload failed: \(error); still serving the previous configuration")
+                return
+            }
+            for socket in kept where !sockets.contains(socket) { close(socket.descriptor) }
+            generation += 1
+            logger.info("listeners or threads changed: replacing the workers one at a time")
+        } else {
+            for worker in workers.values where !worker.retiring { kill(worker.pid, SIGHUP) }
+        }
+        config = next
+        wanted = Self.workerCount(next)
+        watched.withLock { $0 = next.files }
+        logger.info("configuration reloaded")
+    }
+
+    private static func listenersAndThreads(_ config: Config) -> [String] {
+        config.server.listen.map { "\($0.address)" } + ["admin \(String(describing: config.server.adminListen?.address))",
+                                                          "threads \(String(describing: config.server.threads))",
+                                                          "backlog \(config.server.backlog)"]
+    }
+}
+
+/// What a worker tells its supervisor, one line each on its pipe.
+enum WorkerMessage: String {
+    /// Serving.
+    case ready
+    /// Every event loop answered within the last interval.
+    case heartbeat
+    /// `max_requests` answered: replace me.
+    case recycle
+
+    static let environmentKey = "PAGI_WORKER_PIPE"
+    static let supervisorKey = "PAGI_SUPERVISOR_PID"
+}
+
+/// Runs `body` with `strings` as a NULL-terminated C array (argv, envp for posix_spawn).
+private func withCStrings<Result>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> Result) -> Result {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return body(pointers)
+}

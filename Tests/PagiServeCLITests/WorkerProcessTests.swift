@@ -1,0 +1,168 @@
+import Foundation
+import PagiTestSupport
+import XCTest
+
+/// The supervisor and its worker processes (docs/operations.md, *Workers*), driven by real
+/// signals: respawn, heartbeat, `max_requests` recycling without a failed request, SIGTTIN/SIGTTOU,
+/// reload, graceful stop, and workers that outlive their supervisor.
+///
+/// These run the release binary (`PAGI_RELEASE_BINARY`, set by `scripts/test`): several processes
+/// accepting from one socket wake together and all but one find nothing to accept, which a debug
+/// build of SwiftNIO asserts never happens.
+final class WorkerProcessTests: XCTestCase {
+    private var dir: URL!
+    private var served: ServedProcess?
+    private var port = 0
+
+    override func setUpWithError() throws {
+        guard let binary = ProcessInfo.processInfo.environment["PAGI_RELEASE_BINARY"],
+              FileManager.default.isExecutableFile(atPath: binary) else {
+            throw XCTSkip("PAGI_RELEASE_BINARY names no release build of pagi-serve (scripts/test sets it)")
+        }
+        dir = try makeTemporaryDirectory()
+        port = try freePort()
+    }
+
+    override func tearDownWithError() throws {
+        if let served {
+            let workers = children(of: served.pid)
+            served.kill()
+            for pid in workers { kill(pid, SIGKILL) }
+        }
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    private func writeConfig(body: String = "one", server: String = "", extraListen: Int? = nil) throws {
+        let listen = ["127.0.0.1:\(port)"] + (extraListen.map { ["127.0.0.1:\($0)"] } ?? [])
+        try writeFile(dir, "config.yaml", """
+            server:
+              listen: [\(listen.map { "\"\($0)\"" }.joined(separator: ", "))]
+              access_log: {to: off}
+              pid_file: server.pid
+            \(server)
+            hosts:
+              - names: [localhost]
+                routes:
+                  - {path: /, respond: {body: \(body)}}
+            """)
+    }
+
+    /// Starts the supervisor and waits until `workers` workers are running.
+    private func start(workers: Int) throws -> ServedProcess {
+        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.environment["PAGI_RELEASE_BINARY"] ?? "")
+        let process = try ServedProcess(arguments: ["config.yaml"], directory: dir, binary: binary)
+        served = process
+        try waitUntil("\(workers) workers running") { children(of: process.pid).count == workers && answers() == "one" }
+        return process
+    }
+
+    private func answers(_ port: Int? = nil) -> String? { RawClient.get(port: port ?? self.port, "/")?.text }
+
+    private func waitUntil(_ what: String, timeout: TimeInterval = 15, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !condition() {
+            guard Date() < deadline else { throw ServedProcess.NotLogged(awaited: what, log: served?.log ?? "") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// Alive and not a zombie (an orphan's zombie waits for whoever adopted it to reap it).
+    private func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return false
+        }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
+    /// The processes whose parent is `pid` (from /proc/*/stat).
+    private func children(of pid: Int32) -> Set<Int32> {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return Set(entries.compactMap { entry -> Int32? in
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // After "pid (name)": state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        })
+    }
+
+    func testWorkersShareTheListenerAndADeadOneIsReplaced() throws {
+        try writeConfig(server: "  workers: 2")
+        let process = try start(workers: 2)
+        let before = children(of: process.pid)
+        for _ in 0..<50 { XCTAssertEqual(answers(), "one") }
+        let victim = try XCTUnwrap(before.first)
+        kill(victim, SIGKILL)
+        try process.waitForLog("worker \(victim) was killed by signal 9")
+        try waitUntil("a replacement") { let now = children(of: process.pid); return now.count == 2 && !now.contains(victim) }
+        for _ in 0..<50 { XCTAssertEqual(answers(), "one") }
+    }
+
+    func testMaxRequestsRecyclesWorkersWithoutAFailedRequest() throws {
+        try writeConfig(server: "  workers: 2\n  max_requests: 25")
+        let process = try start(workers: 2)
+        let first = children(of: process.pid)
+        var failed = 0
+        for _ in 0..<300 where answers() != "one" { failed += 1 }
+        XCTAssertEqual(failed, 0, "no request fails while workers are replaced")
+        XCTAssertGreaterThanOrEqual(process.log.components(separatedBy: "reached max_requests").count - 1, 4, process.log)
+        XCTAssertTrue(children(of: process.pid).isDisjoint(with: first), "every first worker was recycled")
+    }
+
+    func testAHungWorkerIsKilledAndReplaced() throws {
+        try writeConfig(server: "  workers: 2")
+        let process = try start(workers: 2)
+        let hung = try XCTUnwrap(children(of: process.pid).first)
+        kill(hung, SIGSTOP)
+        try process.waitForLog("worker \(hung) hung (no heartbeat", timeout: 20)
+        try waitUntil("a replacement") { let now = children(of: process.pid); return now.count == 2 && !now.contains(hung) }
+    }
+
+    func testSIGTTINAndSIGTTOUAddAndRemoveAWorker() throws {
+        try writeConfig(server: "  workers: 2")
+        let process = try start(workers: 2)
+        process.signal(SIGTTIN)
+        try waitUntil("3 workers") { children(of: process.pid).count == 3 }
+        // One at a time: two of the same signal sent at once may arrive as one.
+        process.signal(SIGTTOU)
+        try waitUntil("2 workers") { children(of: process.pid).count == 2 }
+        process.signal(SIGTTOU)
+        try waitUntil("1 worker") { children(of: process.pid).count == 1 }
+        XCTAssertEqual(answers(), "one")
+    }
+
+    func testReloadReachesEveryWorkerAndAListenerChangeReplacesThem() throws {
+        try writeConfig(server: "  workers: 2")
+        let process = try start(workers: 2)
+        try writeConfig(body: "two", server: "  workers: 2")
+        process.signal(SIGHUP)
+        try waitUntil("every worker reloaded") { (0..<20).allSatisfy { _ in answers() == "two" } }
+
+        let other = try freePort()
+        let first = children(of: process.pid)
+        try writeConfig(body: "three", server: "  workers: 2", extraListen: other)
+        process.signal(SIGHUP)
+        try process.waitForLog("replacing the workers one at a time")
+        try waitUntil("a new generation on both listeners") {
+            children(of: process.pid).isDisjoint(with: first) && children(of: process.pid).count == 2 && answers(other) == "three"
+        }
+        XCTAssertEqual(answers(), "three")
+    }
+
+    func testSIGTERMDrainsEveryWorkerAndWorkersStopWithoutTheirSupervisor() throws {
+        try writeConfig(server: "  workers: 2")
+        let process = try start(workers: 2)
+        let workers = children(of: process.pid)
+        process.signal(SIGTERM)
+        XCTAssertEqual(process.waitForExit(), 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("server.pid").path))
+        try waitUntil("the workers gone") { !workers.contains(where: isRunning) }
+
+        let again = try start(workers: 2)
+        let orphans = children(of: again.pid)
+        again.kill()
+        _ = again.waitForExit()
+        try waitUntil("workers of a killed supervisor stop") { !orphans.contains(where: isRunning) }
+        served = nil
+    }
+}
