@@ -35,7 +35,8 @@ struct RequestIntake {
     mutating func start(_ head: RequestHead, table: RoutingTable, peerIP: String,
                         trustedProxies: TrustedProxies) throws(ProtocolError) {
         self.head = head
-        var request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods)
+        var request = try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods,
+                                                         routesUnknownMethods: table.routesUnknownMethods)
         if !trustedProxies.isEmpty { request.believeForwarding(from: trustedProxies, peer: peerIP) }
         var bodyLimit: Int?
         if head.framing != .none, let limit = table.bodyLimit(for: request) {
