@@ -174,6 +174,7 @@ struct Check: ParsableCommand {
         let (config, table) = CLI.loadAndCompile(file.config)
         let routes = table.hosts.reduce(0) { $0 + $1.routeCount }
         print("\(file.config): ok (\(config.hosts.count) host\(config.hosts.count == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"), \(config.warnings.count) warning\(config.warnings.count == 1 ? "" : "s"))")
+        for case let handler as any LoadReporting in table.hosts.flatMap(\.routes).map(\.handler) { print("  " + handler.loadReport) }
     }
 }
 

@@ -214,4 +214,14 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(process.terminationStatus, 0, "SIGTERM is a clean exit")
         }
     }
+
+    func testCheckReportsWhatEachOpenAPIMountLoaded() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try writeFile(dir, "api/users.yaml", OpenAPIFixtures.usersSpec)
+        try writeFile(dir, "api.yaml", "hosts:\n  - names: [localhost]\n    routes:\n      - {path: /api/, openapi: {spec: api/users.yaml}}\n")
+        let result = try run(["check", "api.yaml"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("  openapi /api/: users.yaml, 4 operations, loaded in "), result.stdout)
+        XCTAssertTrue(result.stdout.hasSuffix(" ms\n"), result.stdout)
+    }
 }
