@@ -63,6 +63,12 @@ enum SpecLoader {
     static func json(of node: Node) -> JSONValue {
         switch node {
         case .scalar(let scalar):
+            // Yams resolves a plain scalar's type with regular expressions; most scalars of a document
+            // (quoted ones, and words like `string`, `object` or a description) cannot be anything
+            // but text, which their style or first character shows at once.
+            guard scalar.style == .plain || scalar.style == .any, scalar.string.utf8.first.map(mayBeTyped) ?? true else {
+                return .string(scalar.string)
+            }
             switch Resolver.default.resolveTag(of: node).rawValue {
             case Tag.Name.null.rawValue: return .null
             case Tag.Name.bool.rawValue: return node.bool.map(JSONValue.bool) ?? .string(scalar.string)
@@ -77,6 +83,18 @@ enum SpecLoader {
             return .array(sequence.map(json(of:)))
         case .alias:
             return .null
+        }
+    }
+
+    /// Whether a plain scalar starting with `byte` may be a YAML null, boolean, number or timestamp.
+    private static func mayBeTyped(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "~"),
+             UInt8(ascii: "<"), UInt8(ascii: "="), UInt8(ascii: "y"), UInt8(ascii: "Y"), UInt8(ascii: "n"), UInt8(ascii: "N"),
+             UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "o"), UInt8(ascii: "O"):
+            return true
+        default:
+            return false
         }
     }
 
