@@ -27,7 +27,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -85,13 +84,7 @@ let package = Package(
         ),
         .target(
             name: "PagiOpenAPI",
-            dependencies: [
-                "PagiCore",
-                .product(name: "OpenAPIKit", package: "OpenAPIKit"),
-                .product(name: "OpenAPIKit30", package: "OpenAPIKit"),
-                .product(name: "OpenAPIKitCompat", package: "OpenAPIKit"),
-                .product(name: "Yams", package: "Yams"),
-            ]
+            dependencies: ["PagiCore", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "PagiWebSocket",
@@ -164,7 +157,7 @@ let package = Package(
         .testTarget(name: "PagiRealtimeTests", dependencies: ["PagiRealtime", "PagiTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "PagiRespondTests", dependencies: ["PagiRespond", "PagiBuiltins", "PagiConfig", "PagiCore", "PagiTestSupport"]),
         .testTarget(name: "PagiMetricsTests", dependencies: ["PagiMetrics", "PagiCore", "PagiTestSupport"]),
-        .testTarget(name: "PagiOpenAPITests", dependencies: ["PagiBuiltins", "PagiConfig", "PagiTestSupport"]),
+        .testTarget(name: "PagiOpenAPITests", dependencies: ["PagiOpenAPI", "PagiBuiltins", "PagiConfig", "PagiTestSupport"]),
         .testTarget(
             name: "PagiWebSocketTests",
             dependencies: [

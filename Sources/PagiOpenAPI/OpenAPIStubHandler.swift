@@ -1,14 +1,17 @@
+import Foundation
 import PagiConfig
 import PagiCore
 
 /// `openapi: {spec, validate}` on a subtree: every operation of the document answers below the
 /// mount point with its documented example (or one built from the schema). `Prefer: code=…,
 /// example=…` picks another documented response; with `validate`, requests that break the
-/// document get 400 with an RFC 9457 problem document listing every violation.
-public struct OpenAPIStubHandler: Handler, SubrouteListing {
+/// document get 400 with an RFC 9457 problem document listing every violation, and a body of a
+/// media type the operation does not take gets 415.
+public struct OpenAPIStubHandler: Handler, SubrouteListing, AnswersEveryMethod, LoadReporting {
     /// The mount point without its trailing slash (`/api`).
     private let mount: String
     private let validate: Bool
+    private let validator: RequestValidator
     /// A path of the document and its operations by method.
     private struct PathEntry {
         let template: PathTemplate
@@ -20,26 +23,36 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
     private let paths: [PathEntry]
     /// For `pagi-serve routes`, in document order.
     public let subroutes: [Subroute]
+    /// For `pagi-serve check`: the document, its operations and how long loading took.
+    public private(set) var loadReport = ""
 
     /// Loads the document of `options` for a route on `pattern`, which must be a plain subtree.
     public static func make(_ options: OpenAPIOptions, pattern: RoutePattern, location: SourceLocation) throws -> any Handler {
         guard pattern.isPlainSubtree else {
             throw ConfigError(diagnostics: [Diagnostic(.error, "openapi is mounted on a subtree: use a path like '/api/' (got '\(pattern)')", at: location)])
         }
-        let document = try SpecLoader.load(path: options.spec, mountedAt: location)
-        return OpenAPIStubHandler(mount: String(pattern.text.dropLast()), validate: options.validate, endpoints: document.endpoints.map {
-            (path: $0.path.rawValue, operation: StubOperation($0))
-        })
+        let clock = ContinuousClock()
+        let start = clock.now
+        let spec = try SpecLoader.load(path: options.spec, mountedAt: location)
+        var handler = OpenAPIStubHandler(mount: String(pattern.text.dropLast()), validate: options.validate, spec: spec)
+        let elapsed = (clock.now - start).components
+        let milliseconds = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        handler.loadReport = "openapi \(pattern.text): \((options.spec as NSString).lastPathComponent), \(spec.endpoints.count) operations, "
+            + "loaded in \(Int(milliseconds.rounded())) ms"
+        return handler
     }
 
-    init(mount: String, validate: Bool, endpoints: [(path: String, operation: StubOperation)]) {
+    init(mount: String, validate: Bool, spec: CompiledSpec) {
         self.mount = mount
         self.validate = validate
+        validator = RequestValidator(graph: spec.schemas)
         var paths: [PathEntry] = []
-        for (path, operation) in endpoints {
-            if let index = paths.firstIndex(where: { $0.template.text == path }) {
+        var indexByPath: [String: Int] = [:]
+        for (path, operation) in spec.endpoints {
+            if let index = indexByPath[path] {
                 paths[index].operations[operation.method] = operation
             } else {
+                indexByPath[path] = paths.count
                 paths.append(PathEntry(template: PathTemplate(path), operations: [operation.method: operation], pattern: mount + path))
             }
         }
@@ -63,7 +76,11 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
 
     /// Also names the operation's path as the route that answered (metrics, logs).
     public func respond(to request: inout Request) -> Response {
-        let components = request.path.dropFirst(mount.count).split(separator: "/", omittingEmptySubsequences: true)
+        var components = PathTemplate.components(of: Substring(request.path.utf8.dropFirst(mount.utf8.count)))
+        // A segment that carries an encoded `/` (docs/architecture.md, "Paths"): the parameter gets it decoded.
+        if request.pathHasEncodedSeparators {
+            components = components.map { Substring(PercentDecoding.decode(String($0)) ?? String($0)) }
+        }
         guard let found = route(components) else {
             return Problem.response(status: 404, title: "Not Found", detail: "no operation of the API description matches \(request.path)",
                                     instance: request.path)
@@ -82,8 +99,15 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
             return response
         }
         if validate {
-            let violations = RequestValidator.violations(of: request, pathParameters: pathParameters, operation: operation)
-            if !violations.isEmpty { return Problem.invalidRequest(violations, operation: operation, instance: request.path) }
+            switch validator.verdict(for: request, pathParameters: pathParameters, operation: operation) {
+            case .valid: break
+            case .invalid(let violations): return Problem.invalidRequest(violations, operation: operation, instance: request.path)
+            case .unauthorized(let needed):
+                return Problem.response(status: 401, title: "Unauthorized", detail: "this operation needs \(needed)", instance: request.path)
+            case .unsupportedMediaType(let type, let supported):
+                return Problem.response(status: 415, title: "Unsupported Media Type",
+                                        detail: "this operation takes \(supported.joined(separator: ", ")), not \(type)", instance: request.path)
+            }
         }
         return stubResponse(operation, preferences: Preferences(headerValues: request.headers.values("Prefer")))
     }
@@ -117,6 +141,7 @@ public struct OpenAPIStubHandler: Handler, SubrouteListing {
         let body = response.body(example: exampleName) ?? []
         var headers = HeaderFields()
         if let contentType = response.contentType { headers.add("Content-Type", contentType) }
+        for header in response.headers { headers.add(header.name, header.value) }
         if let applied = Preferences.applied(code: status, example: exampleName) { headers.add("Preference-Applied", applied) }
         return Response(status: status ?? response.status, headers: headers, body: body.isEmpty ? .empty : .bytes(body))
     }

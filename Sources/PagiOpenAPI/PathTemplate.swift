@@ -1,5 +1,7 @@
 /// An OpenAPI path (`/users/{id}`, `/files/{name}.json`) matched against request paths, segment
 /// by segment; a template segment may have a literal prefix and suffix around one parameter.
+/// Compared as UTF-8 bytes, never as `Character`s: a segment that starts with a combining mark
+/// must not merge with the `/` before it into one grapheme.
 struct PathTemplate: Sendable {
     enum Segment: Sendable {
         case literal(String)
@@ -11,24 +13,34 @@ struct PathTemplate: Sendable {
 
     init(_ text: String) {
         self.text = text
-        segments = text.split(separator: "/", omittingEmptySubsequences: true).map { part in
-            guard let open = part.firstIndex(of: "{"), let close = part[open...].firstIndex(of: "}") else { return .literal(String(part)) }
-            return .parameter(name: String(part[part.index(after: open)..<close]), prefix: String(part[..<open]),
-                              suffix: String(part[part.index(after: close)...]))
+        segments = Self.components(of: Substring(text)).map { part in
+            guard let open = part.utf8.firstIndex(of: UInt8(ascii: "{")),
+                  let close = part.utf8[open...].firstIndex(of: UInt8(ascii: "}")) else { return .literal(String(part)) }
+            return .parameter(name: String(part[part.utf8.index(after: open)..<close]), prefix: String(part[..<open]),
+                              suffix: String(part[part.utf8.index(after: close)...]))
         }
     }
 
-    /// The captured parameters, or nil when `path` does not match.
+    /// The non-empty segments of a path, split at `/` bytes.
+    static func components(of path: Substring) -> [Substring] {
+        path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { Substring($0) }
+    }
+
+    /// The captured parameters, or nil when the path does not match.
     func match(_ components: [Substring]) -> [String: String]? {
         guard components.count == segments.count else { return nil }
         var captured: [String: String] = [:]
         for (segment, component) in zip(segments, components) {
+            let bytes = component.utf8
             switch segment {
             case .literal(let literal):
-                guard component == literal else { return nil }
+                guard bytes.elementsEqual(literal.utf8) else { return nil }
             case .parameter(let name, let prefix, let suffix):
-                guard component.count > prefix.count + suffix.count, component.hasPrefix(prefix), component.hasSuffix(suffix) else { return nil }
-                captured[name] = String(component.dropFirst(prefix.count).dropLast(suffix.count))
+                let (head, tail) = (prefix.utf8.count, suffix.utf8.count)
+                guard bytes.count > head + tail, bytes.starts(with: prefix.utf8), bytes.reversed().starts(with: suffix.utf8.reversed()) else {
+                    return nil
+                }
+                captured[name] = String(decoding: bytes.dropFirst(head).dropLast(tail), as: UTF8.self)
             }
         }
         return captured

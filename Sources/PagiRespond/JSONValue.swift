@@ -26,6 +26,17 @@ struct JSONObjectView: MustacheParent, MustacheCustomRenderable {
     var isNull: Bool { false }
 }
 
+/// A map of strings (`path`, `query`, `headers`) in a template: `{{query.page}}` looks into it,
+/// `{{query}}` prints it as compact JSON with its keys sorted (docs/configuration.md §9.2), and
+/// swift-mustache's map transforms (`{{#sorted(query)}}`, `{{count(query)}}`) still apply.
+struct StringMapView: MustacheParent, MustacheCustomRenderable, MustacheTransformable {
+    let map: [String: String]
+    func child(named name: String) -> Any? { map[name] }
+    var renderText: String { JSONValue.object(map.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).text }
+    var isNull: Bool { false }
+    func transform(_ name: String) -> Any? { map.transform(name) }
+}
+
 /// A JSON array in a template: iterated by sections, indexed by `{{json.items.0}}`, printed as JSON.
 struct JSONArrayView: MustacheSequence, MustacheParent, MustacheCustomRenderable {
     let items: [JSONValue]

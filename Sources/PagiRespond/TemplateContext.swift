@@ -25,9 +25,9 @@ final class TemplateContext: MustacheParent {
     private func compute(_ name: String) -> Any? {
         switch name {
         case "method": return request.method
-        case "path": return request.params
-        case "query": return queryItems
-        case "headers": return headerFields
+        case "path": return StringMapView(map: request.params)
+        case "query": return StringMapView(map: queryItems)
+        case "headers": return StringMapView(map: headerFields)
         case "body": return String(decoding: request.body, as: UTF8.self)
         case "json": return request.bodyJSON?.mustacheValue
         case "host": return request.context.forwardedHost ?? request.host

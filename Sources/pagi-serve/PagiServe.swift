@@ -169,6 +169,7 @@ struct Check: ParsableCommand {
         let (config, table) = CLI.loadAndCompile(file.config)
         let routes = table.hosts.reduce(0) { $0 + $1.routeCount }
         print("\(file.config): ok (\(config.hosts.count) host\(config.hosts.count == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"), \(config.warnings.count) warning\(config.warnings.count == 1 ? "" : "s"))")
+        for case let handler as any LoadReporting in table.hosts.flatMap(\.routes).map(\.handler) { print("  " + handler.loadReport) }
     }
 }
 
@@ -206,6 +207,8 @@ struct StaticDir: ParsableCommand {
     @Argument(help: "The directory to serve.") var directory: String
     @OptionGroup var options: ServeOptions
     @Flag(help: "Show directory listings.") var listing = false
+    @Option(name: .customLong("follow-symlinks"), help: "Symbolic links to follow: inside (those that stay in the directory), always, or never.")
+    var followSymlinks = StaticConfig.Symlinks.inside.rawValue
 
     func run() throws {
         var isDirectory: ObjCBool = false
@@ -213,8 +216,12 @@ struct StaticDir: ParsableCommand {
             throw ValidationError("'\(directory)' is not a directory")
         }
         let root = URL(fileURLWithPath: directory).standardizedFileURL.path
+        guard let symlinks = StaticConfig.Symlinks(rawValue: followSymlinks) else {
+            throw ValidationError("--follow-symlinks must be inside, always or never")
+        }
         var staticConfig = StaticConfig(root: root)
         staticConfig.listing = listing
+        staticConfig.followSymlinks = symlinks
         let location = SourceLocation(file: "<command line>", line: 1, column: 1)
         var host = HostConfig(location: location)
         host.names = ["*"]

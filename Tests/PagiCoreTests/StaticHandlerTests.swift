@@ -271,6 +271,23 @@ final class StaticHandlerTests: XCTestCase {
         XCTAssertEqual(html.headers["Content-Type"], "text/html; charset=utf-8")
     }
 
+    func testHTMLListingHasHumanSizesDatesAndSortableColumns() throws {
+        try site.write("files/small.txt", "12345", modified: 784_111_777)
+        try site.write("files/big.bin", String(repeating: "x", count: 1536))
+        try site.makeDirectory("files/sub")
+        let html = site.handler { $0.listing = true }.get("/files/").text
+        XCTAssertTrue(html.contains(#"<td class="size" title="5 bytes">5 B</td>"#), html)
+        XCTAssertTrue(html.contains(#"<td class="size" title="1536 bytes">1.5 KiB</td>"#), html)
+        XCTAssertTrue(html.contains(#"<time datetime="1994-11-06T08:49:37Z" title="Sun, 06 Nov 1994 08:49:37 GMT">1994-11-06 08:49</time>"#), html)
+        for key in ["name", "size", "modified"] { XCTAssertTrue(html.contains(#"<button data-key="\#(key)">"#), key) }
+        XCTAssertTrue(html.contains(#"data-name="small.txt" data-size="5" data-modified="784111777""#), html)
+        XCTAssertTrue(html.contains("1 directory, 2 files, 1.5 KiB"), html)
+        XCTAssertEqual(DirectoryListing.humanSize(0), "0 B")
+        XCTAssertEqual(DirectoryListing.humanSize(1024), "1 KiB")
+        XCTAssertEqual(DirectoryListing.humanSize(10 * 1024 * 1024 + 1), "10 MiB")
+        XCTAssertEqual(DirectoryListing.humanSize(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB")
+    }
+
     func testRootListingHasNoParentLink() throws {
         try site.write("a.txt", "A")
         XCTAssertFalse(site.handler { $0.listing = true }.get("/").text.contains("../"))

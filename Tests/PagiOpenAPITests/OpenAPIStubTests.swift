@@ -72,7 +72,7 @@ final class OpenAPIStubTests: XCTestCase {
         let missing = try get("/api/users/7", headers: ["Prefer": "code=404"])
         XCTAssertEqual(missing.status, 404)
         XCTAssertEqual(missing.header("Content-Type"), "application/problem+json")
-        XCTAssertEqual(missing.text, #"{"status":404,"title":"gone"}"#)
+        XCTAssertEqual(missing.text, #"{"title":"gone","status":404}"#, "members in the document's order")
         XCTAssertEqual(missing.header("Preference-Applied"), "code=404")
 
         let both = try get("/api/users/7", headers: ["Prefer": #"code=404, example="gone""#])

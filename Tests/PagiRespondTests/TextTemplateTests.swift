@@ -45,6 +45,16 @@ final class TextTemplateTests: XCTestCase {
         }
     }
 
+    func testWholeMapsRenderAsCompactJSONWithSortedKeys() throws {
+        let maps = try TextTemplate("{{path}} {{query}} {{headers}}", escaping: .none, origin: origin)
+        XCTAssertEqual(maps.render(context()), #"{"id":"42","slug":"{{not a tag}}"} {"name":"Adá <b>","tag":"x"} "#
+                       + #"{"user-agent":"curl/8 \"quoted\" <&>","x-two":"a, b"}"#)
+        let bare = TemplateContext(Request(method: "GET", target: "/", path: "/", query: nil, headers: [:], host: "h"))
+        XCTAssertEqual(try TextTemplate("{{path}}|{{query}}", escaping: .none, origin: origin).render(bare), "{}|{}")
+        let sorted = try TextTemplate("{{#sorted(query)}}{{key}}={{value}};{{/sorted(query)}}", escaping: .none, origin: origin)
+        XCTAssertEqual(sorted.render(context()), "name=Adá <b>;tag=x;", "swift-mustache's map transforms still apply")
+    }
+
     func testOtherTagsAndHTMLEscapingStayWithMustache() throws {
         for text in ["{{#path}}{{id}}{{/path}}", "{{{path.id}}}", "{{&path.id}}", "{{! note }}{{path.id}}", "{{.}}"] {
             XCTAssertFalse(try TextTemplate(text, escaping: .none, origin: origin).rendersReferencesDirectly, text)

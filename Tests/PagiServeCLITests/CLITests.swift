@@ -216,4 +216,44 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(process.terminationStatus, 0, "SIGTERM is a clean exit")
         }
     }
+
+    func testCheckReportsWhatEachOpenAPIMountLoaded() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try writeFile(dir, "api/users.yaml", OpenAPIFixtures.usersSpec)
+        try writeFile(dir, "api.yaml", "hosts:\n  - names: [localhost]\n    routes:\n      - {path: /api/, openapi: {spec: api/users.yaml}}\n")
+        let result = try run(["check", "api.yaml"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("  openapi /api/: users.yaml, 4 operations, loaded in "), result.stdout)
+        XCTAssertTrue(result.stdout.hasSuffix(" ms\n"), result.stdout)
+    }
+
+    func testStaticFollowsSymlinksOutOfTheDirectoryOnlyWhenTold() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        // As in Debian's documentation trees: `_static/*.js` link into a shared directory.
+        try writeFile(dir, "javascript/jquery.js", "var jQuery;")
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("site/jquery.js").path,
+                                                   withDestinationPath: dir.appendingPathComponent("javascript/jquery.js").path)
+        for (flags, expected) in [([String](), 404), (["--follow-symlinks", "never"], 404), (["--follow-symlinks", "always"], 200)] {
+            let port = try freePort()
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = ["static", "site", "--listen", "127.0.0.1:\(port)"] + flags
+            process.currentDirectoryURL = dir
+            process.standardError = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            var index: RawResponse?
+            for _ in 0..<100 where index == nil {
+                index = RawClient.get(port: port, "/")
+                if index == nil { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            XCTAssertEqual(index?.status, 200, flags.joined(separator: " "))
+            XCTAssertEqual(RawClient.get(port: port, "/jquery.js")?.status, expected, flags.joined(separator: " "))
+        }
+        XCTAssertNotEqual(try run(["static", "site", "--follow-symlinks", "sometimes"]).status, 0)
+    }
 }

@@ -31,6 +31,13 @@ public final class TestServer: @unchecked Sendable {
         self.port = port
     }
 
+    /// A server with no access log and one host, `localhost`, whose routes are `routes`: YAML list
+    /// items written from column 0 (`- path: /api/` …).
+    public convenience init(routes: String, directory: URL) throws {
+        let indented = routes.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n")
+        try self.init(yaml: "server:\n  access_log: {to: off}\nhosts:\n  - names: [localhost]\n    routes:\n" + indented, directory: directory)
+    }
+
     public func stop() {
         guard !stopped else { return }
         stopped = true

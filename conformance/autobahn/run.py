@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import collections
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,9 @@ import time
 from pathlib import Path
 
 import kosoku
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from serverprocess import free_port, wait_for_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Autobahn has no group 8 or 11.
@@ -39,25 +41,6 @@ hosts:
         # Autobahn's largest messages are 16 MiB (9.*); compression on (12.*, 13.*).
         websocket: {{echo: true, max_message: 32MiB, compression: true, ping_interval: 0}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"pagi-serve exited early with status {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit("pagi-serve did not start listening")
 
 
 def verdict(result) -> str:

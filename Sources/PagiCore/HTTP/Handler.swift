@@ -17,6 +17,10 @@ extension Handler {
     public func respond(to request: inout Request) -> Response { handle(request) }
 }
 
+/// A handler that answers every method itself, unknown ones included (`openapi`: 405 with its own
+/// `Allow`). Elsewhere a method the server does not know gets 501.
+public protocol AnswersEveryMethod: Handler {}
+
 /// What every middleware implements. `next` is the rest of the chain (more middleware, then the
 /// router or the handler); a middleware may answer by itself, edit the request before it passes
 /// it on, or edit the response on its way back.

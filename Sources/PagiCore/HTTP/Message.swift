@@ -149,8 +149,12 @@ public struct Request: Sendable {
     public var method: String
     /// The request target as received (origin-form, or absolute-form).
     public var target: String
-    /// Percent-decoded, dot-segment-normalised path, always starting with `/`.
+    /// Percent-decoded, dot-segment-normalised path, always starting with `/`. When
+    /// `pathHasEncodedSeparators`, `%`, `/` and `\` inside segments stay percent-encoded.
     public var path: String
+    /// A segment of the path carried an encoded `/` or `\` (`%2F`, `%5C`): `static` refuses the
+    /// request, route parameters are decoded (docs/architecture.md, "Paths").
+    public var pathHasEncodedSeparators = false
     /// The raw query string without `?`, if any.
     public var query: String?
     public var versionMajor: Int

@@ -47,30 +47,42 @@ public enum PercentDecoding {
     }
 
     public enum PathError: Error, Sendable, Equatable {
-        /// Malformed escape, invalid UTF-8, NUL, an encoded `/` or a backslash: never a valid file path.
+        /// Malformed escape, invalid UTF-8 or NUL.
         case malformed
         /// `..` segments that climb above `/`.
         case aboveRoot
     }
 
+    /// The path routes match on, and whether a segment carried an encoded `/` or `\`.
+    public struct NormalizedPath: Sendable, Equatable {
+        public var path: String
+        /// Some segment held `%2F` or `%5C`: `path` keeps them encoded (`%` itself as `%25`), so
+        /// its `/` are still exactly the separators the client sent (docs/architecture.md, "Paths").
+        public var hasEncodedSeparators: Bool
+    }
+
     /// Turns the path part of a request target into the path routes match on: percent-decoded,
-    /// with `.` and `..` segments resolved and duplicate slashes merged (as nginx does). Encoded slashes
-    /// (`%2F`), NUL and backslashes are refused, so a decoded path can never name another file
-    /// than the one the segments spell.
-    public static func normalizePath(_ rawPath: String) -> Result<String, PathError> {
-        if isAlreadyNormal(rawPath) { return .success(rawPath) }
+    /// with `.` and `..` segments resolved and duplicate slashes merged (as nginx does). NUL is
+    /// refused. A segment with an encoded `/` or `\` keeps its escapes (see `NormalizedPath`), so
+    /// a decoded path never has more segments than the client sent; `static` refuses such paths.
+    public static func normalizePath(_ rawPath: String) -> Result<NormalizedPath, PathError> {
+        if isAlreadyNormal(rawPath) { return .success(NormalizedPath(path: rawPath, hasEncodedSeparators: false)) }
         let raw = Array(rawPath.utf8)
         guard raw.first == UInt8(ascii: "/") else { return .failure(.malformed) }
         // Split on literal slashes first so `%2F` can be told apart from a separator.
         var segments: [String] = []
         var endsWithSlash = false
+        var hasEncodedSeparators = false
         let parts = raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
         for (index, part) in parts.enumerated() {
             let isLast = index == parts.count - 1
-            guard let decoded = decodeBytes(Array(part), plusIsSpace: false) else { return .failure(.malformed) }
-            if decoded.contains(0) || decoded.contains(UInt8(ascii: "/")) || decoded.contains(UInt8(ascii: "\\")) {
-                return .failure(.malformed)
+            guard var decoded = decodeBytes(Array(part), plusIsSpace: false), !decoded.contains(0) else { return .failure(.malformed) }
+            if !hasEncodedSeparators, decoded.contains(UInt8(ascii: "/")) || decoded.contains(UInt8(ascii: "\\")) {
+                // From here on every segment keeps `%`, `/` and `\` escaped, the earlier ones too.
+                hasEncodedSeparators = true
+                segments = segments.map { $0.replacingOccurrences(of: "%", with: "%25") }
             }
+            if hasEncodedSeparators { decoded = escapingSeparators(decoded) }
             guard let segment = String(validating: decoded, as: UTF8.self) else { return .failure(.malformed) }
             switch segment {
             case ".":
@@ -88,7 +100,22 @@ public enum PercentDecoding {
         }
         var path = "/" + segments.joined(separator: "/")
         if endsWithSlash && !segments.isEmpty { path += "/" }
-        return .success(path)
+        return .success(NormalizedPath(path: path, hasEncodedSeparators: hasEncodedSeparators))
+    }
+
+    /// A decoded segment with `%`, `/` and `\` escaped again.
+    private static func escapingSeparators(_ segment: [UInt8]) -> [UInt8] {
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(segment.count + 8)
+        for byte in segment {
+            switch byte {
+            case UInt8(ascii: "%"): escaped += Array("%25".utf8)
+            case UInt8(ascii: "/"): escaped += Array("%2F".utf8)
+            case UInt8(ascii: "\\"): escaped += Array("%5C".utf8)
+            default: escaped.append(byte)
+            }
+        }
+        return escaped
     }
 
     /// The common case, checked in one pass without allocating: visible ASCII without escapes or

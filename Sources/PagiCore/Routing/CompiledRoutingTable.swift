@@ -22,7 +22,8 @@ public final class CompiledHost: Sendable {
     let responder: any Responder
 
     init(names: [String], isDefault: Bool, errorPages: [Int: [UInt8]], location: SourceLocation, routes: [CompiledRoute],
-         middleware: [any Middleware], middlewareNames: [String], bodyLimit: Int?, trie: RouteTrie, labelsRequests: Bool) {
+         middleware: [any Middleware], middlewareNames: [String], bodyLimit: Int?, trie: RouteTrie, labelsRequests: Bool,
+         knownMethods: Set<String>?) {
         self.names = names
         self.isDefault = isDefault
         self.errorPages = errorPages
@@ -31,7 +32,7 @@ public final class CompiledHost: Sendable {
         self.middlewareNames = middlewareNames
         self.bodyLimit = bodyLimit
         self.trie = trie
-        self.responder = middleware.wrapping(HostRouter(trie: trie, labelsRequests: labelsRequests))
+        self.responder = middleware.wrapping(HostRouter(trie: trie, labelsRequests: labelsRequests, knownMethods: knownMethods))
     }
 }
 
@@ -40,6 +41,10 @@ struct HostRouter: Responder {
     let trie: RouteTrie
     /// Record the route in the request's context (see `RequestContext.routePattern`).
     let labelsRequests: Bool
+    /// The table's known methods when some route answers every method (`AnswersEveryMethod`):
+    /// unknown methods then reach routing, and any other route answers them 501, as the engine
+    /// does otherwise. nil when no route does: the engine refused them, nothing to check.
+    let knownMethods: Set<String>?
 
     func respond(to request: inout Request) -> Response {
         let routed = RoutingTable.lookup(request, in: trie)
@@ -47,15 +52,24 @@ struct HostRouter: Responder {
         if let parsed = routed.parsedJSONBody { request.context.parsedJSONBody = parsed }
         switch routed.lookup {
         case .matched(let route, let params):
+            // A route with `methods:` named this method, so only routes without them need the check.
+            if route.methods == nil, !route.answersEveryMethod, isUnknown(request.method) { return Response(status: 501) }
             request.params = params
             if labelsRequests { request.context.routePattern = route.pattern }
             return route.responder.respond(to: &request)
+        case .methodNotAllowed where isUnknown(request.method), .notFound where isUnknown(request.method):
+            return Response(status: 501)
         case .methodNotAllowed(let allow):
             // OPTIONS asks exactly this question: answer it rather than refuse it (RFC 9110 §9.3.7).
             return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": allow.joined(separator: ", ")])
         case .notFound:
             return Response(status: 404)
         }
+    }
+
+    private func isUnknown(_ method: String) -> Bool {
+        guard let knownMethods, method != "GET" else { return false }
+        return !knownMethods.contains(method)
     }
 }
 
@@ -71,6 +85,9 @@ public final class RoutingTable: Sendable {
     public let knownMethods: Set<String>
     /// `Allow` for `OPTIONS *`.
     public let serverWideAllow: String
+    /// Some route answers every method itself (`AnswersEveryMethod`): the engine lets unknown
+    /// methods through to routing.
+    public let routesUnknownMethods: Bool
     /// Some host or route has a `body_limit` (else `bodyLimit(for:)` has nothing to find).
     let hasBodyLimits: Bool
     /// Requests carry their host and route in their context (for metrics labels).
@@ -88,6 +105,7 @@ public final class RoutingTable: Sendable {
         self.knownMethods = knownMethods
         self.serverWideAllow = knownMethods.subtracting(["CONNECT", "TRACE"]).sorted().joined(separator: ", ")
         self.hasBodyLimits = hosts.contains { $0.bodyLimit != nil || $0.routes.contains { $0.bodyLimit != nil } }
+        self.routesUnknownMethods = hosts.contains { $0.routes.contains(where: \.answersEveryMethod) }
     }
 
     /// The same table, with `services` for the engine.
@@ -183,11 +201,13 @@ private struct AcceptingRouteFinder: RouteMatchVisitor {
         for entry in match.routes {
             switch entry.verdict(request, &facts) {
             case .accepted:
-                winner = (entry, entry.parameters(captures: match.captures, rest: match.rest), match.isExact)
+                winner = (entry, entry.parameters(captures: match.captures, rest: match.rest, decoding: request.pathHasEncodedSeparators),
+                          match.isExact)
                 return true
             case .failsOnlyMethod where entry.route.answersPreflight && Self.isPreflight(request):
                 // The route's own `cors` answers its preflights, whatever its `methods:` allow.
-                winner = (entry, entry.parameters(captures: match.captures, rest: match.rest), match.isExact)
+                winner = (entry, entry.parameters(captures: match.captures, rest: match.rest, decoding: request.pathHasEncodedSeparators),
+                          match.isExact)
                 return true
             case .failsOnlyMethod:
                 allowed.formUnion(entry.route.methods ?? [])

@@ -20,8 +20,9 @@ extension RoutingTable {
         }
         var middleware = MiddlewareExpansion(stacks: config.middlewareStacks)
         let serverChain = middleware.chain(config.server.middleware, makeMiddleware)
-        var knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"]
-        var hosts: [CompiledHost] = []
+        let knownMethods = Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"]
+            + config.hosts.flatMap { $0.routes.flatMap { methodSet($0.methods) ?? [] } })
+        var built: [(host: HostConfig, chain: MiddlewareExpansion.Chain, routes: [CompiledRoute], trie: RouteTrie)] = []
         for host in config.hosts {
             let hostChain = serverChain + middleware.chain(host.middleware, makeMiddleware)
             var routes: [CompiledRoute] = []
@@ -54,12 +55,17 @@ extension RoutingTable {
                     continue
                 }
                 routes.append(route)
-                knownMethods.formUnion(route.methods ?? [])
             }
-            hosts.append(CompiledHost(names: host.names.map { $0.lowercased() }, isDefault: host.isDefault,
-                                      errorPages: readErrorPages(host, into: &diagnostics), location: host.location, routes: routes,
-                                      middleware: hostChain.middleware, middlewareNames: hostChain.names,
-                                      bodyLimit: hostChain.bodyLimit, trie: trie, labelsRequests: labelsRequests))
+            built.append((host, hostChain, routes, trie))
+        }
+        // Only when some route answers every method do unknown methods reach the routers, which then
+        // need the whole set (see `HostRouter.knownMethods`); otherwise they check nothing.
+        let routesUnknownMethods = built.contains { $0.routes.contains(where: \.answersEveryMethod) }
+        let hosts = built.map { host, chain, routes, trie in
+            CompiledHost(names: host.names.map { $0.lowercased() }, isDefault: host.isDefault,
+                         errorPages: readErrorPages(host, into: &diagnostics), location: host.location, routes: routes,
+                         middleware: chain.middleware, middlewareNames: chain.names, bodyLimit: chain.bodyLimit, trie: trie,
+                         labelsRequests: labelsRequests, knownMethods: routesUnknownMethods ? knownMethods : nil)
         }
         diagnostics += middleware.diagnostics
         if !diagnostics.isEmpty { throw ConfigError(diagnostics: diagnostics) }

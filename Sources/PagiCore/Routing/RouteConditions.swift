@@ -120,10 +120,13 @@ final class RouteEntry: Sendable {
     }
 
     /// The route's parameters from the values captured positionally by the trie.
-    func parameters(captures: [Substring], rest: Substring?) -> [String: String] {
+    /// With `decoding`, the path kept encoded separators (`Request.pathHasEncodedSeparators`):
+    /// each value is decoded, so a `{param}` holds the `/` its segment carried.
+    func parameters(captures: [Substring], rest: Substring?, decoding: Bool = false) -> [String: String] {
+        func value(_ text: Substring) -> String { decoding ? PercentDecoding.decode(String(text)) ?? String(text) : String(text) }
         var parameters: [String: String] = [:]
-        for (name, value) in zip(parameterNames, captures) { parameters[name] = String(value) }
-        if let restName { parameters[restName] = rest.map(String.init) ?? "" }
+        for (name, captured) in zip(parameterNames, captures) { parameters[name] = value(captured) }
+        if let restName { parameters[restName] = rest.map(value) ?? "" }
         return parameters
     }
 

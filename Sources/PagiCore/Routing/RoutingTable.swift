@@ -23,6 +23,8 @@ public final class CompiledRoute: Sendable {
     /// The route's own middleware answers CORS preflights (`cors`), so a preflight reaches it
     /// even when `methods:` leaves out `OPTIONS`.
     public let answersPreflight: Bool
+    /// The handler answers every method itself (`AnswersEveryMethod`), unknown ones included.
+    public let answersEveryMethod: Bool
     public let location: SourceLocation
 
     public init(pattern: String, methods: Set<String>?, headers: [String: String], query: [String: String],
@@ -39,6 +41,7 @@ public final class CompiledRoute: Sendable {
         self.middlewareNames = middlewareNames
         self.bodyLimit = bodyLimit
         self.answersPreflight = middleware.contains { $0 is any PreflightAnswering }
+        self.answersEveryMethod = handler is any AnswersEveryMethod
         self.location = location
     }
 }

@@ -29,6 +29,8 @@ public struct StaticHandler: Handler {
             // OPTIONS asks which methods work here: answer it (RFC 9110 §9.3.7); refuse the rest.
             return Response(status: request.method == "OPTIONS" ? 204 : 405, headers: ["Allow": "GET, HEAD, OPTIONS"])
         }
+        // An encoded `/` or `\` in a segment could name another file than the segments spell.
+        guard !request.pathHasEncodedSeparators else { return Response(status: 400) }
         let freshKey = freshAnswerKey(request)
         if let fresh = freshAnswers.lookup(freshKey) ?? freshFiles.lookup(freshKey) {
             switch fresh.content {

@@ -28,7 +28,8 @@ struct RequestIntake {
                         trustedProxies: TrustedProxies) throws(ProtocolError) {
         self.head = head
         var accepted = Accepted(
-            request: try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods),
+            request: try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods,
+                                                       routesUnknownMethods: table.routesUnknownMethods),
             table: table, started: .now())
         if !trustedProxies.isEmpty { accepted.request.believeForwarding(from: trustedProxies, peer: peerIP) }
         if head.framing != .none, let limit = table.bodyLimit(for: accepted.request) {

@@ -5,8 +5,11 @@ import PagiCore
 enum RequestValidation {
     /// `knownMethods`: methods answered at all, from the routing table; others get 501 (RFC 9110
     /// §9.1). GET, always among them, skips the set lookup (hashing a string): it is most requests.
-    static func makeRequest(_ head: RequestHead, clientAddress: String, knownMethods: Set<String>) throws(ProtocolError) -> Request {
-        guard head.method == "GET" || knownMethods.contains(head.method), head.method != "CONNECT" else {
+    /// With `routesUnknownMethods` (some route answers every method itself: `openapi`), unknown
+    /// methods go on to routing, which answers 501 itself outside such routes.
+    static func makeRequest(_ head: RequestHead, clientAddress: String, knownMethods: Set<String>,
+                            routesUnknownMethods: Bool = false) throws(ProtocolError) -> Request {
+        guard head.method == "GET" || routesUnknownMethods || knownMethods.contains(head.method), head.method != "CONNECT" else {
             throw ProtocolError(status: 501, reason: "method not implemented")
         }
         var hostField: String?
@@ -56,14 +59,16 @@ enum RequestValidation {
         let queryStart = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "?"))
         let rawPath = queryStart.map { pathAndQuery[..<$0] } ?? pathAndQuery
         let query = queryStart.map { String(pathAndQuery[pathAndQuery.utf8.index(after: $0)...]) }
-        let path: String
+        let path: PercentDecoding.NormalizedPath
         switch PercentDecoding.normalizePath(String(rawPath)) {
         case .success(let normalized): path = normalized
         case .failure(.aboveRoot): throw ProtocolError(status: 400, reason: "path climbs above the root")
         case .failure(.malformed): throw ProtocolError(status: 400, reason: "malformed path")
         }
-        return Request(method: head.method, target: target, path: path, query: query, versionMinor: head.versionMinor,
-                       headers: HeaderFields(head.headers), host: host, clientAddress: clientAddress)
+        var request = Request(method: head.method, target: target, path: path.path, query: query, versionMinor: head.versionMinor,
+                              headers: HeaderFields(head.headers), host: host, clientAddress: clientAddress)
+        request.pathHasEncodedSeparators = path.hasEncodedSeparators
+        return request
     }
 
     /// The lower-cased host of an authority (`host[:port]`, `[v6]:port`), or nil if it is malformed.

@@ -1,0 +1,27 @@
+"""Starting pagi-serve for the conformance checks and the benchmarks: a free loopback port, and
+waiting until the server listens on it."""
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> float:
+    """Seconds until `port` accepts a connection; exits the script when `process` ends first or
+    `seconds` pass."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if process.poll() is not None:
+            sys.exit(f"pagi-serve exited early with status {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return time.monotonic() - start
+        except OSError:
+            time.sleep(0.01)
+    sys.exit("pagi-serve did not start listening")
