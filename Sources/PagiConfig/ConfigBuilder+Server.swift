@@ -65,7 +65,7 @@ extension ConfigBuilder {
             guard let text = string(node, "a listen address") else { return nil }
             return listenConfig(text, at: node.location)
         }
-        guard let section = section(node, "listen item", keys: ["address", "tls", "http2", "proxy_protocol"]),
+        guard let section = section(node, "listen item", keys: ["address", "tls", "http2", "proxy_protocol", "mode"]),
               let addressNode = required("address", in: section, "listen item"),
               let text = string(addressNode, "a listen address"),
               var listener = listenConfig(text, at: addressNode.location)
@@ -79,6 +79,15 @@ extension ConfigBuilder {
             listener.http2 = http2
             if http2 { log.notSupportedYet("http2", at: value.location) }
         }
+        if let value = section["mode"], let text = string(value, "octal permissions such as \"0660\"") {
+            if case .unix = listener.address, let mode = UInt16(text, radix: 8), mode <= 0o777 {
+                listener.socketMode = mode
+            } else if case .unix = listener.address {
+                log.error("'mode' takes octal permissions such as \"0660\", got '\(text)'", at: value.location)
+            } else {
+                log.error("'mode' applies to unix: sockets only", at: value.location)
+            }
+        }
         if let value = section["proxy_protocol"], let proxyProtocol = bool(value) {
             listener.proxyProtocol = proxyProtocol
             if proxyProtocol { log.notSupportedYet("proxy_protocol", at: value.location) }
@@ -88,8 +97,15 @@ extension ConfigBuilder {
 
     private func listenConfig(_ text: String, at location: SourceLocation) -> ListenConfig? {
         switch NetworkSyntax.listenAddress(text) {
+        case .success(.unix(let path)):
+            // Relative to the file that names it, like every path; sun_path holds 107 bytes and a NUL.
+            let absolute = Self.resolve(path, relativeTo: location.file)
+            guard absolute.utf8.count <= 107, !absolute.contains(";"), !absolute.contains("|") else {
+                log.error("unix socket path '\(absolute)' is too long (at most 107 bytes) or holds ';' or '|'", at: location)
+                return nil
+            }
+            return ListenConfig(address: .unix(path: absolute), location: location)
         case .success(let address):
-            if case .unix = address { log.notSupportedYet("unix:", at: location) }
             return ListenConfig(address: address, location: location)
         case .failure(.badPort(let port)):
             log.error("invalid port '\(port)' in '\(text)' (expected 0–65535)", at: location)

@@ -71,6 +71,8 @@ public struct ListenConfig: Sendable, Hashable {
     public var tls: Bool = false
     public var http2: Bool = true
     public var proxyProtocol: Bool = false
+    /// Permissions of a `unix:` socket file (`mode: "0660"`); nil = as the umask leaves them.
+    public var socketMode: UInt16?
     public var location: SourceLocation?
     public init(address: Address, location: SourceLocation? = nil) {
         self.address = address

@@ -22,9 +22,11 @@ final class ServingProcess: Sendable {
     /// Serialises reloads (a signal and the watcher may ask at once) and holds the files watched.
     private let reloading = Mutex<[String]>([])
     private let stopping = Atomic<Bool>(false)
+    private let isWorker: Bool
 
     private init(path: String?, overrides: ServeOptions, compiler: Builtins.Compiler, server: HTTPServer,
-                 logger: Logger, pidFile: PidFile?, files: [String]) {
+                 logger: Logger, pidFile: PidFile?, files: [String], isWorker: Bool) {
+        self.isWorker = isWorker
         self.path = path
         self.overrides = overrides
         self.compiler = compiler
@@ -92,7 +94,7 @@ final class ServingProcess: Sendable {
                                         requestBudget: budget)
             try server.start()
             return ServingProcess(path: path, overrides: overrides, compiler: compiler, server: server, logger: logger,
-                                  pidFile: pidFile, files: config.files)
+                                  pidFile: pidFile, files: config.files, isWorker: link != nil)
         } catch {
             pidFile?.remove()
             throw error
@@ -112,7 +114,11 @@ final class ServingProcess: Sendable {
     /// The first SIGTERM/SIGINT drains (up to `timeouts.shutdown`) and exits 0; a second one,
     /// while draining, exits 1 at once.
     private func stop(after signal: UnixSignal) {
-        guard !stopping.exchange(true, ordering: .relaxed) else {
+        let again = stopping.exchange(true, ordering: .relaxed)
+        // A worker may get the stop twice — from its supervisor and from a service manager that
+        // signals the whole group — and the supervisor enforces the deadline: no forced exit there.
+        if again && isWorker { return }
+        guard !again else {
             logger.warning("\(signal) again while draining: exiting now")
             pidFile?.remove()
             Foundation.exit(1)

@@ -139,25 +139,22 @@ final class Supervisor: @unchecked Sendable {
     private func openSockets() throws {
         sockets = try Self.open(config, keeping: [])
         for socket in sockets {
-            logger.info("\(socket.admin ? "admin listening" : "listening") on http://\(Self.describe(socket.address))")
+            logger.info("\(socket.admin ? "admin listening" : "listening") on \(ListeningSockets.logName(socket.address))")
         }
     }
 
     /// The listeners of `config`, reusing those of `kept` that it still names.
     private static func open(_ config: Config, keeping kept: [InheritedListener]) throws -> [InheritedListener] {
-        var wanted: [(ListenConfig.Address, Bool)] = config.server.listen.filter { !$0.tls }.compactMap {
-            guard case .tcp = $0.address else { return nil }
-            return ($0.address, false)
-        }
-        if let admin = config.server.adminListen { wanted.append((admin.address, true)) }
+        var wanted: [(ListenConfig, Bool)] = config.server.listen.filter { !$0.tls }.map { ($0, false) }
+        if let admin = config.server.adminListen { wanted.append((admin, true)) }
         var opened: [InheritedListener] = []
         do {
-            for (address, admin) in wanted {
-                if let existing = kept.first(where: { $0.address == address && $0.admin == admin }) {
+            for (listener, admin) in wanted {
+                if let existing = kept.first(where: { $0.address == listener.address && $0.admin == admin }) {
                     opened.append(existing)
                 } else {
-                    opened.append(InheritedListener(address: address, admin: admin,
-                                                    descriptor: try ListeningSockets.open(address, backlog: config.server.backlog)))
+                    let descriptor = try ListeningSockets.open(listener.address, mode: listener.socketMode, backlog: config.server.backlog)
+                    opened.append(InheritedListener(address: listener.address, admin: admin, descriptor: descriptor))
                 }
             }
         } catch {
@@ -165,14 +162,9 @@ final class Supervisor: @unchecked Sendable {
             throw error
         }
         guard opened.contains(where: { !$0.admin }) else {
-            throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+            throw EngineError("no listener could be started (TLS listeners are not available in this release)")
         }
         return opened
-    }
-
-    private static func describe(_ address: ListenConfig.Address) -> String {
-        guard case .tcp(let host, let port) = address else { return "\(address)" }
-        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     // MARK: - The supervising loop
@@ -185,7 +177,8 @@ final class Supervisor: @unchecked Sendable {
             killHungWorkers()
             if let since = stoppingSince {
                 if workers.isEmpty { finish(status: 0) }
-                if Date().timeIntervalSince(since) > config.server.timeouts.shutdown + 5 {
+                let grace = config.server.timeouts.shutdown
+                if grace > 0 && Date().timeIntervalSince(since) > grace + 5 {
                     logger.warning("workers still running after timeouts.shutdown: killing them")
                     for pid in workers.keys { kill(pid, SIGKILL) }
                 }
@@ -209,6 +202,9 @@ final class Supervisor: @unchecked Sendable {
             logger.info("shutting down: draining \(workers.count) workers")
             stoppingSince = Date()
             for pid in workers.keys { kill(pid, SIGTERM) }
+            // Once the workers stop accepting, new connections are refused rather than left
+            // queued on sockets this process still holds.
+            for socket in sockets { close(socket.descriptor) }
         case .forceStop:
             logger.warning("second stop signal while draining: exiting now")
             for pid in workers.keys { kill(pid, SIGKILL) }
@@ -217,6 +213,7 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func finish(status: Int32) -> Never {
+        for socket in sockets { if case .unix(let path) = socket.address { ListeningSockets.releaseUnixPath(path) } }
         pidFile?.remove()
         Foundation.exit(status)
     }
@@ -284,7 +281,10 @@ final class Supervisor: @unchecked Sendable {
         for number in [SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU] { sigaddset(&defaults, number) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // Its own process group: a Ctrl-C in the terminal reaches the supervisor alone, which
+        // then stops the workers in order.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
         let executable = Self.executable
         let arguments = [executable] + Array(CommandLine.arguments.dropFirst())
         var pid: pid_t = 0
@@ -305,9 +305,10 @@ final class Supervisor: @unchecked Sendable {
         logger.info("worker \(pid) started")
     }
 
-    /// The running executable itself (not a path that may since point elsewhere).
+    /// The running executable itself: `/proc/self/exe` still starts it after a package upgrade
+    /// replaced the file (the path it points to then ends in " (deleted)").
     private static var executable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : CommandLine.arguments[0]
     }
 
     /// Reads what the workers sent; waits up to 100 ms for something to arrive.
@@ -421,7 +422,10 @@ final class Supervisor: @unchecked Sendable {
                 logger.error("reload failed: \(error); still serving the previous configuration")
                 return
             }
-            for socket in kept where !sockets.contains(socket) { close(socket.descriptor) }
+            for socket in kept where !sockets.contains(socket) {
+                close(socket.descriptor)
+                if case .unix(let path) = socket.address { ListeningSockets.releaseUnixPath(path) }
+            }
             generation += 1
             logger.info("listeners or threads changed: replacing the workers one at a time")
         } else {
@@ -434,9 +438,8 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private static func listenersAndThreads(_ config: Config) -> [String] {
-        config.server.listen.map { "\($0.address)" } + ["admin \(String(describing: config.server.adminListen?.address))",
-                                                          "threads \(String(describing: config.server.threads))",
-                                                          "backlog \(config.server.backlog)"]
+        config.server.listen.map { "\($0.address) \(String(describing: $0.socketMode))" }
+            + ["admin \(String(describing: config.server.adminListen?.address))", "threads \(String(describing: config.server.threads))"]
     }
 }
 

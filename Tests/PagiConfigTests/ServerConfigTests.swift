@@ -106,7 +106,7 @@ final class ServerConfigTests: XCTestCase {
     }
 
     /// Features of later releases warn; TLS, a security feature, is refused instead.
-    func testUnsupportedListenerFeaturesWarnAndTLSIsRefused() throws {
+    func testListenerFeaturesOfLaterReleasesWarnAndTLSIsRefused() throws {
         let yaml = """
         server:
           listen:
@@ -124,7 +124,6 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertEqual(config.server.maxRequests, 1000)
         XCTAssertEqual(config.server.adminListen?.address, .tcp(host: "127.0.0.1", port: 9180))
         XCTAssertEqual(errors, [
-            "config.yaml:3:7: warning: 'unix:' is not supported yet",
             "config.yaml:4:31: error: 'tls' is not available in this release; refusing to serve without it",
             "config.yaml:4:53: warning: 'proxy_protocol' is not supported yet",
         ])
@@ -216,5 +215,30 @@ extension ServerConfigTests {
             "config.yaml:1:16: error: 'user' is not available in this release; refusing to serve without it",
             "config.yaml:1:33: error: 'group' is not available in this release; refusing to serve without it",
         ])
+    }
+}
+
+extension ServerConfigTests {
+    func testUnixSocketListenersTakeAPathRelativeToTheFileAndAMode() throws {
+        let directory = try TemporaryDirectory()
+        let config = try loadConfig("""
+            server:
+              listen: [{address: "unix:run/pagi.sock", mode: "0640"}, "unix:/tmp/other.sock"]
+            """ + "\n" + minimalHosts, file: directory.path + "/config.yaml")
+        XCTAssertEqual(config.server.listen.map(\.address),
+                       [.unix(path: directory.path + "/run/pagi.sock"), .unix(path: "/tmp/other.sock")])
+        XCTAssertEqual(config.server.listen.map(\.socketMode), [0o640, nil])
+    }
+
+    func testUnixSocketMistakesAreRefused() {
+        let long = "/" + String(repeating: "d", count: 120) + ".sock"
+        let (_, errors) = partialConfig("""
+            server:
+              listen: [{address: ":8080", mode: "0640"}, {address: "unix:/tmp/a.sock", mode: "0999"}, "unix:\(long)"]
+            """ + "\n" + minimalHosts)
+        XCTAssertEqual(errors.count, 3, "\(errors)")
+        XCTAssertTrue(errors[0].contains("'mode' applies to unix: sockets only"), errors[0])
+        XCTAssertTrue(errors[1].contains("octal permissions"), errors[1])
+        XCTAssertTrue(errors[2].contains("too long"), errors[2])
     }
 }

@@ -42,9 +42,7 @@ final class CLITests: XCTestCase {
         try? FileManager.default.removeItem(at: dir)
     }
 
-    private var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pagi-serve")
-    }
+    private var binary: URL { ServedProcess.binary }
 
     private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
@@ -166,54 +164,30 @@ final class CLITests: XCTestCase {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
         let port = try freePort()
         for (level, expectInfo) in [("info", true), ("warn", false)] {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = ["static", "site", "--listen", "127.0.0.1:\(port)", "--log-level", level]
-            process.currentDirectoryURL = dir
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            let process = try ServedProcess(arguments: ["static", "site", "--listen", "127.0.0.1:\(port)", "--log-level", level],
+                                            directory: dir)
             var answered = false
             for _ in 0..<100 where !answered {
                 answered = RawClient.get(port: port, "/")?.status == 200
                 if !answered { Thread.sleep(forTimeInterval: 0.05) }
             }
-            process.terminate()
-            process.waitUntilExit()
-            let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.signal(SIGTERM)
+            XCTAssertEqual(process.waitForExit(), 0)
             XCTAssertTrue(answered, level)
-            XCTAssertEqual(log.contains("info: listening on http://127.0.0.1:\(port)"), expectInfo, "log_level \(level): \(log)")
+            XCTAssertEqual(process.log.contains("info: listening on http://127.0.0.1:\(port)"), expectInfo, "log_level \(level): \(process.log)")
         }
     }
 
     func testServeAndStaticCommandsServeAndStopGracefullyOnSIGTERM() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
         for arguments in [["good.yaml", "--listen", "127.0.0.1:0"], ["static", "site", "--listen", "127.0.0.1:0"]] {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            process.currentDirectoryURL = dir
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            var port: Int?
-            var seen = ""
-            while port == nil {
-                let data = err.fileHandleForReading.availableData
-                if data.isEmpty { break }
-                seen += String(decoding: data, as: UTF8.self)
-                if let line = seen.split(separator: "\n").first(where: { $0.contains("listening") }),
-                   let last = line.split(separator: ":").last, let value = Int(last.filter(\.isNumber)) {
-                    port = value
-                }
-            }
-            let bound = try XCTUnwrap(port, "no listening line in: \(seen)")
+            let process = try ServedProcess(arguments: arguments, directory: dir)
+            try process.waitForLog("listening on")
+            let line = try XCTUnwrap(process.log.split(separator: "\n").first { $0.contains("listening on") })
+            let bound = try XCTUnwrap(line.split(separator: ":").last.flatMap { Int($0.filter(\.isNumber)) }, String(line))
             XCTAssertEqual(RawClient.get(port: bound, "/")?.text, "<h1>cli</h1>", arguments.joined(separator: " "))
-            process.terminate()
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, "SIGTERM is a clean exit")
+            process.signal(SIGTERM)
+            XCTAssertEqual(process.waitForExit(), 0, "SIGTERM is a clean exit")
         }
     }
 

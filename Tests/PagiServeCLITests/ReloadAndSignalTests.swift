@@ -1,6 +1,5 @@
 import Foundation
 import PagiTestSupport
-import Synchronization
 import XCTest
 
 /// The serving process driven by real signals (docs/operations.md): SIGHUP and `--watch` reload
@@ -81,7 +80,7 @@ final class ReloadAndSignalTests: XCTestCase {
 
         try writeConfig(port: second, routes: "      - {path: /, respond: {body: hi}}")
         process.signal(SIGHUP)
-        try process.waitForLog("stopped listening on 127.0.0.1:\(first)")
+        try process.waitForLog("stopped listening on http://127.0.0.1:\(first)")
         XCTAssertNil(RawClient.get(port: first, "/"), "the dropped listener no longer accepts")
         XCTAssertEqual(RawClient.get(port: second, "/")?.text, "hi")
     }
@@ -159,63 +158,5 @@ final class ReloadAndSignalTests: XCTestCase {
         again.signal(SIGTERM)
         XCTAssertEqual(again.waitForExit(), 1, "a second signal does not wait for the drain")
         XCTAssertLessThan(Date().timeIntervalSince(asked), 5)
-    }
-}
-
-/// `pagi-serve` run as a child process, its standard error collected as it comes.
-final class ServedProcess: @unchecked Sendable {
-    // @unchecked: `process` is used from the test thread only; the log is behind a lock.
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pagi-serve")
-    }
-
-    private let process = Process()
-    private let collected = Mutex("")
-
-    init(arguments: [String], directory: URL, binary: URL = ServedProcess.binary) throws {
-        process.executableURL = binary
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        errors.fileHandleForReading.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            collected.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
-        try process.run()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-    var log: String { collected.withLock { $0 } }
-
-    func signal(_ number: Int32) { Foundation.kill(process.processIdentifier, number) }
-
-    struct NotLogged: Error, CustomStringConvertible {
-        let awaited: String
-        let log: String
-        var description: String { "'\(awaited)' never appeared in the server log:\n\(log)" }
-    }
-
-    /// Waits until the log contains `text`; throws (failing the test) when it does not in time.
-    func waitForLog(_ text: String, timeout: TimeInterval = 10) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !log.contains(text) {
-            guard Date() < deadline, process.isRunning else { throw NotLogged(awaited: text, log: log) }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-    }
-
-    /// The exit status, once the process ended (killed after 20 s).
-    func waitForExit() -> Int32 {
-        let deadline = Date().addingTimeInterval(20)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning { kill() }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
-    func kill() {
-        if process.isRunning { signal(SIGKILL) }
     }
 }

@@ -125,7 +125,7 @@ public final class HTTPServer: Sendable {
         let accessLog = try AccessLog(config.server.accessLog)
         let current = listeners.withLock { $0 }
         // A worker keeps the sockets it inherited: its supervisor replaces workers when they change.
-        let wanted = inherited == nil ? Self.wanted(config) : current.mapValues { $0.address }
+        let wanted = inherited == nil ? Self.wanted(config) : current.mapValues { ListenConfig(address: $0.address) }
         let added = try open(wanted.filter { current[$0.key] == nil }, backlog: config.server.backlog)
         let serving = contexts.serving.withLock { $0 }
         tables.replace(with: table)
@@ -142,8 +142,10 @@ public final class HTTPServer: Sendable {
             return Array(gone.values)
         }
         for listener in removed {
-            logger.info("stopped listening on \(Self.describe(listener.bound))")
-            listener.quiescing.initiateShutdown(promise: nil)
+            logger.info("stopped listening on \(name(listener))")
+            let promise = group.next().makePromise(of: Void.self)
+            promise.futureResult.whenComplete { [self] _ in release(listener) }
+            listener.quiescing.initiateShutdown(promise: promise)
         }
         var restartNeeded: [String] = []
         if Self.threads(config.server) != threads {
@@ -152,37 +154,52 @@ public final class HTTPServer: Sendable {
         return restartNeeded
     }
 
-    /// Every address `config` listens on: plain TCP only (the loader refuses TLS, and warns that
-    /// unix sockets are not served yet).
-    private static func wanted(_ config: Config) -> [ListenerKey: ListenConfig.Address] {
-        var wanted: [ListenerKey: ListenConfig.Address] = [:]
+    /// Every listener of `config` (the loader refuses TLS ones for now).
+    private static func wanted(_ config: Config) -> [ListenerKey: ListenConfig] {
+        var wanted: [ListenerKey: ListenConfig] = [:]
         for listener in config.server.listen where !listener.tls {
-            guard case .tcp = listener.address else { continue }
-            wanted[ListenerKey(address: listener.address, admin: false)] = listener.address
+            wanted[ListenerKey(address: listener.address, admin: false)] = listener
         }
-        if let admin = config.server.adminListen { wanted[ListenerKey(address: admin.address, admin: true)] = admin.address }
+        if let admin = config.server.adminListen { wanted[ListenerKey(address: admin.address, admin: true)] = admin }
         return wanted
     }
 
+    /// The name of a listener in the log: its address as bound (the port 0 asked for → the real one).
+    private func name(_ listener: Listener) -> String {
+        guard case .tcp = listener.address else { return ListeningSockets.logName(listener.address) }
+        return "http://" + Self.describe(listener.bound)
+    }
+
+    /// A unix socket's file goes with the listener, unless it was inherited (its supervisor's).
+    private func release(_ listener: Listener) {
+        guard inherited == nil, case .unix(let path) = listener.address else { return }
+        ListeningSockets.releaseUnixPath(path)
+    }
+
     /// Binds each of `addresses`; when one fails, closes those already bound and throws.
-    private func open(_ addresses: [ListenerKey: ListenConfig.Address], backlog: Int) throws(EngineError) -> [ListenerKey: Listener] {
+    private func open(_ listeners: [ListenerKey: ListenConfig], backlog: Int) throws(EngineError) -> [ListenerKey: Listener] {
         var opened: [ListenerKey: Listener] = [:]
-        for (key, address) in addresses.sorted(by: { !$0.key.admin && $1.key.admin }) {
+        for (key, config) in listeners.sorted(by: { !$0.key.admin && $1.key.admin }) {
             do throws(EngineError) {
-                let listener = try bind(address, admin: key.admin, backlog: backlog)
+                let listener = try bind(config, admin: key.admin, backlog: backlog)
                 opened[key] = listener
-                logger.info("\(key.admin ? "admin listening" : "listening") on http://\(Self.describe(listener.bound))")
+                logger.info("\(key.admin ? "admin listening" : "listening") on \(name(listener))")
             } catch {
-                for listener in opened.values { listener.channel.close(promise: nil) }
+                for listener in opened.values {
+                    listener.channel.close(promise: nil)
+                    release(listener)
+                }
                 throw error
             }
         }
         return opened
     }
 
-    private func makeBootstrap(quiescing: ServerQuiescingHelper, admin: Bool, backlog: Int) -> ServerBootstrap {
+    /// `tcp`: false for a unix socket, where TCP options do not apply.
+    private func makeBootstrap(quiescing: ServerQuiescingHelper, admin: Bool, backlog: Int, tcp: Bool) -> ServerBootstrap {
         let contexts = self.contexts
-        return ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
+        return (tcp ? bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1) : bootstrap)
             .serverChannelOption(.backlog, value: Int32(backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -190,7 +207,6 @@ public final class HTTPServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // One read per wake-up and no kept receive buffer: see `IdleLightReadBuffers`.
             .childChannelOption(.maxMessagesPerRead, value: 1)
             .childChannelOption(.recvAllocator, value: IdleLightReadBuffers())
@@ -217,24 +233,33 @@ public final class HTTPServer: Sendable {
             }
     }
 
-    /// Binds one TCP address.
-    private func bind(_ address: ListenConfig.Address, admin: Bool, backlog: Int) throws(EngineError) -> Listener {
+    /// Binds one listener: a TCP address, or a unix socket file (a stale one removed first, one a
+    /// live server holds refused; its `mode` applied).
+    private func bind(_ listener: ListenConfig, admin: Bool, backlog: Int) throws(EngineError) -> Listener {
+        let address = listener.address
         do {
-            guard case .tcp(let host, let port) = address else { throw EngineError("only TCP addresses are supported") }
             let quiescing = ServerQuiescingHelper(group: group)
-            let bootstrap = makeBootstrap(quiescing: quiescing, admin: admin, backlog: backlog)
+            let isTCP = if case .tcp = address { true } else { false }
+            let bootstrap = makeBootstrap(quiescing: quiescing, admin: admin, backlog: backlog, tcp: isTCP)
             let channel: any Channel
-            if host.isEmpty {
+            switch address {
+            case .unix(let path):
+                try ListeningSockets.claimUnixPath(path)
+                channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+                if let mode = listener.socketMode { chmod(path, mode_t(mode)) }
+            case .tcp(let host, let port) where host.isEmpty:
                 // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
                 channel = try (try? bootstrap.bind(host: "::", port: port).wait())
                     ?? bootstrap.bind(host: "0.0.0.0", port: port).wait()
-            } else {
+            case .tcp(let host, let port):
                 channel = try bootstrap.bind(host: host, port: port).wait()
             }
             guard let bound = channel.localAddress else { throw EngineError("no local address") }
             return Listener(channel: channel, address: address, bound: bound, quiescing: quiescing)
+        } catch let error as EngineError {
+            throw error
         } catch {
-            throw EngineError("cannot listen on \(Self.describe(address)): \(error)")
+            throw EngineError("cannot listen on \(ListeningSockets.describe(address)): \(error)")
         }
     }
 
@@ -244,7 +269,8 @@ public final class HTTPServer: Sendable {
         for socket in sockets {
             do {
                 let quiescing = ServerQuiescingHelper(group: group)
-                let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog)
+                let isTCP = if case .tcp = socket.address { true } else { false }
+                let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog, tcp: isTCP)
                     .withBoundSocket(socket.descriptor).wait()
                 guard let bound = channel.localAddress else { throw EngineError("no local address") }
                 adopted[ListenerKey(address: socket.address, admin: socket.admin)] =
@@ -278,7 +304,10 @@ public final class HTTPServer: Sendable {
         for listener in listeners.withLock({ open in defer { open = [:] }; return Array(open.values) }) {
             drained.enter()
             let promise = group.next().makePromise(of: Void.self)
-            promise.futureResult.whenComplete { _ in drained.leave() }
+            promise.futureResult.whenComplete { [self] _ in
+                release(listener)
+                drained.leave()
+            }
             listener.quiescing.initiateShutdown(promise: promise)
         }
         let grace = shutdownGrace.withLock { $0 }
@@ -295,12 +324,5 @@ public final class HTTPServer: Sendable {
     private static func describe(_ address: SocketAddress) -> String {
         let ip = address.ipAddress ?? "?"
         return (address.protocol == .inet6 ? "[\(ip)]" : ip) + ":\(address.port ?? 0)"
-    }
-
-    private static func describe(_ address: ListenConfig.Address) -> String {
-        switch address {
-        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        case .unix(let path): return "unix:\(path)"
-        }
     }
 }

@@ -19,24 +19,23 @@ public struct InheritedListener: Sendable, Hashable {
         self.descriptor = descriptor
     }
 
-    /// The environment variable that hands them to a worker: `FD|admin|host|port` items joined by `;`.
+    /// The environment variable that hands them to a worker: `FD|admin|address` items joined by
+    /// `;`, the address written as in the config (the loader refuses unix paths holding `;` or `|`).
     public static let environmentKey = "PAGI_LISTEN_FDS"
 
     public static func encode(_ listeners: [InheritedListener]) -> String {
-        listeners.compactMap { listener in
-            guard case .tcp(let host, let port) = listener.address else { return nil }
-            return "\(listener.descriptor)|\(listener.admin ? 1 : 0)|\(host)|\(port)"
-        }.joined(separator: ";")
+        listeners.map { "\($0.descriptor)|\($0.admin ? 1 : 0)|\(ListeningSockets.describe($0.address))" }.joined(separator: ";")
     }
 
     /// Nil when the text is not what `encode` writes.
     public static func decode(_ text: String) -> [InheritedListener]? {
         var listeners: [InheritedListener] = []
         for item in text.split(separator: ";") {
-            let parts = item.split(separator: "|", omittingEmptySubsequences: false)
-            guard parts.count == 4, let descriptor = Int32(parts[0]), let port = Int(parts[3]) else { return nil }
-            listeners.append(InheritedListener(address: .tcp(host: String(parts[2]), port: port), admin: parts[1] == "1",
-                                               descriptor: descriptor))
+            let parts = item.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, let descriptor = Int32(parts[0]), let address = ListenAddress.parse(String(parts[2])) else {
+                return nil
+            }
+            listeners.append(InheritedListener(address: address, admin: parts[1] == "1", descriptor: descriptor))
         }
         return listeners
     }
@@ -45,24 +44,80 @@ public struct InheritedListener: Sendable, Hashable {
 /// Listening sockets made without NIO, for the supervisor to hand to its workers: NIO binds a
 /// socket only inside a channel and does not give its descriptor away, so this is written by hand.
 public enum ListeningSockets {
-    /// A listening TCP socket on `address`. Its descriptor is at 100 or above — clear of the
-    /// descriptors (3, 4, …) workers receive sockets at — and close-on-exec, so it reaches a
-    /// worker only where the supervisor puts it.
-    public static func open(_ address: ListenConfig.Address, backlog: Int) throws(EngineError) -> Int32 {
-        guard case .tcp(let host, let port) = address else { throw EngineError("only TCP addresses are supported") }
-        // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
-        let candidates = host.isEmpty ? ["::", "0.0.0.0"] : [host]
-        var failure = EngineError("no address")
-        for candidate in candidates {
-            switch bind(candidate, port: port, backlog: backlog) {
-            case .success(let descriptor): return descriptor
-            case .failure(let reason): failure = reason
+    /// A listening socket on `address` (TCP, or a unix socket file with `mode`). Its descriptor is
+    /// at 100 or above — clear of the descriptors (3, 4, …) workers receive sockets at — and
+    /// close-on-exec, so it reaches a worker only where the supervisor puts it.
+    public static func open(_ address: ListenConfig.Address, mode: UInt16? = nil, backlog: Int) throws(EngineError) -> Int32 {
+        let made: Result<Int32, EngineError>
+        switch address {
+        case .unix(let path):
+            try claimUnixPath(path)
+            made = bindUnix(path, mode: mode, backlog: backlog)
+        case .tcp(let host, let port):
+            // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
+            var attempt = Result<Int32, EngineError>.failure(EngineError("no address"))
+            for candidate in host.isEmpty ? ["::", "0.0.0.0"] : [host] {
+                attempt = bindTCP(candidate, port: port, backlog: backlog)
+                if case .success = attempt { break }
             }
+            made = attempt
         }
-        throw EngineError("cannot listen on \(host.contains(":") ? "[\(host)]" : host):\(port): \(failure)")
+        switch made {
+        case .success(let descriptor): return descriptor
+        case .failure(let reason): throw EngineError("cannot listen on \(describe(address)): \(reason)")
+        }
     }
 
-    private static func bind(_ host: String, port: Int, backlog: Int) -> Result<Int32, EngineError> {
+    /// How the log names a listener: `http://host:port`, or `unix:/path`.
+    public static func logName(_ address: ListenConfig.Address) -> String {
+        if case .unix = address { return describe(address) }
+        return "http://" + describe(address)
+    }
+
+    /// An address as the config writes it: `host:port`, `[v6]:port`, `:port`, `unix:/path`.
+    public static func describe(_ address: ListenConfig.Address) -> String {
+        switch address {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+
+    /// Before a unix socket is bound at `path`: a socket file no server answers on any more (left
+    /// by a crash) is removed; one a live server still answers on, or a file that is not a socket,
+    /// is refused — what is not ours is never deleted.
+    public static func claimUnixPath(_ path: String) throws(EngineError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw EngineError("cannot listen on unix:\(path): the file exists and is not a socket")
+        }
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw EngineError("cannot listen on unix:\(path): \(lastError())") }
+        let answered = withUnixAddress(path) { connect(probe, $0, $1) } == 0
+        close(probe)
+        if answered { throw EngineError("cannot listen on unix:\(path): another server is listening on it") }
+        unlink(path)
+    }
+
+    /// Removes the socket file at `path`, if a socket is what is there (on exit; when a reload drops it).
+    public static func releaseUnixPath(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+    }
+
+    private static func bindUnix(_ path: String, mode: UInt16?, backlog: Int) -> Result<Int32, EngineError> {
+        let made = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard made >= 0 else { return .failure(lastError()) }
+        guard withUnixAddress(path, { Glibc.bind(made, $0, $1) }) == 0, listen(made, Int32(backlog)) == 0 else {
+            let reason = lastError()
+            close(made)
+            return .failure(reason)
+        }
+        if let mode { chmod(path, mode_t(mode)) }
+        return moved(made)
+    }
+
+    private static func bindTCP(_ host: String, port: Int, backlog: Int) -> Result<Int32, EngineError> {
         var hints = addrinfo()
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -82,9 +137,28 @@ public enum ListeningSockets {
             close(made)
             return .failure(reason)
         }
-        let moved = fcntl(made, F_DUPFD_CLOEXEC, 100)
-        close(made)
+        return moved(made)
+    }
+
+    /// The socket moved to a descriptor of 100 or above.
+    private static func moved(_ descriptor: Int32) -> Result<Int32, EngineError> {
+        let moved = fcntl(descriptor, F_DUPFD_CLOEXEC, 100)
+        close(descriptor)
         return moved >= 0 ? .success(moved) : .failure(lastError())
+    }
+
+    /// `path` as a `sockaddr_un` (the loader keeps paths within its 107 bytes).
+    private static func withUnixAddress<Result>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
     }
 
     private static func lastError() -> EngineError { EngineError(String(cString: strerror(errno))) }
