@@ -90,9 +90,14 @@ final class ServingProcess: Sendable {
                     link.tell(.recycle)
                 } : nil
             }
-            let server = try HTTPServer(config: config, table: table, logger: logger, inherited: link?.listeners,
+            // A worker's sockets come from its supervisor; otherwise perhaps from systemd.
+            let activated = link == nil ? try SocketActivation.listeners(for: config, environment: ProcessInfo.processInfo.environment) : nil
+            let server = try HTTPServer(config: config, table: table, logger: logger, inherited: link?.listeners ?? activated,
                                         requestBudget: budget)
             try server.start()
+            for socket in activated ?? [] {
+                logger.info("\(socket.admin ? "admin listening" : "listening") on \(ListeningSockets.logName(socket.address)) (socket activation)")
+            }
             return ServingProcess(path: path, overrides: overrides, compiler: compiler, server: server, logger: logger,
                                   pidFile: pidFile, files: config.files, isWorker: link != nil)
         } catch {

@@ -31,6 +31,8 @@ final class Supervisor: @unchecked Sendable {
 
     private var config: Config
     private var sockets: [InheritedListener] = []
+    /// Sockets systemd passed (socket activation): their unix socket files are systemd's to remove.
+    private var passedByActivation: Set<Int32> = []
     private var workers: [pid_t: Worker] = [:]
     private var wanted: Int
     /// The generation of workers that serves the current sockets and threads; older ones are retired.
@@ -137,7 +139,12 @@ final class Supervisor: @unchecked Sendable {
     // MARK: - Sockets
 
     private func openSockets() throws {
-        sockets = try Self.open(config, keeping: [])
+        if let activated = try SocketActivation.listeners(for: config, environment: ProcessInfo.processInfo.environment) {
+            sockets = activated
+            passedByActivation = Set(activated.map(\.descriptor))
+        } else {
+            sockets = try Self.open(config, keeping: [])
+        }
         for socket in sockets {
             logger.info("\(socket.admin ? "admin listening" : "listening") on \(ListeningSockets.logName(socket.address))")
         }
@@ -213,7 +220,9 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private func finish(status: Int32) -> Never {
-        for socket in sockets { if case .unix(let path) = socket.address { ListeningSockets.releaseUnixPath(path) } }
+        for socket in sockets where !passedByActivation.contains(socket.descriptor) {
+            if case .unix(let path) = socket.address { ListeningSockets.releaseUnixPath(path) }
+        }
         pidFile?.remove()
         Foundation.exit(status)
     }
@@ -424,7 +433,9 @@ final class Supervisor: @unchecked Sendable {
             }
             for socket in kept where !sockets.contains(socket) {
                 close(socket.descriptor)
-                if case .unix(let path) = socket.address { ListeningSockets.releaseUnixPath(path) }
+                if case .unix(let path) = socket.address, !passedByActivation.contains(socket.descriptor) {
+                    ListeningSockets.releaseUnixPath(path)
+                }
             }
             generation += 1
             logger.info("listeners or threads changed: replacing the workers one at a time")
