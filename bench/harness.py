@@ -35,6 +35,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance"))
+from serverprocess import serving_as_invoker  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTS = {"pagi-serve": 18081, "baseline": 18085, "nginx": 18082, "lighttpd": 18083, "caddy": 18084}
 LABELS = {"baseline": "pagi-serve (baseline)"}
@@ -220,8 +223,8 @@ http://127.0.0.1:{PORTS['caddy']} {{
 }}
 """)
     commands = {
-        "pagi-serve": [binary, os.path.join(work, "pagi.yaml")],
-        "baseline": [baseline, os.path.join(work, "pagi-baseline.yaml")],
+        "pagi-serve": [binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(binary),
+        "baseline": [baseline, os.path.join(work, "pagi-baseline.yaml")] + (serving_as_invoker(baseline) if baseline else []),
         "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
         "lighttpd": ["lighttpd", "-D", "-f", os.path.join(work, "lighttpd.conf")],
         "caddy": ["caddy", "run", "--config", os.path.join(work, "Caddyfile"), "--adapter", "caddyfile"],

@@ -18,6 +18,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance"))
+from serverprocess import serving_as_invoker  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTS = {"pagi-serve": 18091, "uvicorn": 18092}
 HANDSHAKE = ("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -127,7 +130,7 @@ hosts:
       - path: /ws
         websocket: {{echo: true, ping_interval: 0}}
 """)
-        command = [binary, config]
+        command = [binary, config] + serving_as_invoker(binary)
     else:
         command = [sys.executable, "-m", "uvicorn", "websocket_asgi:app", "--app-dir", os.path.join(ROOT, "bench"),
                    "--host", "127.0.0.1", "--port", str(PORTS[name]), "--ws", "websockets", "--loop", "uvloop",

@@ -11,6 +11,9 @@ Exit 0 when both halves work; prints one line per check."""
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 import websocket  # PyPI websocket-client, installed by scripts/test
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serverprocess import serving_as_invoker  # noqa: E402
+
 # The repository root (this file is conformance/demo-browser-test.py): config.yaml and sites/ live there.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,7 +60,7 @@ def main():
     port, devtools_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     profile = tempfile.mkdtemp(prefix="pagi-chromium-")
-    server = subprocess.Popen([binary, "config.yaml", "--listen", f"127.0.0.1:{port}"],
+    server = subprocess.Popen([binary, "config.yaml", "--listen", f"127.0.0.1:{port}"] + serving_as_invoker(binary),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     browser = None
     failures = 0

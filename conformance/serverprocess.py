@@ -1,5 +1,7 @@
 """Starting pagi-serve for the conformance checks and the benchmarks: a free loopback port, and
 waiting until the server listens on it."""
+import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -25,3 +27,11 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
         except OSError:
             time.sleep(0.01)
     sys.exit("pagi-serve did not start listening")
+
+
+def serving_as_invoker(binary: str) -> list[str]:
+    """`--user` naming whoever runs the script, for a `binary` that has the flag: a server started
+    as root serves as root only when told so on purpose (docs/operations.md, *Privileges*). Older
+    builds, run as baselines by the benchmarks, have neither the flag nor the rule."""
+    usage = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True).stdout
+    return ["--user", pwd.getpwuid(os.geteuid()).pw_name] if "--user" in usage else []

@@ -4,6 +4,24 @@ extension ConfigBuilder {
         "trusted_proxies", "http2", "pid_file", "admin", "middleware", "backlog", "server_header", "user", "group",
     ]
 
+    /// `user` and `group`, looked up in the system's databases now so that a name that does not
+    /// exist is reported with its position (docs/operations.md, *Privileges*).
+    private func readRunAs(_ section: Section, into server: inout ServerConfig) {
+        let group = section["group"].flatMap { string($0, "a group name or id") }
+        guard let node = section["user"] else {
+            if let value = section["group"] { log.error("'group' needs 'user': the user the workers run as", at: value.location) }
+            return
+        }
+        guard let user = string(node, "a user name or id") else { return }
+        switch RunAs.resolve(user: user, group: group) {
+        case .success(var runAs):
+            runAs.location = node.location
+            server.runAs = runAs
+        case .failure(let error):
+            log.error(error.description, at: error.key == .group ? (section["group"]?.location ?? node.location) : node.location)
+        }
+    }
+
     func readServer(_ node: YAMLNode) {
         guard let section = section(node, "server", keys: Self.serverKeys) else { return }
         var server = ServerConfig()
@@ -33,14 +51,7 @@ extension ConfigBuilder {
         if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
         if let value = section["backlog"], let backlog = integer(value, "a listen backlog", in: 1...65535) { server.backlog = backlog }
         if let value = section["server_header"], let send = bool(value) { server.serverHeader = send }
-        if let value = section["user"], let user = string(value, "a user name or id") {
-            server.user = user
-            log.cannotEnforce("user", at: value.location)
-        }
-        if let value = section["group"], let group = string(value, "a group name or id") {
-            server.group = group
-            log.cannotEnforce("group", at: value.location)
-        }
+        readRunAs(section, into: &server)
         if let value = section["admin"], let admin = self.section(value, "admin", keys: ["listen"]) {
             if let listen = required("listen", in: admin, "admin"), let text = string(listen, "an address") {
                 server.adminListen = listenConfig(text, at: listen.location)
@@ -65,7 +76,7 @@ extension ConfigBuilder {
             guard let text = string(node, "a listen address") else { return nil }
             return listenConfig(text, at: node.location)
         }
-        guard let section = section(node, "listen item", keys: ["address", "tls", "http2", "proxy_protocol", "mode"]),
+        guard let section = section(node, "listen item", keys: ["address", "tls", "http2", "proxy_protocol", "mode", "owner"]),
               let addressNode = required("address", in: section, "listen item"),
               let text = string(addressNode, "a listen address"),
               var listener = listenConfig(text, at: addressNode.location)
@@ -86,6 +97,17 @@ extension ConfigBuilder {
                 log.error("'mode' takes octal permissions such as \"0660\", got '\(text)'", at: value.location)
             } else {
                 log.error("'mode' applies to unix: sockets only", at: value.location)
+            }
+        }
+        if let value = section["owner"], let text = string(value, "a user, or user:group") {
+            let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            if case .tcp = listener.address {
+                log.error("'owner' applies to unix: sockets only", at: value.location)
+            } else {
+                switch RunAs.resolve(user: parts[0], group: parts.count > 1 ? parts[1] : nil) {
+                case .success(let owner): listener.socketOwner = owner
+                case .failure(let error): log.error("owner: \(error)", at: value.location)
+                }
             }
         }
         if let value = section["proxy_protocol"], let proxyProtocol = bool(value) {

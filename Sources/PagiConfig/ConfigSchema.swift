@@ -93,7 +93,7 @@ public enum ConfigSchema {
     }
 
     private static var server: [String: ConfigValue] {
-        let listener = anyOf(string, object(["address": string, "tls": boolean, "http2": boolean, "proxy_protocol": boolean, "mode": string],
+        let listener = anyOf(string, object(["address": string, "tls": boolean, "http2": boolean, "proxy_protocol": boolean, "mode": string, "owner": string],
                                             required: ["address"]))
         return [
             "listen": oneOrList(listener),

@@ -73,6 +73,8 @@ public struct ListenConfig: Sendable, Hashable {
     public var proxyProtocol: Bool = false
     /// Permissions of a `unix:` socket file (`mode: "0660"`); nil = as the umask leaves them.
     public var socketMode: UInt16?
+    /// Owner of a `unix:` socket file (`owner: "user[:group]"`); nil = whoever made it.
+    public var socketOwner: RunAs?
     public var location: SourceLocation?
     public init(address: Address, location: SourceLocation? = nil) {
         self.address = address
@@ -155,9 +157,8 @@ public struct ServerConfig: Sendable {
     public var backlog: Int = 1024
     /// Whether answers carry `Server: pagi-serve`.
     public var serverHeader: Bool = true
-    /// Who the serving processes become after binding the listeners (names or numeric ids).
-    public var user: String?
-    public var group: String?
+    /// Who the worker processes become after binding the listeners (`user`, `group`).
+    public var runAs: RunAs?
     /// `admin.listen`, when configured.
     public var adminListen: ListenConfig?
     public init() {}

@@ -107,6 +107,14 @@ enum CLI {
                 config.server.workers = count
             }
         }
+        if let user = options.user {
+            switch RunAs.resolve(user: user, group: options.group) {
+            case .success(let runAs): config.server.runAs = runAs
+            case .failure(let error): throw ValidationError("--\(error.key == .user ? "user" : "group"): \(error)")
+            }
+        } else if options.group != nil {
+            throw ValidationError("--group needs --user")
+        }
     }
 
     static func applyOverrides(_ config: inout Config, listen: [String], threads: String?, logLevel: String?) throws {
@@ -146,6 +154,10 @@ struct ServeOptions: ParsableArguments {
     var watch = false
     @Option(help: "Worker processes: a number or 'auto' (replaces the file's server.workers).")
     var workers: String?
+    @Option(help: "The user (name or id) the workers serve as, once root has bound the listeners (replaces server.user).")
+    var user: String?
+    @Option(help: "Their group (name or id; by default the user's own; replaces server.group).")
+    var group: String?
 }
 
 struct Serve: ParsableCommand {

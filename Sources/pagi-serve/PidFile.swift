@@ -12,8 +12,20 @@ struct PidFile: Sendable {
         var description: String { "pid_file '\(path)' is held by another running pagi-serve (pid \(pid))" }
     }
 
-    static func claim(_ path: String) throws -> PidFile {
-        if let holder = livingHolder(of: path) { throw Held(path: path, pid: holder) }
+    /// `replacing`: the process this one replaces in a hot upgrade, which may hold the file.
+    static func claim(_ path: String, replacing predecessor: pid_t? = nil) throws -> PidFile {
+        if let holder = livingHolder(of: path), holder != predecessor { throw Held(path: path, pid: holder) }
+        try write(path)
+        return PidFile(path: path)
+    }
+
+    /// Writes this process's pid again (a hot upgrade that failed may have left the successor's,
+    /// or none).
+    func rewrite() {
+        try? Self.write(path)
+    }
+
+    private static func write(_ path: String) throws {
         let temporary = path + ".\(getpid()).tmp"
         try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, path) == 0 else {
@@ -21,7 +33,6 @@ struct PidFile: Sendable {
             unlink(temporary)
             throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot write pid_file '\(path)': \(reason)"])
         }
-        return PidFile(path: path)
     }
 
     /// Removes the file if it still names this process (a successor may have claimed it since).

@@ -22,6 +22,8 @@ final class ServingProcess: Sendable {
     /// Serialises reloads (a signal and the watcher may ask at once) and holds the files watched.
     private let reloading = Mutex<[String]>([])
     private let stopping = Atomic<Bool>(false)
+    /// A hot upgrade (SIGUSR2) is under way.
+    private let upgrading = Atomic<Bool>(false)
     private let isWorker: Bool
 
     private init(path: String?, overrides: ServeOptions, compiler: Builtins.Compiler, server: HTTPServer,
@@ -44,21 +46,30 @@ final class ServingProcess: Sendable {
         let level = config.server.logLevel
         LoggingSystem.bootstrap { label in ServerLog.makeHandler(label: label, level: level) }
         var logger = Logger(label: "pagi-serve")
+        let identity: RunAs?
+        do {
+            identity = try Privileges.workerIdentity(config.server.runAs)
+        } catch {
+            CLI.printErr("error: \(error)")
+            Foundation.exit(1)
+        }
         let link = WorkerLink.fromEnvironment()
+        let predecessor = link == nil ? HotUpgrade.Predecessor.fromEnvironment() : nil
         if let link {
             logger[metadataKey: "worker"] = "\(getpid())"
             link.followSupervisor()
         } else if Supervisor.isWanted(config) {
-            Supervisor.run(path: path, config: config, compiler: compiler, overrides: overrides, watch: watch, logger: logger)
+            Supervisor.run(path: path, config: config, compiler: compiler, overrides: overrides, watch: watch,
+                           predecessor: predecessor, logger: logger)
         }
         Task { [logger] in
             // Signals are trapped before the listeners open: a SIGTERM that arrives as soon as the
             // server says it is listening must not find the default action (death, exit 143).
-            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup, .sigusr2)
             let process: ServingProcess
             do {
                 process = try start(path: path, config: config, table: table, compiler: compiler, overrides: overrides,
-                                    link: link, logger: logger)
+                                    link: link, identity: identity, predecessor: predecessor, logger: logger)
             } catch {
                 CLI.printErr("error: \(error)")
                 Foundation.exit(1)
@@ -66,13 +77,15 @@ final class ServingProcess: Sendable {
             if let link {
                 link.tell(.ready)
                 process.beat(to: link)
-            } else if watch {
-                process.watchFiles()
+            } else {
+                predecessor?.tellReady()
+                if watch { process.watchFiles() }
             }
             for await signal in signals {
                 switch signal {
                 case .sighup: process.reload(reason: "SIGHUP")
-                default: process.stop(after: signal)
+                case .sigusr2: process.upgrade()
+                default: process.stop(because: "\(signal)")
                 }
             }
         }
@@ -80,10 +93,13 @@ final class ServingProcess: Sendable {
         CLI.parkMainThread()
     }
 
-    /// A worker (`link`) serves the sockets its supervisor opened, which also keeps the pid file.
+    /// A worker (`link`) serves the sockets its supervisor opened, which also keeps the pid file,
+    /// and becomes `identity` before it serves (only workers change identity: `Privileges`). A
+    /// successor in a hot upgrade serves its `predecessor`'s sockets and takes over its pid file.
     private static func start(path: String?, config: Config, table: RoutingTable, compiler: Builtins.Compiler,
-                              overrides: ServeOptions, link: WorkerLink?, logger: Logger) throws -> ServingProcess {
-        let pidFile = link == nil ? try config.server.pidFile.map(PidFile.claim) : nil
+                              overrides: ServeOptions, link: WorkerLink?, identity: RunAs?, predecessor: HotUpgrade.Predecessor?,
+                              logger: Logger) throws -> ServingProcess {
+        let pidFile = link == nil ? try config.server.pidFile.map { try PidFile.claim($0, replacing: predecessor?.pid) } : nil
         do {
             let budget = link.flatMap { link in
                 config.server.maxRequests > 0 ? RequestBudget(requests: WorkerLink.jittered(config.server.maxRequests)) {
@@ -91,10 +107,15 @@ final class ServingProcess: Sendable {
                 } : nil
             }
             // A worker's sockets come from its supervisor; otherwise perhaps from systemd.
-            let activated = link == nil ? try SocketActivation.listeners(for: config, environment: ProcessInfo.processInfo.environment) : nil
+            let activated = link == nil && predecessor == nil
+                ? try SocketActivation.listeners(for: config, environment: ProcessInfo.processInfo.environment) : nil
             let server = try HTTPServer(config: config, table: table, logger: logger, inherited: link?.listeners ?? activated,
                                         requestBudget: budget)
-            try server.start()
+            if link != nil, let identity {
+                try Privileges.drop(to: identity)
+                logger.info("serving as user \(identity.user) (uid \(identity.uid), gid \(identity.gid))")
+            }
+            try server.start(predecessor: predecessor?.listeners ?? [])
             for socket in activated ?? [] {
                 logger.info("\(socket.admin ? "admin listening" : "listening") on \(ListeningSockets.logName(socket.address)) (socket activation)")
             }
@@ -117,23 +138,49 @@ final class ServingProcess: Sendable {
     }
 
     /// The first SIGTERM/SIGINT drains (up to `timeouts.shutdown`) and exits 0; a second one,
-    /// while draining, exits 1 at once.
-    private func stop(after signal: UnixSignal) {
+    /// while draining, exits 1 at once. A hot upgrade's end drains the same way.
+    private func stop(because cause: String) {
         let again = stopping.exchange(true, ordering: .relaxed)
         // A worker may get the stop twice — from its supervisor and from a service manager that
         // signals the whole group — and the supervisor enforces the deadline: no forced exit there.
         if again && isWorker { return }
         guard !again else {
-            logger.warning("\(signal) again while draining: exiting now")
+            logger.warning("\(cause) again while draining: exiting now")
             pidFile?.remove()
             Foundation.exit(1)
         }
-        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        logger.info("shutting down", metadata: ["cause": "\(cause)"])
         // Off the signal loop, so that a second signal is still seen while this drains.
         Thread.detachNewThread { [self] in
             server.shutdown()
             pidFile?.remove()
             Foundation.exit(0)
+        }
+    }
+
+    /// SIGUSR2: hands the listeners to the executable now installed, and drains once it serves
+    /// (`HotUpgrade`); if it fails, serves on.
+    func upgrade() {
+        guard !isWorker else {
+            logger.warning("SIGUSR2 ignored: a hot upgrade is started by sending it to the supervisor (pid \(getppid()))")
+            return
+        }
+        guard !stopping.load(ordering: .relaxed), !upgrading.exchange(true, ordering: .relaxed) else {
+            logger.warning("SIGUSR2 ignored: an upgrade or a shutdown is already under way")
+            return
+        }
+        logger.info("SIGUSR2: starting the installed executable for a hot upgrade")
+        HotUpgrade.begin(sockets: server.listeningSockets()) { [self] outcome in
+            switch outcome {
+            case .ready(let pid):
+                logger.info("hot upgrade: process \(pid) serves now; this one drains and exits")
+                server.handOverSocketFiles()
+                stop(because: "hot upgrade")
+            case .failed(let reason):
+                logger.error("hot upgrade failed: \(reason); still serving")
+                pidFile?.rewrite()
+                upgrading.store(false, ordering: .relaxed)
+            }
         }
     }
 
@@ -151,7 +198,11 @@ final class ServingProcess: Sendable {
                 var config = try ConfigLoader.load(path: path)
                 try CLI.applyOverrides(&config, options: overrides)
                 let table = try compiler.compile(config)
-                let notes = try server.reload(config, table: table)
+                // Only a worker changes identity, and its supervisor replaces it for a new user;
+                // this process can only refuse a file that no longer says who serves.
+                let identity = isWorker ? nil : try Privileges.workerIdentity(config.server.runAs)
+                var notes = try server.reload(config, table: table)
+                if let identity { notes.append("user '\(identity.user)' needs worker processes: it applies at the next start") }
                 ServerLog.setLevel(config.server.logLevel)
                 for warning in config.warnings { logger.warning("\(warning)") }
                 for note in notes { logger.warning("not applied until restart: \(note)") }

@@ -6,7 +6,8 @@ import PagiEngine
 import Synchronization
 import UnixSignals
 
-/// The master process of `workers > 1` or `max_requests` (docs/operations.md, *Workers*): opens
+/// The master process of `workers > 1`, `max_requests` or workers that drop root's privileges
+/// (docs/operations.md, *Workers*, *Privileges*): opens
 /// every listener once, runs the worker processes on them, and keeps them running — a worker
 /// that dies is replaced (with a growing delay when it keeps dying), one that stops sending its
 /// heartbeat is killed and replaced, one that spent its `max_requests` is replaced by a new one
@@ -40,13 +41,21 @@ final class Supervisor: @unchecked Sendable {
     private var quickDeaths = 0
     private var nextSpawn = Date.distantPast
     private var stoppingSince: Date?
+    /// A hot upgrade (SIGUSR2) is under way.
+    private var upgrading = false
+    /// A successor serves the listeners: their unix socket files are its own now.
+    private var handedOver = false
+    /// The process this one replaces in a hot upgrade, told once every worker is ready.
+    private var predecessor: HotUpgrade.Predecessor?
 
     /// A heartbeat missing this long means the worker is hung.
     static let heartbeatLimit: TimeInterval = 10
     /// A worker that dies sooner than this after its start counts towards the respawn delay.
     static let quickDeath: TimeInterval = 5
 
-    fileprivate enum Command: Sendable { case reload(String), stop, forceStop, addWorker, removeWorker }
+    fileprivate enum Command: Sendable {
+        case reload(String), stop, forceStop, addWorker, removeWorker, upgrade, upgraded(HotUpgrade.Outcome)
+    }
 
     private struct Worker {
         let pid: pid_t
@@ -63,8 +72,9 @@ final class Supervisor: @unchecked Sendable {
     }
 
     private init(path: String?, config: Config, overrides: ServeOptions, compiler: Builtins.Compiler,
-                 logger: Logger, pidFile: PidFile?) {
+                 logger: Logger, pidFile: PidFile?, predecessor: HotUpgrade.Predecessor?) {
         self.path = path
+        self.predecessor = predecessor
         self.config = config
         self.overrides = overrides
         self.compiler = compiler
@@ -78,24 +88,26 @@ final class Supervisor: @unchecked Sendable {
         config.server.workers ?? ProcessInfo.processInfo.activeProcessorCount
     }
 
-    /// Whether `config` asks for a supervisor and worker processes rather than one serving process.
+    /// Whether `config` asks for a supervisor and worker processes rather than one serving process
+    /// (a server that drops root's privileges has one even for one worker: `Privileges`).
     static func isWanted(_ config: Config) -> Bool {
-        workerCount(config) > 1 || config.server.maxRequests > 0
+        workerCount(config) > 1 || config.server.maxRequests > 0 || Privileges.workersDropPrivileges(config)
     }
 
     /// Supervises until told to stop; never returns.
     static func run(path: String?, config: Config, compiler: Builtins.Compiler, overrides: ServeOptions,
-                    watch: Bool, logger: Logger) -> Never {
+                    watch: Bool, predecessor: HotUpgrade.Predecessor?, logger: Logger) -> Never {
         Task {
             // SIGCHLD is not trapped (trapping sets SIG_IGN, and ignored children are reaped by the
             // kernel before `waitpid` could say how they ended): the loop reaps every 100 ms.
-            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup, .sigusr2)
             let supervisor: Supervisor
             do {
-                let pidFile = try config.server.pidFile.map(PidFile.claim)
+                let pidFile = try config.server.pidFile.map { try PidFile.claim($0, replacing: predecessor?.pid) }
                 supervisor = Supervisor(path: path, config: config, overrides: overrides, compiler: compiler,
-                                        logger: logger, pidFile: pidFile)
+                                        logger: logger, pidFile: pidFile, predecessor: predecessor)
                 try supervisor.openSockets()
+                try supervisor.prepareFiles(for: config)
             } catch {
                 CLI.printErr("error: \(error)")
                 Foundation.exit(1)
@@ -107,6 +119,7 @@ final class Supervisor: @unchecked Sendable {
             for await signal in signals {
                 switch signal {
                 case .sighup: supervisor.send(.reload("SIGHUP"))
+                case .sigusr2: supervisor.send(.upgrade)
                 default:
                     supervisor.send(stopping ? .forceStop : .stop)
                     stopping = true
@@ -136,10 +149,20 @@ final class Supervisor: @unchecked Sendable {
         Thread.detachNewThread { [self] in watcher.run { changed in send(.reload("\(changed) changed")) } }
     }
 
+    /// What workers that drop root's privileges cannot make themselves: their access log file.
+    private func prepareFiles(for config: Config) throws {
+        if let identity = try Privileges.workerIdentity(config.server.runAs) {
+            try Privileges.prepareAccessLog(config, for: identity)
+        }
+    }
+
     // MARK: - Sockets
 
     private func openSockets() throws {
-        if let activated = try SocketActivation.listeners(for: config, environment: ProcessInfo.processInfo.environment) {
+        if let passed = predecessor?.listeners {
+            sockets = try Self.open(config, keeping: passed)
+            for socket in passed where !sockets.contains(socket) { close(socket.descriptor) }
+        } else if let activated = try SocketActivation.listeners(for: config, environment: ProcessInfo.processInfo.environment) {
             sockets = activated
             passedByActivation = Set(activated.map(\.descriptor))
         } else {
@@ -160,7 +183,7 @@ final class Supervisor: @unchecked Sendable {
                 if let existing = kept.first(where: { $0.address == listener.address && $0.admin == admin }) {
                     opened.append(existing)
                 } else {
-                    let descriptor = try ListeningSockets.open(listener.address, mode: listener.socketMode, backlog: config.server.backlog)
+                    let descriptor = try ListeningSockets.open(listener, backlog: config.server.backlog)
                     opened.append(InheritedListener(address: listener.address, admin: admin, descriptor: descriptor))
                 }
             }
@@ -216,11 +239,31 @@ final class Supervisor: @unchecked Sendable {
             logger.warning("second stop signal while draining: exiting now")
             for pid in workers.keys { kill(pid, SIGKILL) }
             finish(status: 1)
+        case .upgrade:
+            guard stoppingSince == nil, !upgrading else {
+                logger.warning("SIGUSR2 ignored: an upgrade or a shutdown is already under way")
+                return
+            }
+            upgrading = true
+            logger.info("SIGUSR2: starting the installed executable for a hot upgrade")
+            let copies = sockets.compactMap { socket -> InheritedListener? in
+                let copy = fcntl(socket.descriptor, F_DUPFD_CLOEXEC, 100)
+                return copy < 0 ? nil : InheritedListener(address: socket.address, admin: socket.admin, descriptor: copy)
+            }
+            HotUpgrade.begin(sockets: copies) { [self] outcome in send(.upgraded(outcome)) }
+        case .upgraded(.ready(let pid)):
+            logger.info("hot upgrade: process \(pid) serves now; this one drains its workers and exits")
+            handedOver = true
+            handle(.stop)
+        case .upgraded(.failed(let reason)):
+            logger.error("hot upgrade failed: \(reason); still serving")
+            pidFile?.rewrite()
+            upgrading = false
         }
     }
 
     private func finish(status: Int32) -> Never {
-        for socket in sockets where !passedByActivation.contains(socket.descriptor) {
+        for socket in sockets where !passedByActivation.contains(socket.descriptor) && !handedOver {
             if case .unix(let path) = socket.address { ListeningSockets.releaseUnixPath(path) }
         }
         pidFile?.remove()
@@ -264,48 +307,26 @@ final class Supervisor: @unchecked Sendable {
         let (readEnd, writeEnd) = (channel[0], channel[1])
         _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        var renumbered: [InheritedListener] = []
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // The sockets at 3, 4, …, then the pipe: dup2 in the child clears close-on-exec.
-        for (index, socket) in sockets.enumerated() {
-            let target = Int32(3 + index)
-            posix_spawn_file_actions_adddup2(&actions, socket.descriptor, target)
-            renumbered.append(InheritedListener(address: socket.address, admin: socket.admin, descriptor: target))
+        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+        // The sockets at 3, 4, …, then the pipe.
+        let renumbered = sockets.enumerated().map { index, socket in
+            InheritedListener(address: socket.address, admin: socket.admin, descriptor: Int32(3 + index))
         }
-        let messageTarget = Int32(3 + sockets.count)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, messageTarget)
         var environment = ProcessInfo.processInfo.environment
+        for key in [HotUpgrade.listenersKey, HotUpgrade.notifyKey, HotUpgrade.predecessorKey] { environment[key] = nil }
         environment[InheritedListener.environmentKey] = InheritedListener.encode(renumbered)
-        environment[WorkerMessage.environmentKey] = String(messageTarget)
+        environment[WorkerMessage.environmentKey] = String(3 + sockets.count)
         environment[WorkerMessage.supervisorKey] = String(getpid())
-        // The worker starts with default signal actions and none blocked, whatever this process traps.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t(), none = sigset_t()
-        sigemptyset(&defaults)
-        sigemptyset(&none)
-        for number in [SIGTERM, SIGINT, SIGHUP, SIGTTIN, SIGTTOU] { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &none)
         // Its own process group: a Ctrl-C in the terminal reaches the supervisor alone, which
         // then stops the workers in order.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
         let executable = Self.executable
-        let arguments = [executable] + Array(CommandLine.arguments.dropFirst())
-        var pid: pid_t = 0
-        let status = withCStrings(arguments) { argv in
-            withCStrings(environment.map { "\($0.key)=\($0.value)" }) { envp in
-                posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-            }
-        }
+        let started = ProcessLauncher.spawn(executable, arguments: [executable] + Array(CommandLine.arguments.dropFirst()),
+                                            environment: environment, descriptors: sockets.map(\.descriptor) + [writeEnd],
+                                            ownProcessGroup: true)
         close(writeEnd)
-        guard status == 0 else {
+        guard case .success(let pid) = started else {
             close(readEnd)
-            logger.error("cannot start a worker: \(String(cString: strerror(status)))")
+            if case .failure(let error) = started { logger.error("cannot start a worker: \(error)") }
             nextSpawn = Date().addingTimeInterval(1)
             return
         }
@@ -346,6 +367,10 @@ final class Supervisor: @unchecked Sendable {
         case .ready:
             workers[pid]?.ready = true
             workers[pid]?.lastHeartbeat = Date()
+            if let predecessor, serving.filter(\.ready).count >= wanted {
+                predecessor.tellReady()
+                self.predecessor = nil
+            }
         case .heartbeat:
             workers[pid]?.lastHeartbeat = Date()
         case .recycle:
@@ -365,7 +390,7 @@ final class Supervisor: @unchecked Sendable {
             guard pid > 0 else { return }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
             close(worker.messages)
-            let how = Self.describe(status: status)
+            let how = ProcessLauncher.describe(status: status)
             if worker.retiring || stoppingSince != nil {
                 logger.info("worker \(pid) stopped (\(how))")
                 continue
@@ -377,11 +402,6 @@ final class Supervisor: @unchecked Sendable {
             let plan = delay > 0 ? "replacing it in \(delay) s (it keeps dying)" : "replacing it"
             logger.error("worker \(pid) \(how) after \(String(format: "%.1f", lived)) s: \(plan)")
         }
-    }
-
-    private static func describe(status: Int32) -> String {
-        let signal = status & 0x7f
-        return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
     }
 
     private func killHungWorkers() {
@@ -397,7 +417,7 @@ final class Supervisor: @unchecked Sendable {
     // MARK: - Reload
 
     /// Validates the file here; when valid, the workers reload it themselves (SIGHUP), or — when
-    /// the listeners or threads changed — a new generation of workers replaces the old one, one
+    /// the listeners, threads or user changed — a new generation of workers replaces the old one, one
     /// worker at a time.
     private func reload(reason: String) {
         guard stoppingSince == nil else { return }
@@ -411,6 +431,7 @@ final class Supervisor: @unchecked Sendable {
             var loaded = try ConfigLoader.load(path: path)
             try CLI.applyOverrides(&loaded, options: overrides)
             _ = try compiler.compile(loaded)
+            try prepareFiles(for: loaded)
             next = loaded
         } catch let error as ConfigError {
             let diagnostics = CLI.withCompilationFindings(error)
@@ -438,7 +459,7 @@ final class Supervisor: @unchecked Sendable {
                 }
             }
             generation += 1
-            logger.info("listeners or threads changed: replacing the workers one at a time")
+            logger.info("listeners, threads or user changed: replacing the workers one at a time")
         } else {
             for worker in workers.values where !worker.retiring { kill(worker.pid, SIGHUP) }
         }
@@ -448,9 +469,11 @@ final class Supervisor: @unchecked Sendable {
         logger.info("configuration reloaded")
     }
 
+    /// What a worker cannot change while it runs: a change replaces the workers.
     private static func listenersAndThreads(_ config: Config) -> [String] {
-        config.server.listen.map { "\($0.address) \(String(describing: $0.socketMode))" }
-            + ["admin \(String(describing: config.server.adminListen?.address))", "threads \(String(describing: config.server.threads))"]
+        config.server.listen.map { "\($0.address) \(String(describing: $0.socketMode)) \(String(describing: $0.socketOwner))" }
+            + ["admin \(String(describing: config.server.adminListen?.address))", "threads \(String(describing: config.server.threads))",
+               "user \(String(describing: config.server.runAs.map { ($0.uid, $0.gid) }))"]
     }
 }
 
@@ -465,11 +488,4 @@ enum WorkerMessage: String {
 
     static let environmentKey = "PAGI_WORKER_PIPE"
     static let supervisorKey = "PAGI_SUPERVISOR_PID"
-}
-
-/// Runs `body` with `strings` as a NULL-terminated C array (argv, envp for posix_spawn).
-private func withCStrings<Result>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> Result) -> Result {
-    let pointers = strings.map { strdup($0) } + [nil]
-    defer { for pointer in pointers { free(pointer) } }
-    return body(pointers)
 }

@@ -208,37 +208,38 @@ extension ServerConfigTests {
         XCTAssertEqual(errors.count, 1, "\(errors)")
     }
 
-    /// Dropping privileges is a security setting: one that cannot be carried out is refused.
-    func testUserAndGroupAreRefusedWhileTheyCannotBeEnforced() {
-        let (_, errors) = partialConfig("server: {user: www-data, group: www-data}\n" + minimalHosts)
-        XCTAssertEqual(errors, [
-            "config.yaml:1:16: error: 'user' is not available in this release; refusing to serve without it",
-            "config.yaml:1:33: error: 'group' is not available in this release; refusing to serve without it",
-        ])
-    }
-}
+    /// `user` and `group` are resolved when the file is read: ids and names from the system's
+    /// databases, the user's own group by default; a name that does not exist is an error at its
+    /// position (docs/operations.md, *Privileges*).
+    func testUserAndGroupAreResolvedWhenTheFileIsRead() throws {
+        guard let nobody = getpwnam("nobody")?.pointee else { throw XCTSkip("this system has no user 'nobody'") }
+        let config = try loadConfig("server: {user: nobody}\n" + minimalHosts)
+        XCTAssertEqual(config.server.runAs?.uid, nobody.pw_uid)
+        XCTAssertEqual(config.server.runAs?.gid, nobody.pw_gid)
+        XCTAssertEqual(config.server.runAs?.accountName, "nobody")
+        XCTAssertEqual(config.server.runAs?.location?.description, "config.yaml:1:16")
+        let numeric = try loadConfig("server: {user: \"\(nobody.pw_uid)\", group: \"0\"}\n" + minimalHosts)
+        XCTAssertEqual(numeric.server.runAs?.uid, nobody.pw_uid)
+        XCTAssertEqual(numeric.server.runAs?.gid, 0)
+        XCTAssertEqual(numeric.server.runAs?.accountName, "nobody")
 
-extension ServerConfigTests {
-    func testUnixSocketListenersTakeAPathRelativeToTheFileAndAMode() throws {
-        let directory = try TemporaryDirectory()
-        let config = try loadConfig("""
-            server:
-              listen: [{address: "unix:run/pagi.sock", mode: "0640"}, "unix:/tmp/other.sock"]
-            """ + "\n" + minimalHosts, file: directory.path + "/config.yaml")
-        XCTAssertEqual(config.server.listen.map(\.address),
-                       [.unix(path: directory.path + "/run/pagi.sock"), .unix(path: "/tmp/other.sock")])
-        XCTAssertEqual(config.server.listen.map(\.socketMode), [0o640, nil])
+        XCTAssertEqual(partialConfig("server: {user: no-such-user-x}\n" + minimalHosts).1,
+                       ["config.yaml:1:16: error: no user 'no-such-user-x' on this system"])
+        XCTAssertEqual(partialConfig("server: {user: nobody, group: no-such-group-x}\n" + minimalHosts).1,
+                       ["config.yaml:1:31: error: no group 'no-such-group-x' on this system"])
+        XCTAssertEqual(partialConfig("server: {group: nobody}\n" + minimalHosts).1,
+                       ["config.yaml:1:17: error: 'group' needs 'user': the user the workers run as"])
+        XCTAssertEqual(partialConfig("server: {user: \"4000000001\"}\n" + minimalHosts).1,
+                       ["config.yaml:1:16: error: user id 4000000001 has no entry in the user database, so it has no group of its own: set 'group' too"])
     }
 
-    func testUnixSocketMistakesAreRefused() {
-        let long = "/" + String(repeating: "d", count: 120) + ".sock"
-        let (_, errors) = partialConfig("""
-            server:
-              listen: [{address: ":8080", mode: "0640"}, {address: "unix:/tmp/a.sock", mode: "0999"}, "unix:\(long)"]
-            """ + "\n" + minimalHosts)
-        XCTAssertEqual(errors.count, 3, "\(errors)")
-        XCTAssertTrue(errors[0].contains("'mode' applies to unix: sockets only"), errors[0])
-        XCTAssertTrue(errors[1].contains("octal permissions"), errors[1])
-        XCTAssertTrue(errors[2].contains("too long"), errors[2])
+    /// A unix socket's `owner` is resolved the same way; a TCP listener has no file to own.
+    func testUnixSocketOwner() throws {
+        guard let nobody = getpwnam("nobody")?.pointee else { throw XCTSkip("this system has no user 'nobody'") }
+        let config = try loadConfig("server: {listen: [{address: \"unix:/tmp/x.sock\", owner: \"nobody:0\"}]}\n" + minimalHosts)
+        XCTAssertEqual(config.server.listen.first?.socketOwner?.uid, nobody.pw_uid)
+        XCTAssertEqual(config.server.listen.first?.socketOwner?.gid, 0)
+        XCTAssertEqual(partialConfig("server: {listen: [{address: \"127.0.0.1:1\", owner: nobody}]}\n" + minimalHosts).1,
+                       ["config.yaml:1:51: error: 'owner' applies to unix: sockets only"])
     }
 }

@@ -44,10 +44,17 @@ final class CLITests: XCTestCase {
 
     private var binary: URL { ServedProcess.binary }
 
-    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs the binary with `arguments`, as the user `user` when given (root's tests only, through setpriv).
+    private func run(_ arguments: [String], as user: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        if let user {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            let group = getpwnam(user).map { String($0.pointee.pw_gid) } ?? user
+            process.arguments = ["--reuid=\(user)", "--regid=\(group)", "--init-groups", "--", binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = dir
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -64,6 +71,49 @@ final class CLITests: XCTestCase {
         let result = try run(["check", "good.yaml"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("ok"), result.stdout)
+    }
+
+    /// `user` and `group` are looked up when the file is read, so a name that does not exist is a
+    /// diagnostic at its position (docs/operations.md, *Privileges*).
+    func testCheckReportsAUserOrGroupThatDoesNotExist() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try writeFile(dir, "users.yaml", """
+            server:
+              user: no-such-user-here
+            hosts:
+              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
+            """)
+        try writeFile(dir, "groups.yaml", """
+            server:
+              user: nobody
+              group: no-such-group-here
+            hosts:
+              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
+            """)
+        let users = try run(["check", "users.yaml"])
+        XCTAssertEqual(users.status, 1)
+        XCTAssertTrue(users.stderr.contains("users.yaml:2:9: error: no user 'no-such-user-here' on this system"), users.stderr)
+        let groups = try run(["check", "groups.yaml"])
+        XCTAssertEqual(groups.status, 1)
+        XCTAssertTrue(groups.stderr.contains("groups.yaml:3:10: error: no group 'no-such-group-here' on this system"), groups.stderr)
+    }
+
+    /// Only root can switch users: a server started by anyone else refuses a `user` it is not.
+    func testAUserOnlyRootCouldBecomeIsRefused() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try XCTSkipUnless(geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                          "needs root and setpriv to start the server as another user")
+        XCTAssertEqual(chmod(dir.path, 0o755), 0)
+        try writeFile(dir, "root.yaml", """
+            server:
+              user: root
+            hosts:
+              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
+            """)
+        let result = try run(["root.yaml", "--listen", "127.0.0.1:0"], as: "nobody")
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("root.yaml:2:9: cannot become user 'root': pagi-serve runs as 'nobody', and only root can switch users"),
+                      result.stderr)
     }
 
     func testCheckReportsEveryErrorWithPositionsAndExits1() throws {
@@ -211,7 +261,7 @@ final class CLITests: XCTestCase {
             let port = try freePort()
             let process = Process()
             process.executableURL = binary
-            process.arguments = ["static", "site", "--listen", "127.0.0.1:\(port)"] + flags
+            process.arguments = ["static", "site", "--listen", "127.0.0.1:\(port)", "--user", ServedProcess.currentUser] + flags
             process.currentDirectoryURL = dir
             process.standardError = FileHandle.nullDevice
             process.standardOutput = FileHandle.nullDevice

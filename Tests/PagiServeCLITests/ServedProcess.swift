@@ -11,9 +11,15 @@ final class ServedProcess: @unchecked Sendable {
     private let process = Process()
     private let collected = Mutex("")
 
-    init(arguments: [String], directory: URL, binary: URL = ServedProcess.binary) throws {
+    /// The user running the tests, by name: passed as `--user` (appended to `arguments`), so that
+    /// a test run as root serves as root on purpose (docs/operations.md, *Privileges*).
+    static var currentUser: String {
+        getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? String(geteuid())
+    }
+
+    init(arguments: [String], directory: URL, binary: URL = ServedProcess.binary, servingAs user: String? = ServedProcess.currentUser) throws {
         process.executableURL = binary
-        process.arguments = arguments
+        process.arguments = arguments + (user.map { ["--user", $0] } ?? [])
         process.currentDirectoryURL = directory
         let errors = Pipe()
         process.standardError = errors

@@ -22,10 +22,10 @@ final class UnixSocketTests: XCTestCase {
 
     private var socketPath: String { dir.appendingPathComponent("srv.sock").path }
 
-    private func writeConfig(port: Int, server: String = "") throws {
+    private func writeConfig(port: Int, server: String = "", socket: String = "") throws {
         try writeFile(dir, "config.yaml", """
             server:
-              listen: ["127.0.0.1:\(port)", {address: "unix:srv.sock", mode: "0660"}]
+              listen: ["127.0.0.1:\(port)", {address: "unix:srv.sock", mode: "0660"\(socket)}]
               access_log: {to: off}
             \(server)
             hosts:
@@ -41,11 +41,18 @@ final class UnixSocketTests: XCTestCase {
         return process
     }
 
-    /// The body curl gets through the unix socket, or nil.
-    private func viaSocket() throws -> String? {
+    /// The body curl gets through the unix socket, or nil; curl runs as `user` when given (through
+    /// setpriv, as root).
+    private func viaSocket(as user: passwd? = nil) throws -> String? {
         let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-sf", "--max-time", "5", "--unix-socket", socketPath, "http://localhost/"]
+        let arguments = ["-sf", "--max-time", "5", "--unix-socket", socketPath, "http://localhost/"]
+        if let user {
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            curl.arguments = ["--reuid=\(user.pw_uid)", "--regid=\(user.pw_gid)", "--clear-groups", "--", "/usr/bin/curl"] + arguments
+        } else {
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            curl.arguments = arguments
+        }
         let out = Pipe()
         curl.standardOutput = out
         try curl.run()
@@ -124,5 +131,33 @@ final class UnixSocketTests: XCTestCase {
         process.signal(SIGTERM)
         XCTAssertEqual(process.waitForExit(), 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath), "removed by the supervisor on exit")
+    }
+
+    /// `owner: user:group` gives the socket file to a front proxy's user, which with `mode: "0660"`
+    /// may then connect while others may not; applied by a single server and by a supervisor alike.
+    func testASocketGivenToAnOwnerAdmitsItAlone() throws {
+        try XCTSkipUnless(geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                          "needs root and setpriv to connect as another user")
+        guard let nobody = getpwnam("nobody")?.pointee else { throw XCTSkip("this system has no user 'nobody'") }
+        XCTAssertEqual(chmod(dir.path, 0o755), 0)
+        let release = ProcessInfo.processInfo.environment["PAGI_RELEASE_BINARY"]
+        for server in ["", "  workers: 2"] where server.isEmpty || release != nil {
+            try writeConfig(port: try freePort(), server: server)
+            var process = try start(binary: server.isEmpty ? ServedProcess.binary : URL(fileURLWithPath: release ?? ""))
+            try process.waitForLog("listening on unix:\(socketPath)")
+            XCTAssertNil(try viaSocket(as: nobody), "a root-owned 0660 socket refuses others")
+            process.signal(SIGTERM)
+            XCTAssertEqual(process.waitForExit(), 0)
+
+            try writeConfig(port: try freePort(), server: server, socket: ", owner: \"nobody:\(nobody.pw_gid)\"")
+            process = try start(binary: server.isEmpty ? ServedProcess.binary : URL(fileURLWithPath: release ?? ""))
+            try process.waitForLog("listening on unix:\(socketPath)")
+            var info = stat()
+            XCTAssertEqual(lstat(socketPath, &info), 0)
+            XCTAssertEqual([info.st_uid, info.st_gid], [nobody.pw_uid, nobody.pw_gid], server)
+            XCTAssertEqual(try viaSocket(as: nobody), "over the socket", server)
+            process.signal(SIGTERM)
+            XCTAssertEqual(process.waitForExit(), 0)
+        }
     }
 }

@@ -32,12 +32,12 @@ final class WorkerProcessTests: XCTestCase {
         if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 
-    private func writeConfig(body: String = "one", server: String = "", extraListen: Int? = nil) throws {
+    private func writeConfig(body: String = "one", server: String = "", extraListen: Int? = nil, accessLog: String = "off") throws {
         let listen = ["127.0.0.1:\(port)"] + (extraListen.map { ["127.0.0.1:\($0)"] } ?? [])
         try writeFile(dir, "config.yaml", """
             server:
               listen: [\(listen.map { "\"\($0)\"" }.joined(separator: ", "))]
-              access_log: {to: off}
+              access_log: {to: \(accessLog)}
               pid_file: server.pid
             \(server)
             hosts:
@@ -48,9 +48,9 @@ final class WorkerProcessTests: XCTestCase {
     }
 
     /// Starts the supervisor and waits until `workers` workers are running.
-    private func start(workers: Int) throws -> ServedProcess {
+    private func start(workers: Int, servingAs user: String? = ServedProcess.currentUser) throws -> ServedProcess {
         let binary = URL(fileURLWithPath: ProcessInfo.processInfo.environment["PAGI_RELEASE_BINARY"] ?? "")
-        let process = try ServedProcess(arguments: ["config.yaml"], directory: dir, binary: binary)
+        let process = try ServedProcess(arguments: ["config.yaml"], directory: dir, binary: binary, servingAs: user)
         served = process
         try waitUntil("\(workers) workers running") { children(of: process.pid).count == workers && answers() == "one" }
         return process
@@ -164,5 +164,65 @@ final class WorkerProcessTests: XCTestCase {
         _ = again.waitForExit()
         try waitUntil("workers of a killed supervisor stop") { !orphans.contains(where: isRunning) }
         served = nil
+    }
+
+    /// The real, effective, saved and file-system ids of `pid` (the `Uid:` or `Gid:` line of /proc).
+    private func ids(of pid: Int32, _ kind: String) -> [UInt32] {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("\(kind):") } ?? ""
+        return line.split(whereSeparator: \.isWhitespace).dropFirst().compactMap { UInt32($0) }
+    }
+
+    private func owner(of path: String) -> UInt32? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_uid : nil
+    }
+
+    private func contents(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    /// As root (docs/operations.md, *Privileges*): the supervisor binds the listener and stays root,
+    /// its workers become `server.user` for good (real, effective, saved ids); the access log is
+    /// theirs, in a directory only root may write, and so is the new file after a rotation.
+    func testWorkersDropToTheConfiguredUserAndKeepWritingTheirLog() throws {
+        try XCTSkipUnless(geteuid() == 0, "needs root: only root can switch users")
+        guard let account = getpwnam("nobody")?.pointee else { throw XCTSkip("this system has no user 'nobody'") }
+        let (uid, gid) = (account.pw_uid, account.pw_gid)
+        XCTAssertEqual(chmod(dir.path, 0o755), 0)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("logs"), withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o755])
+        let log = dir.appendingPathComponent("logs/access.log").path
+        try writeConfig(server: "  workers: 2\n  user: nobody", accessLog: "logs/access.log")
+        let process = try start(workers: 2, servingAs: nil)
+        let workers = children(of: process.pid)
+        for worker in workers {
+            XCTAssertEqual(ids(of: worker, "Uid"), [uid, uid, uid, uid], "worker \(worker)")
+            XCTAssertEqual(ids(of: worker, "Gid"), [gid, gid, gid, gid], "worker \(worker)")
+        }
+        XCTAssertEqual(ids(of: process.pid, "Uid"), [0, 0, 0, 0], "the supervisor stays root")
+        XCTAssertEqual(owner(of: log), uid)
+        try waitUntil("the request in the access log") { contents(log).contains("\"GET / HTTP/1.1\" 200") }
+
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+        process.signal(SIGHUP)
+        try waitUntil("a new log after the rotation") { _ = answers(); return contents(log).contains("\"GET / HTTP/1.1\" 200") }
+        XCTAssertEqual(owner(of: log), uid)
+        XCTAssertEqual(children(of: process.pid), workers, "a reload keeps the workers")
+    }
+
+    /// A server started as root must be told whom to serve as; `user: root` says so on purpose.
+    func testRootServesOnlyWhenAskedTo() throws {
+        try XCTSkipUnless(geteuid() == 0, "needs root")
+        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.environment["PAGI_RELEASE_BINARY"] ?? "")
+        try writeConfig()
+        let refused = try ServedProcess(arguments: ["config.yaml"], directory: dir, binary: binary, servingAs: nil)
+        XCTAssertEqual(refused.waitForExit(), 1)
+        XCTAssertTrue(refused.log.contains("running as root and the configuration names no user to serve as"), refused.log)
+        XCTAssertNil(answers())
+
+        try writeConfig(server: "  user: root")
+        let process = try ServedProcess(arguments: ["config.yaml"], directory: dir, binary: binary, servingAs: nil)
+        served = process
+        try waitUntil("served as root") { answers() == "one" }
+        XCTAssertTrue(children(of: process.pid).isEmpty, "no supervisor is needed to stay root")
     }
 }

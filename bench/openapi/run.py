@@ -19,7 +19,7 @@ import tempfile
 HERE = pathlib.Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results" / "openapi-load.md"
 sys.path.insert(0, str(HERE.parent.parent / "conformance"))
-from serverprocess import free_port, wait_for_port  # noqa: E402
+from serverprocess import free_port, serving_as_invoker, wait_for_port  # noqa: E402
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -34,7 +34,7 @@ def measure(binary: str, document: pathlib.Path, workdir: pathlib.Path) -> dict:
                       f"hosts:\n  - names: [\"*\"]\n    routes:\n      - path: /api/\n        openapi: {{spec: {document}, validate: true}}\n")
     check = subprocess.run([binary, "check", str(config)], capture_output=True, text=True)
     reported = re.search(r"loaded in (\d+) ms", check.stdout)
-    server = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([binary, str(config)] + serving_as_invoker(binary), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         listening = wait_for_port(port, server, seconds=120)
         rss, peak = memory_kib(server.pid)

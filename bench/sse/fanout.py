@@ -6,6 +6,9 @@ bench/sse/fanout_client (C, epoll), records the server's RSS with 0 and with N o
 publishes one message and reports when each stream received it (p50 / p99 / max), several rounds."""
 import argparse, os, socket, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conformance"))
+from serverprocess import serving_as_invoker  # noqa: E402
+
 CONFIG = """server:
   listen: ["127.0.0.1:{port}"]
   access_log: {{to: off}}
@@ -60,7 +63,7 @@ def main():
     with open(config, "w") as f:
         f.write(CONFIG.format(port=port, limit=args.streams + 100))
     results = []
-    server = subprocess.Popen([args.binary, config], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([args.binary, config] + serving_as_invoker(args.binary), stdout=subprocess.DEVNULL)
     try:
         wait_ready(port)
         time.sleep(0.5)

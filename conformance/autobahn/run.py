@@ -21,7 +21,7 @@ from pathlib import Path
 import kosoku
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from serverprocess import free_port, wait_for_port  # noqa: E402
+from serverprocess import free_port, serving_as_invoker, wait_for_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Autobahn has no group 8 or 11.
@@ -98,7 +98,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "autobahn.yaml"
         config.write_text(CONFIG.format(port=port))
-        server = subprocess.Popen([args.binary, str(config)])
+        server = subprocess.Popen([args.binary, str(config)] + serving_as_invoker(args.binary))
         try:
             wait_for_port(port, server)
             started = time.monotonic()

@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from serverprocess import free_port, wait_for_port  # noqa: E402
+from serverprocess import free_port, serving_as_invoker, wait_for_port  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -47,7 +47,7 @@ def start_server(binary: str, workdir: pathlib.Path) -> tuple[subprocess.Popen, 
     config = workdir / "schemathesis.yaml"
     config.write_text(f"server:\n  listen: [\"127.0.0.1:{port}\"]\n  log_level: warn\n"
                       f"hosts:\n  - names: [\"*\"]\n    default: true\n    routes:\n{routes}\n")
-    server = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, text=True)
+    server = subprocess.Popen([binary, str(config)] + serving_as_invoker(binary), stdout=subprocess.DEVNULL, text=True)
     wait_for_port(port, server, seconds=30)
     return server, port
 

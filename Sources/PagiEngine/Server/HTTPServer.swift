@@ -25,6 +25,8 @@ public final class HTTPServer: Sendable {
     /// In a worker process, the listening sockets its supervisor opened: the worker serves them
     /// and leaves opening and closing listeners on reload to the supervisor.
     private let inherited: [InheritedListener]?
+    /// Set once a successor serves the listeners (hot upgrade): their unix socket files are its now.
+    private let handedOver = Atomic<Bool>(false)
 
     /// A listener is told apart by its address and whether it serves the admin table.
     private struct ListenerKey: Hashable {
@@ -35,6 +37,8 @@ public final class HTTPServer: Sendable {
     private struct Listener: Sendable {
         let channel: any Channel
         let address: ListenConfig.Address
+        /// The listening socket, owned by `channel` (a copy of it is what a hot upgrade hands over).
+        let descriptor: Int32
         let bound: SocketAddress
         /// One per listener: NIO's helper follows the connections of a single server channel.
         let quiescing: ServerQuiescingHelper
@@ -91,9 +95,11 @@ public final class HTTPServer: Sendable {
     }
 
     /// Binds every listener of the config (and the admin listener) and starts serving; returns
-    /// the bound addresses of the listeners, without the admin one.
+    /// the bound addresses of the listeners, without the admin one. `predecessor`: sockets a
+    /// process this one replaces was listening on (hot upgrade, docs/operations.md): served in place
+    /// of binding the listeners they match; those the config no longer names are closed.
     @discardableResult
-    public func start() throws(EngineError) -> [SocketAddress] {
+    public func start(predecessor: [InheritedListener] = []) throws(EngineError) -> [SocketAddress] {
         do throws(EngineError) {
             let opened: [ListenerKey: Listener]
             if let inherited {
@@ -103,7 +109,10 @@ public final class HTTPServer: Sendable {
                 guard wanted.keys.contains(where: { !$0.admin }) else {
                     throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
                 }
-                opened = try open(wanted, backlog: initial.server.backlog)
+                let passed = Dictionary(predecessor.map { (ListenerKey(address: $0.address, admin: $0.admin), $0) }) { first, _ in first }
+                for (key, socket) in passed where wanted[key] == nil { close(socket.descriptor) }
+                let taken = try adopt(passed.filter { wanted[$0.key] != nil }.map(\.value))
+                opened = try taken.merging(open(wanted.filter { taken[$0.key] == nil }, backlog: initial.server.backlog)) { kept, _ in kept }
             }
             listeners.withLock { $0 = opened }
         } catch {
@@ -170,9 +179,10 @@ public final class HTTPServer: Sendable {
         return "http://" + Self.describe(listener.bound)
     }
 
-    /// A unix socket's file goes with the listener, unless it was inherited (its supervisor's).
+    /// A unix socket's file goes with the listener, unless it was inherited (its supervisor's) or
+    /// handed over to a successor.
     private func release(_ listener: Listener) {
-        guard inherited == nil, case .unix(let path) = listener.address else { return }
+        guard inherited == nil, !handedOver.load(ordering: .relaxed), case .unix(let path) = listener.address else { return }
         ListeningSockets.releaseUnixPath(path)
     }
 
@@ -233,54 +243,61 @@ public final class HTTPServer: Sendable {
             }
     }
 
-    /// Binds one listener: a TCP address, or a unix socket file (a stale one removed first, one a
-    /// live server holds refused; its `mode` applied).
+    /// Binds one listener (`ListeningSockets.open`: a TCP address, or a unix socket file — a stale
+    /// one removed first, one a live server holds refused, its `mode` and `owner` applied) and
+    /// serves it. Bound by hand rather than by NIO so that its descriptor is known: a hot upgrade
+    /// hands it to the next process.
     private func bind(_ listener: ListenConfig, admin: Bool, backlog: Int) throws(EngineError) -> Listener {
-        let address = listener.address
+        let descriptor = try ListeningSockets.open(listener, backlog: backlog)
         do {
-            let quiescing = ServerQuiescingHelper(group: group)
-            let isTCP = if case .tcp = address { true } else { false }
-            let bootstrap = makeBootstrap(quiescing: quiescing, admin: admin, backlog: backlog, tcp: isTCP)
-            let channel: any Channel
-            switch address {
-            case .unix(let path):
-                try ListeningSockets.claimUnixPath(path)
-                channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
-                if let mode = listener.socketMode { chmod(path, mode_t(mode)) }
-            case .tcp(let host, let port) where host.isEmpty:
-                // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
-                channel = try (try? bootstrap.bind(host: "::", port: port).wait())
-                    ?? bootstrap.bind(host: "0.0.0.0", port: port).wait()
-            case .tcp(let host, let port):
-                channel = try bootstrap.bind(host: host, port: port).wait()
-            }
-            guard let bound = channel.localAddress else { throw EngineError("no local address") }
-            return Listener(channel: channel, address: address, bound: bound, quiescing: quiescing)
-        } catch let error as EngineError {
-            throw error
+            return try serve(InheritedListener(address: listener.address, admin: admin, descriptor: descriptor))
         } catch {
-            throw EngineError("cannot listen on \(ListeningSockets.describe(address)): \(error)")
+            close(descriptor)
+            if case .unix(let path) = listener.address { ListeningSockets.releaseUnixPath(path) }
+            throw EngineError("cannot listen on \(ListeningSockets.describe(listener.address)): \(error)")
         }
     }
 
-    /// Serves sockets a supervisor opened.
+    /// Serves a listening socket; from then on its channel owns the descriptor.
+    private func serve(_ socket: InheritedListener) throws -> Listener {
+        let quiescing = ServerQuiescingHelper(group: group)
+        let isTCP = if case .tcp = socket.address { true } else { false }
+        let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog, tcp: isTCP)
+            .withBoundSocket(socket.descriptor).wait()
+        guard let bound = channel.localAddress else {
+            channel.close(promise: nil)
+            throw EngineError("no local address")
+        }
+        return Listener(channel: channel, address: socket.address, descriptor: socket.descriptor, bound: bound, quiescing: quiescing)
+    }
+
+    /// Serves sockets opened by another process: a supervisor, systemd, or the process this one replaces.
     private func adopt(_ sockets: [InheritedListener]) throws(EngineError) -> [ListenerKey: Listener] {
         var adopted: [ListenerKey: Listener] = [:]
         for socket in sockets {
             do {
-                let quiescing = ServerQuiescingHelper(group: group)
-                let isTCP = if case .tcp = socket.address { true } else { false }
-                let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog, tcp: isTCP)
-                    .withBoundSocket(socket.descriptor).wait()
-                guard let bound = channel.localAddress else { throw EngineError("no local address") }
-                adopted[ListenerKey(address: socket.address, admin: socket.admin)] =
-                    Listener(channel: channel, address: socket.address, bound: bound, quiescing: quiescing)
+                adopted[ListenerKey(address: socket.address, admin: socket.admin)] = try serve(socket)
             } catch {
                 for listener in adopted.values { listener.channel.close(promise: nil) }
                 throw EngineError("cannot serve the inherited socket \(socket.descriptor): \(error)")
             }
         }
         return adopted
+    }
+
+    /// Copies of the listening sockets, for a successor to serve (hot upgrade); the caller closes them.
+    public func listeningSockets() -> [InheritedListener] {
+        listeners.withLock { open in
+            open.compactMap { key, listener in
+                let copy = fcntl(listener.descriptor, F_DUPFD_CLOEXEC, 100)
+                return copy < 0 ? nil : InheritedListener(address: key.address, admin: key.admin, descriptor: copy)
+            }
+        }
+    }
+
+    /// A successor serves the listeners now: leave their unix socket files in place on shutdown.
+    public func handOverSocketFiles() {
+        handedOver.store(true, ordering: .relaxed)
     }
 
     /// Whether every event loop runs a task within `timeout` (a worker's heartbeat: a loop stuck

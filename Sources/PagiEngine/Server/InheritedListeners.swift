@@ -44,15 +44,25 @@ public struct InheritedListener: Sendable, Hashable {
 /// Listening sockets made without NIO, for the supervisor to hand to its workers: NIO binds a
 /// socket only inside a channel and does not give its descriptor away, so this is written by hand.
 public enum ListeningSockets {
-    /// A listening socket on `address` (TCP, or a unix socket file with `mode`). Its descriptor is
-    /// at 100 or above — clear of the descriptors (3, 4, …) workers receive sockets at — and
-    /// close-on-exec, so it reaches a worker only where the supervisor puts it.
-    public static func open(_ address: ListenConfig.Address, mode: UInt16? = nil, backlog: Int) throws(EngineError) -> Int32 {
+    /// A listening socket for `listener` (TCP, or a unix socket file with its `mode` and `owner`).
+    /// Its descriptor is at 100 or above — clear of the descriptors (3, 4, …) workers receive
+    /// sockets at — and close-on-exec, so it reaches a worker only where the supervisor puts it.
+    public static func open(_ listener: ListenConfig, backlog: Int) throws(EngineError) -> Int32 {
+        let address = listener.address
         let made: Result<Int32, EngineError>
         switch address {
         case .unix(let path):
             try claimUnixPath(path)
-            made = bindUnix(path, mode: mode, backlog: backlog)
+            made = bindUnix(path, backlog: backlog).flatMap { descriptor in
+                do throws(EngineError) {
+                    try applyFileSettings(path, of: listener)
+                    return .success(descriptor)
+                } catch {
+                    close(descriptor)
+                    unlink(path)
+                    return .failure(error)
+                }
+            }
         case .tcp(let host, let port):
             // `:port` = all interfaces: a dual-stack socket where IPv6 exists, else IPv4 only.
             var attempt = Result<Int32, EngineError>.failure(EngineError("no address"))
@@ -105,7 +115,17 @@ public enum ListeningSockets {
         if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
     }
 
-    private static func bindUnix(_ path: String, mode: UInt16?, backlog: Int) -> Result<Int32, EngineError> {
+    /// The permissions and owner a unix socket file's listener asks for (`mode`, `owner`).
+    public static func applyFileSettings(_ path: String, of listener: ListenConfig) throws(EngineError) {
+        if let mode = listener.socketMode, chmod(path, mode_t(mode)) != 0 {
+            throw EngineError("cannot set the mode of \(path): \(lastError())")
+        }
+        if let owner = listener.socketOwner, chown(path, owner.uid, owner.gid) != 0 {
+            throw EngineError("cannot give \(path) to \(owner.user): \(lastError())")
+        }
+    }
+
+    private static func bindUnix(_ path: String, backlog: Int) -> Result<Int32, EngineError> {
         let made = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard made >= 0 else { return .failure(lastError()) }
         guard withUnixAddress(path, { Glibc.bind(made, $0, $1) }) == 0, listen(made, Int32(backlog)) == 0 else {
@@ -113,7 +133,6 @@ public enum ListeningSockets {
             close(made)
             return .failure(reason)
         }
-        if let mode { chmod(path, mode_t(mode)) }
         return moved(made)
     }
 
