@@ -72,14 +72,9 @@ enum HotUpgrade {
         var environment = ProcessInfo.processInfo.environment
         // Sockets systemd passed to this process are in `sockets` already, by address.
         for key in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] { environment[key] = nil }
-        environment[listenersKey] = InheritedListener.encode(sockets.enumerated().map { index, socket in
-            InheritedListener(address: socket.address, admin: socket.admin, descriptor: Int32(3 + index))
-        })
-        environment[notifyKey] = String(3 + sockets.count)
         environment[predecessorKey] = String(getpid())
-        let started = ProcessLauncher.spawn(executable, arguments: [executable] + Array(CommandLine.arguments.dropFirst()),
-                                            environment: environment, descriptors: sockets.map(\.descriptor) + [writeEnd],
-                                            ownProcessGroup: false)
+        let started = ProcessLauncher.spawnServer(executable, sockets: sockets, socketsKey: listenersKey, pipe: writeEnd, pipeKey: notifyKey,
+                                                  environment: environment, ownProcessGroup: false)
         close(writeEnd)
         guard case .success(let pid) = started else {
             close(readEnd)

@@ -1,4 +1,5 @@
 import Foundation
+import PagiEngine
 
 /// Starts pagi-serve processes — a supervisor's workers, a hot upgrade's successor — with chosen
 /// descriptors at 3, 4, … (`posix_spawn`; Foundation's `Process` cannot place descriptors), default
@@ -64,6 +65,20 @@ enum ProcessLauncher {
             let flags = fcntl(descriptor, F_GETFD)
             if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
         }
+    }
+
+    /// Starts `executable` again with this process's arguments, `sockets` at 3, 4, … (announced in
+    /// the environment under `socketsKey`, as `InheritedListener.encode` writes them) and `pipe`
+    /// after them (its number under `pipeKey`).
+    static func spawnServer(_ executable: String, sockets: [InheritedListener], socketsKey: String, pipe: Int32, pipeKey: String,
+                            environment: [String: String], ownProcessGroup: Bool) -> Result<pid_t, SpawnError> {
+        var environment = environment
+        environment[socketsKey] = InheritedListener.encode(sockets.enumerated().map { index, socket in
+            InheritedListener(address: socket.address, admin: socket.admin, descriptor: Int32(3 + index))
+        })
+        environment[pipeKey] = String(3 + sockets.count)
+        return spawn(executable, arguments: [executable] + Array(CommandLine.arguments.dropFirst()), environment: environment,
+                     descriptors: sockets.map(\.descriptor) + [pipe], ownProcessGroup: ownProcessGroup)
     }
 
     /// How a child ended, for the log.

@@ -308,21 +308,14 @@ final class Supervisor: @unchecked Sendable {
         _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
         _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        // The sockets at 3, 4, …, then the pipe.
-        let renumbered = sockets.enumerated().map { index, socket in
-            InheritedListener(address: socket.address, admin: socket.admin, descriptor: Int32(3 + index))
-        }
         var environment = ProcessInfo.processInfo.environment
         for key in [HotUpgrade.listenersKey, HotUpgrade.notifyKey, HotUpgrade.predecessorKey] { environment[key] = nil }
-        environment[InheritedListener.environmentKey] = InheritedListener.encode(renumbered)
-        environment[WorkerMessage.environmentKey] = String(3 + sockets.count)
         environment[WorkerMessage.supervisorKey] = String(getpid())
         // Its own process group: a Ctrl-C in the terminal reaches the supervisor alone, which
         // then stops the workers in order.
-        let executable = Self.executable
-        let started = ProcessLauncher.spawn(executable, arguments: [executable] + Array(CommandLine.arguments.dropFirst()),
-                                            environment: environment, descriptors: sockets.map(\.descriptor) + [writeEnd],
-                                            ownProcessGroup: true)
+        let started = ProcessLauncher.spawnServer(Self.executable, sockets: sockets, socketsKey: InheritedListener.environmentKey,
+                                                  pipe: writeEnd, pipeKey: WorkerMessage.environmentKey,
+                                                  environment: environment, ownProcessGroup: true)
         close(writeEnd)
         guard case .success(let pid) = started else {
             close(readEnd)
