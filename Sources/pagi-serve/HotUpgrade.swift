@@ -34,7 +34,7 @@ enum HotUpgrade {
             _ = fcntl(notify, F_SETFD, FD_CLOEXEC)
             // Moved out of the way of the descriptors workers receive sockets at, and close-on-exec.
             let listeners = passed.compactMap { socket -> InheritedListener? in
-                let moved = fcntl(socket.descriptor, F_DUPFD_CLOEXEC, 100)
+                let moved = ListeningSockets.copyHigh(socket.descriptor)
                 close(socket.descriptor)
                 return moved < 0 ? nil : InheritedListener(address: socket.address, admin: socket.admin, descriptor: moved)
             }

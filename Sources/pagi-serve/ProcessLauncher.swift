@@ -20,7 +20,7 @@ enum ProcessLauncher {
         closeOnExec(allBut: descriptors)
         // Copies above the targets first, so that placing one never overwrites another still to
         // be placed; dup2 in the child clears close-on-exec.
-        let sources = descriptors.map { fcntl($0, F_DUPFD_CLOEXEC, 100) }
+        let sources = descriptors.map { fcntl($0, F_DUPFD_CLOEXEC, Int32(3 + descriptors.count)) }
         defer { for source in sources where source >= 0 { close(source) } }
         guard !sources.contains(where: { $0 < 0 }) else { return .failure(SpawnError(code: errno)) }
         var actions = posix_spawn_file_actions_t()

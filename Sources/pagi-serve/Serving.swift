@@ -53,6 +53,7 @@ final class ServingProcess: Sendable {
             CLI.printErr("error: \(error)")
             Foundation.exit(1)
         }
+        raiseDescriptorLimit(for: config, logger: logger)
         let link = WorkerLink.fromEnvironment()
         let predecessor = link == nil ? HotUpgrade.Predecessor.fromEnvironment() : nil
         if let link {
@@ -225,5 +226,23 @@ final class ServingProcess: Sendable {
         Thread.detachNewThread { [self] in
             watcher.run { changed in reload(reason: "\(changed) changed") }
         }
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one, as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do: the usual soft limit (1024) is far below `limits.connections`, and a
+/// server out of descriptors cannot even accept a connection to refuse it (docs/tuning.md). Warns
+/// when even the hard limit is below what `limits.connections` asks for.
+private func raiseDescriptorLimit(for config: Config, logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+    }
+    let wanted = UInt64(config.server.limits.connections) + 64
+    if config.server.limits.connections > 0 && UInt64(limit.rlim_cur) < wanted {
+        logger.warning("limits.connections is \(config.server.limits.connections) but this process may open only \(limit.rlim_cur) descriptors: raise the limit (ulimit -n, systemd LimitNOFILE=) or lower limits.connections")
     }
 }

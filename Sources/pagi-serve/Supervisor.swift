@@ -247,7 +247,7 @@ final class Supervisor: @unchecked Sendable {
             upgrading = true
             logger.info("SIGUSR2: starting the installed executable for a hot upgrade")
             let copies = sockets.compactMap { socket -> InheritedListener? in
-                let copy = fcntl(socket.descriptor, F_DUPFD_CLOEXEC, 100)
+                let copy = ListeningSockets.copyHigh(socket.descriptor)
                 return copy < 0 ? nil : InheritedListener(address: socket.address, admin: socket.admin, descriptor: copy)
             }
             HotUpgrade.begin(sockets: copies) { [self] outcome in send(.upgraded(outcome)) }

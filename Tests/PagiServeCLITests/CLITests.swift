@@ -241,6 +241,68 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `server.backlog` is the listening socket's backlog (`ss` shows it as Send-Q of a listener).
+    func testBacklogIsTheListeningSocketsBacklog() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/ss"), "ss (iproute2) is not installed")
+        let port = try freePort()
+        try writeFile(dir, "backlog.yaml", """
+            server: {listen: ["127.0.0.1:\(port)"], backlog: 77, access_log: {to: off}}
+            hosts:
+              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
+            """)
+        let process = try ServedProcess(arguments: ["backlog.yaml"], directory: dir)
+        defer { process.kill() }
+        try process.waitForLog("listening on")
+        let ss = Process()
+        ss.executableURL = URL(fileURLWithPath: "/usr/bin/ss")
+        ss.arguments = ["-ltnH", "sport = :\(port)"]
+        let out = Pipe()
+        ss.standardOutput = out
+        try ss.run()
+        let line = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ss.waitUntilExit()
+        // State, Recv-Q, Send-Q (the backlog), local address, peer.
+        XCTAssertEqual(line.split(whereSeparator: \.isWhitespace).dropFirst(2).first, "77", line)
+    }
+
+    /// Listening sockets are kept at descriptors of 100 and above (clear of those a started
+    /// process receives sockets at); under a lower descriptor limit they go wherever they fit.
+    func testServesUnderADescriptorLimitBelow100() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let port = try freePort()
+        try writeFile(dir, "few.yaml", """
+            server: {listen: ["127.0.0.1:\(port)"], threads: 1, access_log: {to: off}}
+            hosts:
+              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
+            """)
+        let process = try ServedProcess(arguments: ["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", binary.path, "few.yaml"],
+                                        directory: dir, binary: URL(fileURLWithPath: "/bin/sh"))
+        defer { process.kill() }
+        try process.waitForLog("listening on")
+        XCTAssertEqual(RawClient.get(port: port, "/")?.text, "x")
+    }
+
+    /// The soft limit on open descriptors is raised to the hard one at start (docs/tuning.md).
+    func testTheSoftDescriptorLimitIsRaisedToTheHardOne() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let port = try freePort()
+        try writeFile(dir, "soft.yaml", """
+            server: {listen: ["127.0.0.1:\(port)"], access_log: {to: off}}
+            hosts:
+              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
+            """)
+        let process = try ServedProcess(arguments: ["-c", "ulimit -Sn 200 && exec \"$0\" \"$@\"", binary.path, "soft.yaml"],
+                                        directory: dir, binary: URL(fileURLWithPath: "/bin/sh"))
+        defer { process.kill() }
+        try process.waitForLog("listening on")
+        let limits = try String(contentsOfFile: "/proc/\(process.pid)/limits", encoding: .utf8)
+        let line = try XCTUnwrap(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let values = line.split(whereSeparator: \.isWhitespace).dropFirst(3).prefix(2)
+        XCTAssertEqual(values.first, values.last, String(line))
+        XCTAssertNotEqual(values.first, "200", String(line))
+    }
+
     func testCheckReportsWhatEachOpenAPIMountLoaded() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
         try writeFile(dir, "api/users.yaml", OpenAPIFixtures.usersSpec)

@@ -264,9 +264,11 @@ public final class HTTPServer: Sendable {
         let isTCP = if case .tcp = socket.address { true } else { false }
         let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog, tcp: isTCP)
             .withBoundSocket(socket.descriptor).wait()
-        guard let bound = channel.localAddress else {
+        // NIO listens again on an adopted socket with its default backlog (128), before the
+        // bootstrap's options apply: `server.backlog` is set here, last.
+        guard let bound = channel.localAddress, listen(socket.descriptor, Int32(initial.server.backlog)) == 0 else {
             channel.close(promise: nil)
-            throw EngineError("no local address")
+            throw EngineError(channel.localAddress == nil ? "no local address" : "cannot set the backlog: \(String(cString: strerror(errno)))")
         }
         return Listener(channel: channel, address: socket.address, descriptor: socket.descriptor, bound: bound, quiescing: quiescing)
     }
@@ -289,7 +291,7 @@ public final class HTTPServer: Sendable {
     public func listeningSockets() -> [InheritedListener] {
         listeners.withLock { open in
             open.compactMap { key, listener in
-                let copy = fcntl(listener.descriptor, F_DUPFD_CLOEXEC, 100)
+                let copy = ListeningSockets.copyHigh(listener.descriptor)
                 return copy < 0 ? nil : InheritedListener(address: key.address, admin: key.admin, descriptor: copy)
             }
         }

@@ -161,9 +161,17 @@ public enum ListeningSockets {
 
     /// The socket moved to a descriptor of 100 or above.
     private static func moved(_ descriptor: Int32) -> Result<Int32, EngineError> {
-        let moved = fcntl(descriptor, F_DUPFD_CLOEXEC, 100)
+        let moved = copyHigh(descriptor)
         close(descriptor)
         return moved >= 0 ? .success(moved) : .failure(lastError())
+    }
+
+    /// A close-on-exec copy of `descriptor` at 100 or above — out of the way of the descriptors
+    /// (3, 4, …) a started process receives sockets at — or, under a descriptor limit lower than
+    /// that, wherever it fits; -1 when it cannot be copied.
+    public static func copyHigh(_ descriptor: Int32) -> Int32 {
+        let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 100)
+        return copy >= 0 || errno != EINVAL ? copy : fcntl(descriptor, F_DUPFD_CLOEXEC, 3)
     }
 
     /// `path` as a `sockaddr_un` (the loader keeps paths within its 107 bytes).

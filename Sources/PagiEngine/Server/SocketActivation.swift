@@ -27,7 +27,7 @@ public enum SocketActivation {
                 throw EngineError("socket activation passed \(ListeningSockets.describe(address)), which the configuration does not listen on")
             }
             // Moved out of the way of the descriptors workers receive sockets at, and close-on-exec.
-            let moved = fcntl(descriptor, F_DUPFD_CLOEXEC, 100)
+            let moved = ListeningSockets.copyHigh(descriptor)
             guard moved >= 0 else { throw EngineError("socket activation: cannot take descriptor \(descriptor)") }
             close(descriptor)
             matched.append(InheritedListener(address: wanted[index].0, admin: wanted[index].1, descriptor: moved))
