@@ -80,6 +80,7 @@ final class ServingProcess: Sendable {
                 process.beat(to: link)
             } else {
                 predecessor?.tellReady()
+                SystemdNotify.ready(replacing: predecessor?.pid)
                 if watch { process.watchFiles() }
             }
             for await signal in signals {

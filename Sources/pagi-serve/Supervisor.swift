@@ -47,6 +47,8 @@ final class Supervisor: @unchecked Sendable {
     private var handedOver = false
     /// The process this one replaces in a hot upgrade, told once every worker is ready.
     private var predecessor: HotUpgrade.Predecessor?
+    /// Every first worker was ready once: the predecessor and systemd have been told.
+    private var announcedReady = false
 
     /// A heartbeat missing this long means the worker is hung.
     static let heartbeatLimit: TimeInterval = 10
@@ -360,9 +362,11 @@ final class Supervisor: @unchecked Sendable {
         case .ready:
             workers[pid]?.ready = true
             workers[pid]?.lastHeartbeat = Date()
-            if let predecessor, serving.filter(\.ready).count >= wanted {
-                predecessor.tellReady()
-                self.predecessor = nil
+            if !announcedReady, serving.filter(\.ready).count >= wanted {
+                announcedReady = true
+                predecessor?.tellReady()
+                SystemdNotify.ready(replacing: predecessor?.pid)
+                predecessor = nil
             }
         case .heartbeat:
             workers[pid]?.lastHeartbeat = Date()

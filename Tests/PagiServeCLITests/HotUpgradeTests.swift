@@ -102,8 +102,41 @@ final class HotUpgradeTests: XCTestCase {
         }
     }
 
+    /// A unix datagram socket standing in for systemd's `NOTIFY_SOCKET`: what the server tells it.
+    private final class NotifySocket {
+        let path: String
+        private let descriptor: Int32
+
+        init(path: String) {
+            self.path = path
+            descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+        }
+
+        deinit { close(descriptor) }
+
+        /// The next message, waiting up to 10 s.
+        func next() -> String? {
+            var polled = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+            guard poll(&polled, 1, 10_000) > 0 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
+        }
+    }
+
     private func upgradesWithoutAFailedRequest(workers: Int) throws {
+        // systemd's readiness protocol: READY=1 at start, the successor names itself MAINPID.
+        let notify = NotifySocket(path: dir.appendingPathComponent("notify.sock").path)
+        setenv("NOTIFY_SOCKET", notify.path, 1)
+        defer { unsetenv("NOTIFY_SOCKET") }
         let old = try start(workers: workers)
+        XCTAssertEqual(notify.next(), "READY=1")
         let oldPid = old.pid
         // The new version: marks that it was the one started, then runs the real server.
         try install("#!/bin/sh\necho \"$$\" > upgraded-by-script\nexec '\(release.path)' \"$@\"\n")
@@ -124,6 +157,7 @@ final class HotUpgradeTests: XCTestCase {
         XCTAssertEqual(RawClient.get(port: port, "/")?.text, "served")
         XCTAssertTrue(FileManager.default.fileExists(atPath: socketPath), "the old process left the socket file to its successor")
         XCTAssertTrue(old.log.contains("hot upgrade: process \(new) serves now"), old.log)
+        XCTAssertEqual(notify.next(), "MAINPID=\(new)\nREADY=1")
 
         // The successor is a complete server: it stops on SIGTERM and cleans up after itself.
         kill(new, SIGTERM)
