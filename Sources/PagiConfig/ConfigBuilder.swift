@@ -64,9 +64,12 @@ final class ConfigBuilder {
     var filesInReadOrder: [String] = []
     /// The file being read and the files that included it, to detect include cycles.
     var includeChain: [(file: String, absolute: String)] = []
+    /// Texts to read instead of the files at these absolute paths (`ConfigLoader.load(path:sources:)`).
+    let sources: [String: String]
 
-    init(environment: [String: String]) {
+    init(environment: [String: String], sources: [String: String] = [:]) {
         self.environment = environment
+        self.sources = sources
     }
 
     // MARK: Mappings and lists

@@ -4,8 +4,14 @@ import Foundation
 public enum ConfigLoader {
     /// Loads and validates `path` (and its includes). Throws `ConfigError` carrying every error found
     /// (and the warnings). On success returns the Config with `config.warnings` filled.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Config {
-        let builder = ConfigBuilder(environment: environment)
+    ///
+    /// `sources`: the texts of configuration files (main file and includes, by absolute path) to
+    /// read instead of the files — what a supervisor validated, given to the workers it starts so
+    /// that they never load a file it refused (`Config.sources`; docs/operations.md, *Reload with
+    /// workers*).
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            sources: [String: String] = [:]) throws -> Config {
+        let builder = ConfigBuilder(environment: environment, sources: sources)
         builder.readMainFile(path, text: nil)
         return try builder.finish()
     }
@@ -42,13 +48,15 @@ extension ConfigBuilder {
     /// Reads, parses and checks the top-level keys of one file; nil when it cannot be used.
     private func readFile(_ file: String, text: String?, includedFrom: SourceLocation?) -> Section? {
         filesInReadOrder.append(file)
-        config.files.append(Self.absolutePath(file))
+        let absolute = Self.absolutePath(file)
+        config.files.append(absolute)
         let errorLocation = includedFrom ?? SourceLocation(file: file, line: 1, column: 1)
-        guard let content = text ?? FileManager.default.contents(atPath: file).flatMap({ String(data: $0, encoding: .utf8) }) else {
+        guard let content = text ?? sources[absolute] ?? FileManager.default.contents(atPath: file).flatMap({ String(data: $0, encoding: .utf8) }) else {
             let exists = FileManager.default.fileExists(atPath: file)
             log.error(exists ? "cannot read '\(file)' as UTF-8 text" : "cannot read '\(file)': no such file", at: errorLocation)
             return nil
         }
+        config.sources[absolute] = content
         guard let root = YAMLDocumentReader(file: file, environment: environment, log: log).read(content),
               let entries = mapping(root, "the top level")
         else { return nil }

@@ -56,6 +56,8 @@ public struct Config: Sendable {
     /// Every file the configuration depends on, for `--watch`: the main file first, then
     /// includes, htpasswd files, `respond` files, OpenAPI documents and error pages.
     public var files: [String] = []
+    /// The text of each configuration file read (main file and includes), by absolute path.
+    public var sources: [String: String] = [:]
     /// Non-fatal findings (e.g. `'workers' is not supported yet`), to be printed at start-up.
     public var warnings: [Diagnostic] = []
     public init() {}

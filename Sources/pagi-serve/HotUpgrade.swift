@@ -73,7 +73,7 @@ enum HotUpgrade {
         // Sockets systemd passed to this process are in `sockets` already, by address.
         for key in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] { environment[key] = nil }
         environment[predecessorKey] = String(getpid())
-        let started = ProcessLauncher.spawnServer(executable, sockets: sockets, socketsKey: listenersKey, pipe: writeEnd, pipeKey: notifyKey,
+        let started = ProcessLauncher.spawnServer(executable, sockets: sockets, socketsKey: listenersKey, others: [(writeEnd, notifyKey)],
                                                   environment: environment, ownProcessGroup: false)
         close(writeEnd)
         guard case .success(let pid) = started else {

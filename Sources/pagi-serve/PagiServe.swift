@@ -55,9 +55,9 @@ enum CLI {
     /// Loads and compiles; on errors prints every diagnostic and exits 1.
     /// `showWarnings`: false in a worker process, whose supervisor already showed them.
     static func loadAndCompile(_ path: String, compiler: Builtins.Compiler = Builtins.Compiler(),
-                               showWarnings: Bool = true) -> (Config, RoutingTable) {
+                               showWarnings: Bool = true, sources: [String: String] = [:]) -> (Config, RoutingTable) {
         do {
-            let config = try ConfigLoader.load(path: path)
+            let config = try ConfigLoader.load(path: path, sources: sources)
             let table = try compiler.compile(config)
             var renderer = DiagnosticRenderer()
             if showWarnings { for warning in config.warnings { printErr(renderer.render(warning)) } }
@@ -167,7 +167,9 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let compiler = Builtins.Compiler()
-        var (config, table) = CLI.loadAndCompile(file.config, compiler: compiler, showWarnings: WorkerLink.fromEnvironment() == nil)
+        let isWorker = WorkerLink.fromEnvironment() != nil
+        var (config, table) = CLI.loadAndCompile(file.config, compiler: compiler, showWarnings: !isWorker,
+                                                 sources: isWorker ? WorkerLink.sourcesFromSupervisor() : [:])
         try CLI.applyOverrides(&config, options: options)
         ServingProcess.run(path: file.config, config: config, table: table, compiler: compiler, overrides: options, watch: options.watch)
     }

@@ -68,17 +68,18 @@ enum ProcessLauncher {
     }
 
     /// Starts `executable` again with this process's arguments, `sockets` at 3, 4, … (announced in
-    /// the environment under `socketsKey`, as `InheritedListener.encode` writes them) and `pipe`
-    /// after them (its number under `pipeKey`).
-    static func spawnServer(_ executable: String, sockets: [InheritedListener], socketsKey: String, pipe: Int32, pipeKey: String,
-                            environment: [String: String], ownProcessGroup: Bool) -> Result<pid_t, SpawnError> {
+    /// the environment under `socketsKey`, as `InheritedListener.encode` writes them) and each of
+    /// `others` after them (its number under its key).
+    static func spawnServer(_ executable: String, sockets: [InheritedListener], socketsKey: String,
+                            others: [(descriptor: Int32, key: String)], environment: [String: String],
+                            ownProcessGroup: Bool) -> Result<pid_t, SpawnError> {
         var environment = environment
         environment[socketsKey] = InheritedListener.encode(sockets.enumerated().map { index, socket in
             InheritedListener(address: socket.address, admin: socket.admin, descriptor: Int32(3 + index))
         })
-        environment[pipeKey] = String(3 + sockets.count)
+        for (index, other) in others.enumerated() { environment[other.key] = String(3 + sockets.count + index) }
         return spawn(executable, arguments: [executable] + Array(CommandLine.arguments.dropFirst()), environment: environment,
-                     descriptors: sockets.map(\.descriptor) + [pipe], ownProcessGroup: ownProcessGroup)
+                     descriptors: sockets.map(\.descriptor) + others.map(\.descriptor), ownProcessGroup: ownProcessGroup)
     }
 
     /// How a child ended, for the log.

@@ -49,6 +49,9 @@ final class Supervisor: @unchecked Sendable {
     private var predecessor: HotUpgrade.Predecessor?
     /// Every first worker was ready once: the predecessor and systemd have been told.
     private var announcedReady = false
+    /// The configuration files as last validated (`WorkerLink.writeSources`), for the workers to
+    /// read instead of the files on disk, which may since hold a version a reload refused.
+    private var sources: Int32?
 
     /// A heartbeat missing this long means the worker is hung.
     static let heartbeatLimit: TimeInterval = 10
@@ -70,6 +73,8 @@ final class Supervisor: @unchecked Sendable {
         var retiring = false
         /// The worker asked to be replaced (`max_requests`); the replacement is under way.
         var replaced = false
+        /// A reload came before the worker handled signals: it gets its SIGHUP once ready.
+        var reloadWhenReady = false
         var pending = ""
     }
 
@@ -83,6 +88,7 @@ final class Supervisor: @unchecked Sendable {
         self.logger = logger
         self.pidFile = pidFile
         wanted = Self.workerCount(config)
+        sources = WorkerLink.writeSources(config.sources)
         watched.withLock { $0 = config.files }
     }
 
@@ -284,10 +290,12 @@ final class Supervisor: @unchecked Sendable {
         } else if current.count > wanted, let oldest = current.min(by: { $0.started < $1.started }) {
             retire(oldest.pid, because: "fewer workers wanted")
         }
-        // An older generation (or a replaced worker) leaves once as many of the current one are ready.
-        let ready = current.filter(\.ready).count
+        // An older generation (or a replaced worker) leaves one at a time, when the ready workers of
+        // the current one and the others still leaving are enough without it: its replacement
+        // serves before it stops.
+        let ready = serving.filter(\.ready).count
         let leaving = workers.values.filter { ($0.generation != generation || $0.replaced) && !$0.retiring }
-        if let next = leaving.first, ready >= min(wanted, current.count) && ready > 0 {
+        if let next = leaving.first, ready > 0 && ready + leaving.count - 1 >= wanted {
             retire(next.pid, because: next.replaced ? "max_requests reached" : "configuration changed")
         }
     }
@@ -315,9 +323,9 @@ final class Supervisor: @unchecked Sendable {
         environment[WorkerMessage.supervisorKey] = String(getpid())
         // Its own process group: a Ctrl-C in the terminal reaches the supervisor alone, which
         // then stops the workers in order.
+        let others = [(writeEnd, WorkerMessage.environmentKey)] + (sources.map { [($0, WorkerLink.sourcesKey)] } ?? [])
         let started = ProcessLauncher.spawnServer(Self.executable, sockets: sockets, socketsKey: InheritedListener.environmentKey,
-                                                  pipe: writeEnd, pipeKey: WorkerMessage.environmentKey,
-                                                  environment: environment, ownProcessGroup: true)
+                                                  others: others, environment: environment, ownProcessGroup: true)
         close(writeEnd)
         guard case .success(let pid) = started else {
             close(readEnd)
@@ -362,6 +370,7 @@ final class Supervisor: @unchecked Sendable {
         case .ready:
             workers[pid]?.ready = true
             workers[pid]?.lastHeartbeat = Date()
+            if workers[pid]?.reloadWhenReady == true { kill(pid, SIGHUP) }
             if !announcedReady, serving.filter(\.ready).count >= wanted {
                 announcedReady = true
                 predecessor?.tellReady()
@@ -393,7 +402,10 @@ final class Supervisor: @unchecked Sendable {
                 continue
             }
             let lived = Date().timeIntervalSince(worker.started)
-            quickDeaths = lived < Self.quickDeath ? quickDeaths + 1 : 0
+            // A crash loop is workers that die before they serve (a file they cannot load, a port
+            // they cannot use). One that served and was killed — `max_requests` keeps workers young —
+            // is replaced at once.
+            quickDeaths = !worker.ready && lived < Self.quickDeath ? quickDeaths + 1 : 0
             let delay = quickDeaths == 0 ? 0 : min(30, 0.5 * pow(2, Double(quickDeaths - 1)))
             nextSpawn = Date().addingTimeInterval(delay)
             let plan = delay > 0 ? "replacing it in \(delay) s (it keeps dying)" : "replacing it"
@@ -458,9 +470,14 @@ final class Supervisor: @unchecked Sendable {
             generation += 1
             logger.info("listeners, threads or user changed: replacing the workers one at a time")
         } else {
-            for worker in workers.values where !worker.retiring { kill(worker.pid, SIGHUP) }
+            // A worker that does not handle signals yet would die of SIGHUP's default action.
+            for worker in workers.values where !worker.retiring {
+                if worker.ready { kill(worker.pid, SIGHUP) } else { workers[worker.pid]?.reloadWhenReady = true }
+            }
         }
         config = next
+        if let old = sources { close(old) }
+        sources = WorkerLink.writeSources(next.sources)
         wanted = Self.workerCount(next)
         watched.withLock { $0 = next.files }
         logger.info("configuration reloaded")

@@ -17,6 +17,40 @@ struct WorkerLink: Sendable {
         return WorkerLink(listeners: sockets, pipe: pipe, supervisor: supervisor)
     }
 
+    /// The configuration files as the supervisor validated them, handed to a worker in an
+    /// unlinked file: a worker started after a reload was refused must load what the supervisor
+    /// serves, not the refused file on disk (docs/operations.md, *Reload with workers*).
+    static let sourcesKey = "PAGI_CONFIG_SOURCES_FD"
+
+    /// `sources` (absolute path → text) written to an unlinked temporary file; its descriptor, or
+    /// nil when it cannot be made (workers then read the files).
+    static func writeSources(_ sources: [String: String]) -> Int32? {
+        guard let data = try? JSONEncoder().encode(sources) else { return nil }
+        var template = Array((FileManager.default.temporaryDirectory.path + "/pagi-serve-config-XXXXXX").utf8CString)
+        let descriptor = mkstemp(&template)
+        guard descriptor >= 0 else { return nil }
+        unlink(template)
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        let written = data.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        guard written == data.count else {
+            close(descriptor)
+            return nil
+        }
+        return descriptor
+    }
+
+    /// In a worker: the sources its supervisor handed it (empty in any other process).
+    static func sourcesFromSupervisor() -> [String: String] {
+        guard let descriptor = ProcessInfo.processInfo.environment[sourcesKey].flatMap(Int32.init) else { return [:] }
+        defer { close(descriptor) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while case let count = pread(descriptor, &buffer, buffer.count, off_t(data.count)), count > 0 {
+            data.append(contentsOf: buffer[..<count])
+        }
+        return (try? JSONDecoder().decode([String: String].self, from: data)) ?? [:]
+    }
+
     func tell(_ message: WorkerMessage) {
         let line = Array((message.rawValue + "\n").utf8)
         _ = line.withUnsafeBytes { write(pipe, $0.baseAddress, $0.count) }

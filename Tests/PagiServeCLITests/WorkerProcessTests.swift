@@ -225,4 +225,25 @@ final class WorkerProcessTests: XCTestCase {
         try waitUntil("served as root") { answers() == "one" }
         XCTAssertTrue(children(of: process.pid).isEmpty, "no supervisor is needed to stay root")
     }
+
+    /// After a reload was refused, the file on disk is not what the supervisor serves: a worker
+    /// started then (a respawn, a recycle) serves the configuration the supervisor validated, not
+    /// the refused file. A worker killed after it served is replaced at once: only workers that die
+    /// before serving count as a crash loop.
+    func testWorkersStartedAfterARefusedReloadServeTheValidatedFile() throws {
+        try writeConfig(server: "  workers: 2")
+        let process = try start(workers: 2)
+        try writeFile(dir, "config.yaml", "hosts: [{names: [localhost], routes: [{path: /, respond: {body: [broken}}]}]\n")
+        process.signal(SIGHUP)
+        try process.waitForLog("reload refused")
+        let victim = try XCTUnwrap(children(of: process.pid).first)
+        kill(victim, SIGKILL)
+        try process.waitForLog("worker \(victim) was killed by signal 9")
+        try waitUntil("a replacement serving") {
+            let workers = children(of: process.pid)
+            return workers.count == 2 && !workers.contains(victim) && (0..<10).allSatisfy { _ in answers() == "one" }
+        }
+        XCTAssertFalse(process.log.contains("exited with status 1"), process.log)
+        XCTAssertFalse(process.log.contains("keeps dying"), process.log)
+    }
 }
