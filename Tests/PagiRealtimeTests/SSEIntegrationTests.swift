@@ -227,6 +227,27 @@ final class SSEIntegrationTests: XCTestCase {
         XCTAssertTrue(client.streamFinished, "the stream ends with the last chunk, not a cut connection")
     }
 
+    /// A connection accepted just before the shutdown whose first request opens a stream: the
+    /// stream ends at once, cleanly, rather than running until timeouts.shutdown cuts it.
+    func testAStreamOpenedDuringTheShutdownEndsCleanlyAtOnce() throws {
+        try start(Self.newsRoutes)
+        let client = try RawClient(port: server.port)
+        // Accepted by the server (not still in the listen queue, which the shutdown closes).
+        Thread.sleep(forTimeInterval: 0.2)
+        let server = try XCTUnwrap(self.server)
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            server.stop()
+            stopped.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        client.send("GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        let answer = String(decoding: client.readToEnd(), as: UTF8.self)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
+        XCTAssertTrue(answer.hasSuffix("0\r\n\r\n"), "ended with the last chunk: \(answer)")
+        XCTAssertEqual(stopped.wait(timeout: .now() + 5), .success, "the shutdown did not wait for the stream")
+    }
+
     func testConfigMistakesInChannelNamesAreReported() throws {
         XCTAssertThrowsError(try start("""
               - path: /rooms/{room}/events

@@ -22,6 +22,8 @@ struct ConnectionState {
     private(set) var servedAny = false
     /// A graceful shutdown began: a first request is still answered, but no second one.
     private var quiesced = false
+    /// The server is shutting down: a stream or protocol started from now on must end at once.
+    var isQuiesced: Bool { quiesced }
 
     /// Whether the next request may be parsed now.
     var mayParse: Bool { !awaitingResponse && !streaming }

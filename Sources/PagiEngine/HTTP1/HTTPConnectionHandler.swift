@@ -278,6 +278,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             pipeline.removeHandler(guardHandler, promise: nil)
         }
         pipeline.removeHandler(context: context, promise: nil)
+        // The new protocol missed the shutdown's signal (it came before the switch): repeat it.
+        if state.isQuiesced { context.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
     }
 
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
@@ -333,6 +335,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             streamIsOpenEnded = streamed.isOpenEnded
             state.streaming = true
             streamed.start(sink)
+            // The first request of a connection accepted just before a shutdown: an open-ended
+            // stream would miss the shutdown's signal, so it ends now, cleanly.
+            if streamIsOpenEnded && state.isQuiesced { sink.finish() }
         }
         server.recordAnswer(request, status: response.status, bodyBytes: outcome.bodyBytes, observer: observer, started: started)
         if promise == nil { responseDone(context: context) }
