@@ -314,6 +314,30 @@ final class WebSocketIntegrationTests: XCTestCase {
         client.sendClose(code: 1001)
         XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success, "shutdown finished once the client answered")
     }
+
+    /// A connection accepted just before the shutdown whose first request is a WebSocket upgrade:
+    /// the new WebSocket is closed with 1001 at once, rather than left open until the shutdown
+    /// timeout.
+    func testAWebSocketOpenedDuringTheShutdownIsClosedWith1001() throws {
+        let client = try RawClient(port: server.port)
+        // Accepted by the server (not still in the listen queue, which the shutdown closes).
+        Thread.sleep(forTimeInterval: 0.2)
+        let server = try XCTUnwrap(self.server)
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            server.stop()
+            stopped.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        client.send("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let answer = client.readToEnd()
+        XCTAssertTrue(answer.starts(with: Array("HTTP/1.1 101".utf8)), String(decoding: answer, as: UTF8.self))
+        // An unmasked close frame (FIN + opcode 8, a short payload) whose payload starts with 1001.
+        let closesWith1001 = answer.indices.dropLast(3).contains { answer[$0] == 0x88 && answer[$0 + 1] < 126 && answer[$0 + 2] == 0x03 && answer[$0 + 3] == 0xE9 }
+        XCTAssertTrue(closesWith1001, "no close 1001 in \(answer)")
+        XCTAssertEqual(stopped.wait(timeout: .now() + 5), .success, "the shutdown did not wait for the WebSocket")
+    }
 }
 
 /// A counter shared by the test thread and a reader thread.
