@@ -234,12 +234,7 @@ final class SSEIntegrationTests: XCTestCase {
         let client = try RawClient(port: server.port)
         // Accepted by the server (not still in the listen queue, which the shutdown closes).
         Thread.sleep(forTimeInterval: 0.2)
-        let server = try XCTUnwrap(self.server)
-        let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            server.stop()
-            stopped.signal()
-        }
+        let stopped = try XCTUnwrap(server).stopInBackground()
         Thread.sleep(forTimeInterval: 0.2)
         client.send("GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
         let answer = String(decoding: client.readToEnd(), as: UTF8.self)

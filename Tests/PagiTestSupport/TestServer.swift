@@ -44,6 +44,17 @@ public final class TestServer: @unchecked Sendable {
         server.shutdown()
     }
 
+    /// Starts the graceful shutdown on another thread (it blocks until the drain ends); the
+    /// semaphore is signalled when it is done.
+    public func stopInBackground() -> DispatchSemaphore {
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { [self] in
+            stop()
+            stopped.signal()
+        }
+        return stopped
+    }
+
     deinit { stop() }
 }
 

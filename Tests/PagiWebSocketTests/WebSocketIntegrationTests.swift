@@ -304,12 +304,7 @@ final class WebSocketIntegrationTests: XCTestCase {
         let client = try connect()
         client.send(text: "still here")
         XCTAssertEqual(client.readMessageFrame()?.text, "still here")
-        let server = try XCTUnwrap(self.server)
-        let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            server.stop()
-            stopped.signal()
-        }
+        let stopped = try XCTUnwrap(server).stopInBackground()
         XCTAssertEqual(client.readMessageFrame()?.closeCode, 1001)
         client.sendClose(code: 1001)
         XCTAssertEqual(stopped.wait(timeout: .now() + 10), .success, "shutdown finished once the client answered")
@@ -322,12 +317,7 @@ final class WebSocketIntegrationTests: XCTestCase {
         let client = try RawClient(port: server.port)
         // Accepted by the server (not still in the listen queue, which the shutdown closes).
         Thread.sleep(forTimeInterval: 0.2)
-        let server = try XCTUnwrap(self.server)
-        let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            server.stop()
-            stopped.signal()
-        }
+        let stopped = try XCTUnwrap(server).stopInBackground()
         Thread.sleep(forTimeInterval: 0.2)
         client.send("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
