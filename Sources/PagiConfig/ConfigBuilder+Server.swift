@@ -28,11 +28,8 @@ extension ConfigBuilder {
         if let value = section["listen"], let listeners = readListeners(value) { server.listen = listeners }
         if let value = section["workers"], let workers = integerOrAuto(value, "a number of worker processes") {
             server.workers = workers
-            if workers != 1 {
-                if config.pubsub == "memory" {
-                    log.warning("with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them", at: value.location)
-                }
-            }
+            // Warned about once the routes are known (`checkChannelsAcrossWorkers`).
+            if workers != 1 { severalWorkersLocation = value.location }
         }
         if let value = section["threads"], let threads = integerOrAuto(value, "a number of threads") { server.threads = threads }
         if let value = section["max_requests"], let maxRequests = integer(value, "a number of requests", in: 0...Int.max) {

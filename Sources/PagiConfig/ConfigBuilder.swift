@@ -64,6 +64,8 @@ final class ConfigBuilder {
     var filesInReadOrder: [String] = []
     /// The file being read and the files that included it, to detect include cycles.
     var includeChain: [(file: String, absolute: String)] = []
+    /// Where `workers` asks for more than one process, if it does.
+    var severalWorkersLocation: SourceLocation?
     /// Texts to read instead of the files at these absolute paths (`ConfigLoader.load(path:sources:)`).
     let sources: [String: String]
 

@@ -105,12 +105,30 @@ extension ConfigBuilder {
     func finish() throws -> Config {
         checkStackReferences()
         checkHostUniqueness()
+        checkChannelsAcrossWorkers()
         let sorted = log.diagnostics.enumerated().sorted { a, b in
             sortKey(a.element, a.offset).lexicographicallyPrecedes(sortKey(b.element, b.offset))
         }.map(\.element)
         if log.hasErrors { throw ConfigError(diagnostics: sorted, partial: config) }
         config.warnings = sorted
         return config
+    }
+
+    /// In-memory channels do not cross worker processes: a warning when several workers serve routes
+    /// that use channels (docs/operations.md, *State per worker*).
+    private func checkChannelsAcrossWorkers() {
+        guard let location = severalWorkersLocation, config.pubsub == "memory" else { return }
+        let usesChannels = config.hosts.flatMap(\.routes).contains { route in
+            switch route.handler {
+            case .publish: return true
+            case .sse(let sse): if case .subscribe = sse.source { return true } else { return false }
+            case .websocket(let socket): if case .echo = socket.mode { return false } else { return true }
+            default: return false
+            }
+        }
+        if usesChannels {
+            log.warning("with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them", at: location)
+        }
     }
 
     private func sortKey(_ diagnostic: Diagnostic, _ offset: Int) -> [Int] {

@@ -75,9 +75,21 @@ final class ServerConfigTests: XCTestCase {
         let config = try loadConfig("server: {workers: auto, threads: auto}\n" + minimalHosts)
         XCTAssertNil(config.server.workers)
         XCTAssertNil(config.server.threads)
-        XCTAssertEqual(warningMessages(config), [
+        XCTAssertEqual(warningMessages(config), [], "no route uses channels")
+        // Several workers and routes that use in-memory channels: a message published in one worker
+        // would not reach the streams of another.
+        let channels = try loadConfig("""
+            server: {workers: auto}
+            hosts:
+              - names: [localhost]
+                routes:
+                  - {path: /feed, sse: {subscribe: news}}
+            """)
+        XCTAssertEqual(warningMessages(channels), [
             "config.yaml:1:19: warning: with pubsub: memory, channels are per worker process: use pubsub: redis://… to share them",
         ])
+        let echo = try loadConfig("server: {workers: 2}\nhosts:\n  - names: [localhost]\n    routes:\n      - {path: /ws, websocket: {echo: true}}\n")
+        XCTAssertEqual(warningMessages(echo), [], "an echo WebSocket shares nothing")
     }
 
     func testListenForms() throws {

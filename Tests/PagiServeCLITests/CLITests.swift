@@ -142,6 +142,7 @@ final class CLITests: XCTestCase {
                     proxy: {to: ["http://127.0.0.1:9"]}
                   - path: /
                     static: site
+                  - {path: /feed, sse: {subscribe: news}}
             """)
         let check = try run(["check", "later.yaml"])
         XCTAssertEqual(check.status, 0, check.stderr)
