@@ -34,9 +34,8 @@ enum HotUpgrade {
             _ = fcntl(notify, F_SETFD, FD_CLOEXEC)
             // Moved out of the way of the descriptors workers receive sockets at, and close-on-exec.
             let listeners = passed.compactMap { socket -> InheritedListener? in
-                let moved = ListeningSockets.copyHigh(socket.descriptor)
-                close(socket.descriptor)
-                return moved < 0 ? nil : InheritedListener(address: socket.address, admin: socket.admin, descriptor: moved)
+                defer { close(socket.descriptor) }
+                return socket.copied()
             }
             return Predecessor(pid: pid, listeners: listeners, notify: notify)
         }
@@ -97,7 +96,8 @@ enum HotUpgrade {
             var buffer = [UInt8](repeating: 0, count: 64)
             let count = read(pipe, &buffer, buffer.count)
             if count > 0 {
-                received += String(decoding: buffer[..<count], as: UTF8.self)
+                // Only the end matters: whatever else arrives cannot grow this.
+                received = String((received + String(decoding: buffer[..<count], as: UTF8.self)).suffix(16))
                 if received.contains("ready\n") { return .ready(pid) }
                 continue
             }

@@ -69,7 +69,7 @@ enum Privileges {
     }
 
     private static func groups() -> [gid_t] {
-        var list = [gid_t](repeating: 0, count: Int(getgroups(0, nil)))
+        var list = [gid_t](repeating: 0, count: max(0, Int(getgroups(0, nil))))
         let count = getgroups(Int32(list.count), &list)
         return count < 0 ? [] : Array(list.prefix(Int(count)))
     }

@@ -254,11 +254,7 @@ final class Supervisor: @unchecked Sendable {
             }
             upgrading = true
             logger.info("SIGUSR2: starting the installed executable for a hot upgrade")
-            let copies = sockets.compactMap { socket -> InheritedListener? in
-                let copy = ListeningSockets.copyHigh(socket.descriptor)
-                return copy < 0 ? nil : InheritedListener(address: socket.address, admin: socket.admin, descriptor: copy)
-            }
-            HotUpgrade.begin(sockets: copies) { [self] outcome in send(.upgraded(outcome)) }
+            HotUpgrade.begin(sockets: sockets.compactMap { $0.copied() }) { [self] outcome in send(.upgraded(outcome)) }
         case .upgraded(.ready(let pid)):
             logger.info("hot upgrade: process \(pid) serves now; this one drains its workers and exits")
             handedOver = true

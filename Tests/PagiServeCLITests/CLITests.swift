@@ -267,36 +267,34 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(line.split(whereSeparator: \.isWhitespace).dropFirst(2).first, "77", line)
     }
 
-    /// Listening sockets are kept at descriptors of 100 and above (clear of those a started
-    /// process receives sockets at); under a lower descriptor limit they go wherever they fit.
-    func testServesUnderADescriptorLimitBelow100() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+    /// A one-route server started through `sh -c "ulimit LIMIT && exec pagi-serve …"`, listening.
+    private func serveUnderDescriptorLimit(_ limit: String) throws -> (process: ServedProcess, port: Int) {
         let port = try freePort()
-        try writeFile(dir, "few.yaml", """
+        try writeFile(dir, "limited.yaml", """
             server: {listen: ["127.0.0.1:\(port)"], threads: 1, access_log: {to: off}}
             hosts:
               - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
             """)
-        let process = try ServedProcess(arguments: ["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", binary.path, "few.yaml"],
+        let process = try ServedProcess(arguments: ["-c", "ulimit \(limit) && exec \"$0\" \"$@\"", binary.path, "limited.yaml"],
                                         directory: dir, binary: URL(fileURLWithPath: "/bin/sh"))
-        defer { process.kill() }
         try process.waitForLog("listening on")
+        return (process, port)
+    }
+
+    /// Listening sockets are kept at descriptors of 100 and above (clear of those a started
+    /// process receives sockets at); under a lower descriptor limit they go wherever they fit.
+    func testServesUnderADescriptorLimitBelow100() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
+        let (process, port) = try serveUnderDescriptorLimit("-n 64")
+        defer { process.kill() }
         XCTAssertEqual(RawClient.get(port: port, "/")?.text, "x")
     }
 
     /// The soft limit on open descriptors is raised to the hard one at start (docs/tuning.md).
     func testTheSoftDescriptorLimitIsRaisedToTheHardOne() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "pagi-serve not built")
-        let port = try freePort()
-        try writeFile(dir, "soft.yaml", """
-            server: {listen: ["127.0.0.1:\(port)"], access_log: {to: off}}
-            hosts:
-              - {names: [localhost], routes: [{path: /, respond: {body: x}}]}
-            """)
-        let process = try ServedProcess(arguments: ["-c", "ulimit -Sn 200 && exec \"$0\" \"$@\"", binary.path, "soft.yaml"],
-                                        directory: dir, binary: URL(fileURLWithPath: "/bin/sh"))
+        let (process, _) = try serveUnderDescriptorLimit("-Sn 200")
         defer { process.kill() }
-        try process.waitForLog("listening on")
         let limits = try String(contentsOfFile: "/proc/\(process.pid)/limits", encoding: .utf8)
         let line = try XCTUnwrap(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
         let values = line.split(whereSeparator: \.isWhitespace).dropFirst(3).prefix(2)

@@ -264,11 +264,16 @@ public final class HTTPServer: Sendable {
         let isTCP = if case .tcp = socket.address { true } else { false }
         let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog, tcp: isTCP)
             .withBoundSocket(socket.descriptor).wait()
+        guard let bound = channel.localAddress else {
+            channel.close(promise: nil)
+            throw EngineError("no local address")
+        }
         // NIO listens again on an adopted socket with its default backlog (128), before the
         // bootstrap's options apply: `server.backlog` is set here, last.
-        guard let bound = channel.localAddress, listen(socket.descriptor, Int32(initial.server.backlog)) == 0 else {
+        guard listen(socket.descriptor, Int32(initial.server.backlog)) == 0 else {
+            let reason = String(cString: strerror(errno))
             channel.close(promise: nil)
-            throw EngineError(channel.localAddress == nil ? "no local address" : "cannot set the backlog: \(String(cString: strerror(errno)))")
+            throw EngineError("cannot set the backlog: \(reason)")
         }
         return Listener(channel: channel, address: socket.address, descriptor: socket.descriptor, bound: bound, quiescing: quiescing)
     }
@@ -291,8 +296,7 @@ public final class HTTPServer: Sendable {
     public func listeningSockets() -> [InheritedListener] {
         listeners.withLock { open in
             open.compactMap { key, listener in
-                let copy = ListeningSockets.copyHigh(listener.descriptor)
-                return copy < 0 ? nil : InheritedListener(address: key.address, admin: key.admin, descriptor: copy)
+                InheritedListener(address: key.address, admin: key.admin, descriptor: listener.descriptor).copied()
             }
         }
     }

@@ -23,6 +23,13 @@ public struct InheritedListener: Sendable, Hashable {
     /// `;`, the address written as in the config (the loader refuses unix paths holding `;` or `|`).
     public static let environmentKey = "PAGI_LISTEN_FDS"
 
+    /// The same listener on a close-on-exec copy of its socket (`ListeningSockets.copyHigh`); nil
+    /// when the socket cannot be copied.
+    public func copied() -> InheritedListener? {
+        let copy = ListeningSockets.copyHigh(descriptor)
+        return copy < 0 ? nil : InheritedListener(address: address, admin: admin, descriptor: copy)
+    }
+
     public static func encode(_ listeners: [InheritedListener]) -> String {
         listeners.map { "\($0.descriptor)|\($0.admin ? 1 : 0)|\(ListeningSockets.describe($0.address))" }.joined(separator: ";")
     }
