@@ -57,6 +57,8 @@ let package = Package(
         // System C libraries (Debian -dev packages): zlib for `compress`, libxcrypt for `basic_auth`.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        // glibc's posix_spawn_file_actions_addclosefrom_np, hidden from Swift's Glibc module.
+        .systemLibrary(name: "CSpawn", path: "Sources/CSpawn"),
         .target(
             name: "PagiMiddleware",
             dependencies: ["PagiCore", "CZlib", "CCrypt", .product(name: "Crypto", package: "swift-crypto")]
@@ -106,6 +108,7 @@ let package = Package(
         .executableTarget(
             name: "pagi-serve",
             dependencies: [
+                "CSpawn",
                 "PagiEngine",
                 "PagiBuiltins",
                 "PagiMiddleware",

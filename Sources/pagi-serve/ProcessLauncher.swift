@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 import PagiEngine
 
@@ -14,10 +15,6 @@ enum ProcessLauncher {
     /// process alone. The pid, or why not.
     static func spawn(_ executable: String, arguments: [String], environment: [String: String], descriptors: [Int32],
                       ownProcessGroup: Bool) -> Result<pid_t, SpawnError> {
-        // Nothing this process holds goes on but `descriptors`: one that outlived this process in a
-        // successor would keep whoever started this one waiting for its end (a pipe or socket pair
-        // they watch). (posix_spawn_file_actions_addclosefrom_np is not visible from Swift.)
-        closeOnExec(allBut: descriptors)
         // Copies above the targets first, so that placing one never overwrites another still to
         // be placed; dup2 in the child clears close-on-exec.
         let sources = descriptors.map { fcntl($0, F_DUPFD_CLOEXEC, Int32(3 + descriptors.count)) }
@@ -29,6 +26,12 @@ enum ProcessLauncher {
         for (index, descriptor) in sources.enumerated() {
             posix_spawn_file_actions_adddup2(&actions, descriptor, Int32(3 + index))
         }
+        // Nothing else this process holds goes on, closed in the child itself: a descriptor
+        // without close-on-exec — SwiftNIO accepts connections without it — opened by another
+        // thread while this one spawns would otherwise reach the new process. A connection kept
+        // open there is never closed for its client; a pipe or socket pair kept open would keep
+        // whoever watches it waiting for this process's end.
+        posix_spawn_file_actions_addclosefrom_np(&actions, Int32(3 + descriptors.count))
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -56,15 +59,6 @@ enum ProcessLauncher {
     struct SpawnError: Error, CustomStringConvertible {
         let code: Int32
         var description: String { String(cString: strerror(code)) }
-    }
-
-    /// Marks every descriptor from 3 up close-on-exec, but `kept`.
-    private static func closeOnExec(allBut kept: [Int32]) {
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for descriptor in open.compactMap(Int32.init) where descriptor > 2 && !kept.contains(descriptor) {
-            let flags = fcntl(descriptor, F_GETFD)
-            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
-        }
     }
 
     /// Starts `executable` again with this process's arguments, `sockets` at 3, 4, … (announced in

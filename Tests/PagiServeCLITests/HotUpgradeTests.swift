@@ -79,19 +79,24 @@ final class HotUpgradeTests: XCTestCase {
         }
     }
 
-    /// Requests on new connections, one after another, until stopped: how many, and how many failed.
+    /// Requests on new connections from several clients at once, until stopped: how many, and
+    /// how many failed. Several, so that connections are being accepted at every moment of the
+    /// hand-over — the moment the old process stops accepting above all.
     private final class Load: @unchecked Sendable {
         private let stopped = Atomic<Bool>(false)
         let counts = Mutex((done: 0, failed: 0))
-        private let finished = DispatchSemaphore(value: 0)
+        private let finished = DispatchGroup()
 
-        init(port: Int) {
-            Thread.detachNewThread { [self] in
-                while !stopped.load(ordering: .relaxed) {
-                    let ok = RawClient.get(port: port, "/")?.text == "served"
-                    counts.withLock { $0.done += 1; if !ok { $0.failed += 1 } }
+        init(port: Int, clients: Int = 4) {
+            for _ in 0..<clients {
+                finished.enter()
+                Thread.detachNewThread { [self] in
+                    while !stopped.load(ordering: .relaxed) {
+                        let ok = RawClient.get(port: port, "/")?.text == "served"
+                        counts.withLock { $0.done += 1; if !ok { $0.failed += 1 } }
+                    }
+                    finished.leave()
                 }
-                finished.signal()
             }
         }
 
@@ -100,6 +105,14 @@ final class HotUpgradeTests: XCTestCase {
             finished.wait()
             return counts.withLock { $0 }
         }
+    }
+
+    /// The sockets `pid` holds open.
+    private func openSockets(of pid: Int32) -> Int {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return descriptors.filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)"))?.hasPrefix("socket:") == true
+        }.count
     }
 
     /// A unix datagram socket standing in for systemd's `NOTIFY_SOCKET`: what the server tells it.
@@ -152,6 +165,11 @@ final class HotUpgradeTests: XCTestCase {
         let new = try XCTUnwrap(successor)
         XCTAssertNotEqual(new, oldPid)
         XCTAssertEqual(kill(new, 0), 0, "the successor runs")
+        if workers == 1 {
+            // Its two listeners and nothing else: no connection of the old process reached it.
+            try? waitUntil("the last connections closed", timeout: 5) { openSockets(of: new) <= 2 }
+            XCTAssertEqual(openSockets(of: new), 2, "sockets the successor holds")
+        }
         let started = try String(contentsOf: dir.appendingPathComponent("upgraded-by-script"), encoding: .utf8)
         XCTAssertEqual(Int32(started.trimmingCharacters(in: .whitespacesAndNewlines)), new, "the installed executable was started")
         XCTAssertEqual(RawClient.get(port: port, "/")?.text, "served")

@@ -152,9 +152,7 @@ public final class HTTPServer: Sendable {
         }
         for listener in removed {
             logger.info("stopped listening on \(name(listener))")
-            let promise = group.next().makePromise(of: Void.self)
-            promise.futureResult.whenComplete { [self] _ in release(listener) }
-            listener.quiescing.initiateShutdown(promise: promise)
+            stopServing(listener).whenComplete { [self] _ in release(listener) }
         }
         var restartNeeded: [String] = []
         if Self.threads(config.server) != threads {
@@ -317,6 +315,25 @@ public final class HTTPServer: Sendable {
         return answered.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success
     }
 
+    /// Stops accepting on `listener`, then asks its connections to finish and close; the future
+    /// completes once they all have. Accepting stops first, and the listener closes only after
+    /// one round through every event loop: NIO sets a connection it accepted up on the
+    /// connection's own loop and closes it unanswered — a reset for a client whose connect had
+    /// succeeded — when the listener closed meanwhile. Connections still queued in the kernel are
+    /// left there for a process that shares the socket (a hot upgrade's successor, another worker).
+    private func stopServing(_ listener: Listener) -> EventLoopFuture<Void> {
+        let serverLoop = listener.channel.eventLoop
+        let promise = serverLoop.makePromise(of: Void.self)
+        listener.channel.setOption(.autoRead, value: false).flatMap { [group] in
+            // Each loop runs its queued setups before this task, and their hop back to the
+            // listener's loop is queued before this one's.
+            EventLoopFuture.andAllComplete(group.makeIterator().map { $0.submit {} }, on: serverLoop)
+        }.whenComplete { _ in
+            listener.quiescing.initiateShutdown(promise: promise)
+        }
+        return promise.futureResult
+    }
+
     /// Stops accepting, asks every connection to finish its current request and close (a WebSocket
     /// is closed with 1001, an SSE stream ends), waits up to `timeouts.shutdown`, then closes
     /// whatever is left. Blocks until done.
@@ -326,12 +343,10 @@ public final class HTTPServer: Sendable {
         // released here, before the loops stop.
         for listener in listeners.withLock({ open in defer { open = [:] }; return Array(open.values) }) {
             drained.enter()
-            let promise = group.next().makePromise(of: Void.self)
-            promise.futureResult.whenComplete { [self] _ in
+            stopServing(listener).whenComplete { [self] _ in
                 release(listener)
                 drained.leave()
             }
-            listener.quiescing.initiateShutdown(promise: promise)
         }
         let grace = shutdownGrace.withLock { $0 }
         if grace > 0 {
