@@ -27,10 +27,7 @@ extension ConfigBuilder {
         if section["names"] == nil, !host.isDefault {
             log.error("host has no 'names' (give it names, or mark it default: true)", at: node.location)
         }
-        if let value = section["tls"] {
-            log.cannotEnforce("tls", at: section.keyLocation("tls") ?? value.location)
-            host.tls = readTLS(value)
-        }
+        if let value = section["tls"] { host.tls = readTLS(value) }
         if let value = section["middleware"] { host.middleware = readMiddlewareList(value) }
         if let value = section["errors"], let entries = mapping(value, "errors") {
             for entry in entries {

@@ -1,3 +1,4 @@
+import Foundation
 extension ConfigBuilder {
     static let serverKeys = [
         "listen", "workers", "threads", "max_requests", "log_level", "access_log", "timeouts", "limits",
@@ -79,9 +80,13 @@ extension ConfigBuilder {
               var listener = listenConfig(text, at: addressNode.location)
         else { return nil }
         listener.location = node.location
-        if let value = section["tls"], let tls = bool(value) {
-            listener.tls = tls
-            if tls { log.cannotEnforce("tls", at: value.location) }
+        if let value = section["tls"] {
+            if case .map = value.kind {
+                listener.tls = true
+                listener.tlsSettings = readTLS(value)
+            } else if let tls = bool(value) {
+                listener.tls = tls
+            }
         }
         if let value = section["http2"], let http2 = bool(value) {
             listener.http2 = http2
@@ -175,12 +180,18 @@ extension ConfigBuilder {
         }
     }
 
-    /// A `tls:` block (top level or per host): cert and key required.
+    /// A `tls:` block (top level, per host or per listener): cert and key required, each file
+    /// readable (docs/tls.md). A key others may read is warned about.
     func readTLS(_ node: YAMLNode) -> TLSConfig? {
-        guard let section = section(node, "tls", keys: ["cert", "key", "client_ca", "client_auth", "min_version"]) else { return nil }
-        let cert = required("cert", in: section, "tls").flatMap(path)
-        let key = required("key", in: section, "tls").flatMap(path)
-        let clientCA = section["client_ca"].flatMap(path)
+        guard let section = section(node, "tls", keys: ["cert", "key", "client_ca", "client_auth", "min_version", "acme"]) else { return nil }
+        if let location = section.keyLocation("acme") {
+            log.cannotEnforce("tls.acme", at: location)
+            return nil
+        }
+        let cert = required("cert", in: section, "tls").flatMap { readableFile($0, "certificate") }
+        let key = required("key", in: section, "tls").flatMap { readableFile($0, "private key") }
+        let clientCA = section["client_ca"].flatMap { readableFile($0, "CA bundle") }
+        if let key, let node = section["key"] { warnIfOthersMayRead(key, at: node.location) }
         let clientAuth = section["client_auth"].flatMap { choice($0, "client_auth", among: [TLSConfig.ClientAuth.require, .optional]) }
         let minVersion = section["min_version"].flatMap { choice($0, "min_version", options: ["1.2", "1.3"]) }
         if section["client_ca"] == nil, let location = section.keyLocation("client_auth") {
@@ -192,7 +203,33 @@ extension ConfigBuilder {
         tls.clientAuth = clientAuth ?? (clientCA == nil ? nil : .require)
         tls.minVersion = minVersion ?? tls.minVersion
         tls.location = node.location
+        (tls.certLocation, tls.keyLocation, tls.clientCALocation) = (section["cert"]?.location, section["key"]?.location, section["client_ca"]?.location)
         return tls
+    }
+
+    /// The path a node names, when a regular file is there that this process can read; watched
+    /// for changes (`--watch`) like every file the configuration names.
+    private func readableFile(_ node: YAMLNode, _ what: String) -> String? {
+        guard let file = path(node) else { return nil }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            log.error("\(what) '\(file)': no such file", at: node.location)
+            return nil
+        }
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            log.error("\(what) '\(file)' cannot be read (permissions)", at: node.location)
+            return nil
+        }
+        config.files.append(file)
+        return file
+    }
+
+    /// A private key is a secret: readable by its owner only (nginx and Caddy leave this to the
+    /// operator; a warning costs nothing and catches a key copied with the wrong mode).
+    private func warnIfOthersMayRead(_ key: String, at location: SourceLocation) {
+        var info = stat()
+        guard stat(key, &info) == 0, info.st_mode & 0o077 != 0 else { return }
+        log.warning("private key '\(key)' may be read by others than its owner (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it", at: location)
     }
 
     func readPubSub(_ node: YAMLNode) {

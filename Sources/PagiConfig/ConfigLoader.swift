@@ -35,10 +35,7 @@ extension ConfigBuilder {
         // pubsub first: the server section warns about `workers` with in-memory channels.
         if let value = top["pubsub"] { readPubSub(value) }
         if let value = top["server"] { readServer(value) }
-        if let value = top["tls"] {
-            log.cannotEnforce("tls", at: top.keyLocation("tls") ?? value.location)
-            config.tls = readTLS(value)
-        }
+        if let value = top["tls"] { config.tls = readTLS(value) }
         readSharedKeys(of: top)
         if top["hosts"] == nil, config.hosts.isEmpty {
             log.error("missing required key 'hosts' (the list of virtual hosts)", at: top.location)
@@ -106,12 +103,28 @@ extension ConfigBuilder {
         checkStackReferences()
         checkHostUniqueness()
         checkChannelsAcrossWorkers()
+        checkCertificates()
         let sorted = log.diagnostics.enumerated().sorted { a, b in
             sortKey(a.element, a.offset).lexicographicallyPrecedes(sortKey(b.element, b.offset))
         }.map(\.element)
         if log.hasErrors { throw ConfigError(diagnostics: sorted, partial: config) }
         config.warnings = sorted
         return config
+    }
+
+    /// Every TLS listener has a certificate to offer — its own, the top-level one, or a host's —
+    /// and a certificate configured for no TLS listener is pointed out (docs/tls.md).
+    private func checkCertificates() {
+        let tlsListeners = config.server.listen.filter(\.tls)
+        let hostCertificates = config.hosts.contains { $0.tls != nil }
+        for listener in tlsListeners where listener.tlsSettings == nil && config.tls == nil && !hostCertificates {
+            guard let location = listener.location else { continue }
+            log.error("this listener serves TLS but no certificate is configured: add tls: {cert, key} at the top level, to a host, or to the listener",
+                      at: location)
+        }
+        guard tlsListeners.isEmpty, let unused = config.tls?.location ?? config.hosts.lazy.compactMap({ $0.tls?.location }).first else { return }
+        log.warning("a certificate is configured but no listener serves TLS: add one, e.g. listen: [\"127.0.0.1:8080\", {address: \"127.0.0.1:8443\", tls: true}]",
+                    at: unused)
     }
 
     /// In-memory channels do not cross worker processes: a warning when several workers serve routes

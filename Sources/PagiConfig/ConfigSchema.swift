@@ -93,7 +93,7 @@ public enum ConfigSchema {
     }
 
     private static var server: [String: ConfigValue] {
-        let listener = anyOf(string, object(["address": string, "tls": boolean, "http2": boolean, "proxy_protocol": boolean, "mode": string, "owner": string],
+        let listener = anyOf(string, object(["address": string, "tls": anyOf(boolean, ref("tls")), "http2": boolean, "proxy_protocol": boolean, "mode": string, "owner": string],
                                             required: ["address"]))
         return [
             "listen": oneOrList(listener),
@@ -224,7 +224,9 @@ public enum ConfigSchema {
                                      .map([(key: "type", value: .string("string")), (key: "pattern", value: .string("^ *([0-9]*\\.?[0-9]+ *([kKmMgG][iI]?[bB]|[bB])?|\\$\\{.+\\}) *$"))]))),
             (key: "cidr", value: .map([(key: "type", value: .string("string")), (key: "pattern", value: .string("^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"))])),
             (key: "tls", value: object(["cert": string, "key": string, "client_ca": string, "client_auth": oneOfValues(["require", "optional"]),
-                                        "min_version": oneOfValues(["1.2", "1.3"])])),
+                                        "min_version": oneOfValues(["1.2", "1.3"]),
+                                        "acme": object(["email": string, "directory": string, "challenge": oneOfValues(["http-01", "tls-alpn-01"]),
+                                                        "storage": string, "ca_roots": string])])),
             (key: "server", value: object(ConfigBuilder.serverKeys, server)),
             (key: "host", value: object(ConfigBuilder.hostKeys, host)),
             (key: "route", value: route),

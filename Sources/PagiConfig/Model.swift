@@ -71,6 +71,9 @@ public struct ListenConfig: Sendable, Hashable {
     }
     public var address: Address
     public var tls: Bool = false
+    /// `tls: {cert, key, …}` on the listener itself: used for every name it serves, before the
+    /// hosts' own certificates and the top-level one.
+    public var tlsSettings: TLSConfig?
     public var http2: Bool = true
     public var proxyProtocol: Bool = false
     /// Permissions of a `unix:` socket file (`mode: "0660"`); nil = as the umask leaves them.
@@ -174,6 +177,10 @@ public struct TLSConfig: Sendable, Hashable {
     public var clientAuth: ClientAuth?
     public var minVersion: String = "1.2"
     public var location: SourceLocation?
+    /// Where `cert`, `key` and `client_ca` are written: a file that cannot be used is reported there.
+    public var certLocation: SourceLocation?
+    public var keyLocation: SourceLocation?
+    public var clientCALocation: SourceLocation?
     public init(cert: String, key: String) {
         self.cert = cert
         self.key = key

@@ -181,6 +181,13 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let (config, table) = CLI.loadAndCompile(file.config)
+        do {
+            // Certificates and keys are read as the server would read them (docs/tls.md).
+            try HTTPServer.validateCertificates(config)
+        } catch {
+            CLI.printErr("error: \(error)")
+            Foundation.exit(1)
+        }
         let routes = table.hosts.reduce(0) { $0 + $1.routeCount }
         print("\(file.config): ok (\(config.hosts.count) host\(config.hosts.count == 1 ? "" : "s"), \(routes) route\(routes == 1 ? "" : "s"), \(config.warnings.count) warning\(config.warnings.count == 1 ? "" : "s"))")
         for case let handler as any LoadReporting in table.hosts.flatMap(\.routes).map(\.handler) { print("  " + handler.loadReport) }

@@ -117,8 +117,8 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertEqual(config.server.listen.map(\.address), [.tcp(host: "", port: 8000)])
     }
 
-    /// Features of later releases warn; TLS, a security feature, is refused instead.
-    func testListenerFeaturesOfLaterReleasesWarnAndTLSIsRefused() throws {
+    /// Features of later releases warn; a TLS listener without any certificate is an error.
+    func testListenerFeaturesOfLaterReleasesWarnAndATLSListenerNeedsACertificate() throws {
         let yaml = """
         server:
           listen:
@@ -136,7 +136,7 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertEqual(config.server.maxRequests, 1000)
         XCTAssertEqual(config.server.adminListen?.address, .tcp(host: "127.0.0.1", port: 9180))
         XCTAssertEqual(errors, [
-            "config.yaml:4:31: error: 'tls' is not available in this release; refusing to serve without it",
+            "config.yaml:4:7: error: this listener serves TLS but no certificate is configured: add tls: {cert, key} at the top level, to a host, or to the listener",
             "config.yaml:4:53: warning: 'proxy_protocol' is not supported yet",
         ])
     }
@@ -170,25 +170,53 @@ final class ServerConfigTests: XCTestCase {
 
     func testTopLevelTLSAndPubSub() throws {
         let directory = try TemporaryDirectory()
+        for file in ["certs/server.crt", "keys/server.key", "certs/ca.crt"] { _ = try directory.write(file, "PEM") }
+        chmod(directory.path + "/keys/server.key", 0o600)
         let yaml = """
+        server: {listen: ["127.0.0.1:8443"]}
         tls:
           cert: certs/server.crt
-          key: /etc/keys/server.key
+          key: \(directory.path)/keys/server.key
           client_ca: certs/ca.crt
           min_version: "1.3"
         pubsub: redis://127.0.0.1:6379/0
         \(minimalHosts)
         """
-        let (partial, errors) = partialConfig(yaml, file: directory.path + "/config.yaml")
-        let config = try XCTUnwrap(partial)
+        let config = try loadConfig(yaml, file: directory.path + "/config.yaml")
         XCTAssertEqual(config.tls?.cert, directory.path + "/certs/server.crt")
-        XCTAssertEqual(config.tls?.key, "/etc/keys/server.key")
+        XCTAssertEqual(config.tls?.key, directory.path + "/keys/server.key")
         XCTAssertEqual(config.tls?.clientCA, directory.path + "/certs/ca.crt")
         XCTAssertEqual(config.tls?.clientAuth, .require)
         XCTAssertEqual(config.tls?.minVersion, "1.3")
         XCTAssertEqual(config.pubsub, "redis://127.0.0.1:6379/0")
-        XCTAssertEqual(errors.map { $0.components(separatedBy: " error: ").last ?? $0 },
-                       ["'tls' is not available in this release; refusing to serve without it"])
+        XCTAssertEqual(warningMessages(config).map { $0.components(separatedBy: " warning: ").last ?? $0 },
+                       ["a certificate is configured but no listener serves TLS: add one, e.g. listen: [\"127.0.0.1:8080\", {address: \"127.0.0.1:8443\", tls: true}]"])
+    }
+
+    /// Certificate files must be there and readable; a key others may read is warned about; a
+    /// listener may carry its own certificate; ACME is refused until it is built.
+    func testCertificateFilesAreCheckedAndAListenerMayCarryItsOwn() throws {
+        let directory = try TemporaryDirectory()
+        for file in ["server.crt", "server.key"] { _ = try directory.write(file, "PEM") }
+        chmod(directory.path + "/server.key", 0o644)
+        let yaml = """
+        server:
+          listen: [{address: "127.0.0.1:8443", tls: {cert: server.crt, key: server.key}}, {address: ":9443", tls: true}]
+        hosts:
+          - names: [a.com]
+            tls: {cert: missing.crt, key: server.key, acme: {email: a@b.c}}
+            routes: [{path: /, respond: {body: ok}}]
+        """
+        let (partial, diagnostics) = partialConfig(yaml, file: directory.path + "/config.yaml")
+        let config = try XCTUnwrap(partial)
+        XCTAssertEqual(config.server.listen[0].tlsSettings?.cert, directory.path + "/server.crt")
+        XCTAssertTrue(config.server.listen[1].tls)
+        let file = directory.path + "/config.yaml"
+        XCTAssertEqual(diagnostics, [
+            "\(file):2:69: warning: private key '\(directory.path)/server.key' may be read by others than its owner (mode 644): chmod 600 it",
+            "\(file):2:83: error: this listener serves TLS but no certificate is configured: add tls: {cert, key} at the top level, to a host, or to the listener",
+            "\(file):5:47: error: 'tls.acme' is not available in this release; refusing to serve without it",
+        ])
     }
 
     func testTLSErrors() {
@@ -198,8 +226,8 @@ final class ServerConfigTests: XCTestCase {
         \(minimalHosts)
         """
         XCTAssertEqual(errors(yaml), [
-            "config.yaml:1:1: error: 'tls' is not available in this release; refusing to serve without it",
             "config.yaml:1:6: error: missing required key 'key' in tls",
+            "config.yaml:1:13: error: certificate '\(FileManager.default.currentDirectoryPath)/a.crt': no such file",
             "config.yaml:1:20: error: 'client_auth' needs 'client_ca' (the CA that signs client certificates)",
             "config.yaml:1:33: error: invalid value 'sometimes' for client_auth (expected one of: require, optional)",
             "config.yaml:1:57: error: invalid value '1.1' for min_version (did you mean '1.2'?)",

@@ -22,6 +22,53 @@ public struct RawResponse: Sendable {
         headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
     }
     public var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// Parses one response off the front of `buffer`, calling `more` for the next bytes (nil: none
+    /// will come). Shared by the cleartext and the TLS test clients.
+    public static func read(from buffer: inout [UInt8], head: Bool, more: () -> [UInt8]?) -> RawResponse? {
+        func fill() -> Bool {
+            guard let bytes = more() else { return false }
+            buffer += bytes
+            return true
+        }
+        var headEnd: Int?
+        while headEnd == nil {
+            if let range = findHeadEnd(buffer) { headEnd = range; break }
+            guard fill() else { return nil }
+        }
+        guard let end = headEnd else { return nil }
+        let headText = String(decoding: buffer[0..<end], as: UTF8.self)
+        buffer.removeFirst(end + 4)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { return nil }
+        let headers: [(String, String)] = lines.compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var response = RawResponse(status: status, headers: headers, body: [])
+        if status == 100 { return response }
+        if head || status == 204 || status == 304 { return response }
+        if let lengthText = response.header("Content-Length"), let length = Int(lengthText) {
+            while buffer.count < length { guard fill() else { break } }
+            let take = min(length, buffer.count)
+            response.body = Array(buffer[0..<take])
+            buffer.removeFirst(take)
+        } else {
+            while fill() {}
+            response.body = buffer
+            buffer = []
+        }
+        return response
+    }
+
+    private static func findHeadEnd(_ buffer: [UInt8]) -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
+            return i
+        }
+        return nil
+    }
 }
 
 /// A blocking TCP client that sends exact bytes and parses responses by hand, so tests see what
@@ -55,35 +102,14 @@ public final class RawClient {
 
     /// Reads one response. `head` true for a response to HEAD (no body despite Content-Length).
     public func readResponse(head: Bool = false) -> RawResponse? {
-        var headEnd: Int?
-        while headEnd == nil {
-            if let range = findHeadEnd() { headEnd = range; break }
+        var pending = buffer
+        buffer = []
+        defer { buffer = pending }
+        return RawResponse.read(from: &pending, head: head) { [self] in
             guard fill() else { return nil }
+            defer { buffer = [] }
+            return buffer
         }
-        guard let end = headEnd else { return nil }
-        let headText = String(decoding: buffer[0..<end], as: UTF8.self)
-        buffer.removeFirst(end + 4)
-        var lines = headText.components(separatedBy: "\r\n")
-        let statusLine = lines.removeFirst().split(separator: " ")
-        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { return nil }
-        let headers: [(String, String)] = lines.compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-        }
-        var response = RawResponse(status: status, headers: headers, body: [])
-        if status == 100 { return response }
-        if head || status == 204 || status == 304 { return response }
-        if let lengthText = response.header("Content-Length"), let length = Int(lengthText) {
-            while buffer.count < length { guard fill() else { break } }
-            let take = min(length, buffer.count)
-            response.body = Array(buffer[0..<take])
-            buffer.removeFirst(take)
-        } else {
-            while fill() {}
-            response.body = buffer
-            buffer = []
-        }
-        return response
     }
 
     /// Whether bytes (or the end of the stream) are waiting to be read, without waiting for any.
@@ -104,14 +130,6 @@ public final class RawClient {
         while fill() {}
         defer { buffer = [] }
         return buffer
-    }
-
-    private func findHeadEnd() -> Int? {
-        guard buffer.count >= 4 else { return nil }
-        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
-            return i
-        }
-        return nil
     }
 }
 

@@ -14,14 +14,11 @@ public final class TestServer: @unchecked Sendable {
     public let directory: URL
     private var stopped = false
 
-    /// `yaml` may use `{{dir}}` for the test directory; `listen` is forced to 127.0.0.1:0.
-    public init(yaml: String, directory: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `yaml` may use `{{dir}}` for the test directory; `listen` is forced to 127.0.0.1:0, a TLS
+    /// listener with `tls`.
+    public init(yaml: String, directory: URL, tls: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
         self.directory = directory
-        let path = directory.appendingPathComponent("config.yaml").path
-        try yaml.replacingOccurrences(of: "{{dir}}", with: directory.path).write(toFile: path, atomically: true, encoding: .utf8)
-        var config = try ConfigLoader.load(path: path)
-        config.server.listen = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 0))]
-        if config.server.threads == nil { config.server.threads = 2 }
+        let config = try Self.load(yaml: yaml, directory: directory, tls: tls)
         let table = try Builtins.compile(config)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -36,6 +33,24 @@ public final class TestServer: @unchecked Sendable {
     public convenience init(routes: String, directory: URL) throws {
         let indented = routes.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n")
         try self.init(yaml: "server:\n  access_log: {to: off}\nhosts:\n  - names: [localhost]\n    routes:\n" + indented, directory: directory)
+    }
+
+    /// The configuration `yaml` describes, served on 127.0.0.1:0 (a TLS listener with `tls`).
+    public static func load(yaml: String, directory: URL, tls: Bool = false) throws -> Config {
+        let path = directory.appendingPathComponent("config.yaml").path
+        try yaml.replacingOccurrences(of: "{{dir}}", with: directory.path).write(toFile: path, atomically: true, encoding: .utf8)
+        var config = try ConfigLoader.load(path: path)
+        var listener = ListenConfig(address: .tcp(host: "127.0.0.1", port: 0))
+        listener.tls = tls
+        config.server.listen = [listener]
+        if config.server.threads == nil { config.server.threads = 2 }
+        return config
+    }
+
+    /// Applies `yaml` as a reload does (SIGHUP).
+    public func reload(yaml: String, tls: Bool = false) throws {
+        let config = try Self.load(yaml: yaml, directory: directory, tls: tls)
+        _ = try server.reload(config, table: try Builtins.compile(config))
     }
 
     public func stop() {

@@ -1,7 +1,7 @@
 /// Picks the host for a request's host name (docs/configuration.md §7): exact names, then wildcards with the
 /// longest suffix first, then `*`, then the default host.
-struct HostSelector: Sendable {
-    enum Reason: Equatable {
+public struct HostSelector: Sendable {
+    public enum Reason: Equatable, Sendable {
         case exactName(String)
         case wildcard(String)
         case star
@@ -12,9 +12,9 @@ struct HostSelector: Sendable {
     /// `.example.org` for `*.example.org`, longest first.
     private var wildcards: [(suffix: String, name: String, host: Int)] = []
     private var starHost: Int?
-    let defaultHost: Int
+    public let defaultHost: Int
 
-    init(names: [[String]], defaultHost: Int) {
+    public init(names: [[String]], defaultHost: Int) {
         self.defaultHost = defaultHost
         for (host, hostNames) in names.enumerated() {
             for name in hostNames {
@@ -30,7 +30,7 @@ struct HostSelector: Sendable {
         wildcards.sort { $0.suffix.utf8.count > $1.suffix.utf8.count }
     }
 
-    func select(_ rawName: String) -> (host: Int, reason: Reason) {
+    public func select(_ rawName: String) -> (host: Int, reason: Reason) {
         let name = Self.normalized(rawName)
         if let host = exactNames[name] { return (host, .exactName(name)) }
         let nameBytes = name.utf8

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import PagiConfig
 import PagiCore
 
@@ -37,8 +38,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// rather than asked of the channel for every request.
     private var peerReading = true
 
-    init(server: ServerContext) {
+    /// On a TLS connection (docs/tls.md): files are read in chunks off the event loop, since
+    /// sendfile(2) cannot encrypt; nil on cleartext ones.
+    private let fileReader: NonBlockingFileIO?
+
+    /// `encrypted`: the connection is TLS — its requests are `https`, its files are read rather than sent.
+    init(server: ServerContext, encrypted: Bool = false) {
         self.server = server
+        self.fileReader = encrypted ? Self.encryptedFileReader : nil
         self.parser = RequestParser(limits: server.parserLimits)
     }
 
@@ -169,13 +176,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private static let noBytes = ByteBuffer()
+    /// NIO's shared thread pool, started when the first TLS connection sends a file.
+    private static let encryptedFileReader = NonBlockingFileIO(threadPool: .singleton)
     /// How long a connection accepted just before a graceful shutdown waits for its first request.
     private static let firstRequestGrace = 1.0
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         state.requestStarted(persistent: ConnectionState.persists(versionMinor: head.versionMinor, headers: head.headers))
         do {
-            try intake.start(head, table: server.tables.table, peerIP: peerIP, trustedProxies: server.trustedProxies)
+            try intake.start(head, table: server.tables.table, peerIP: peerIP, trustedProxies: server.trustedProxies,
+                             encrypted: fileReader != nil)
         } catch {
             fail(error, context: context)
             return
@@ -259,7 +269,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                                  context: ChannelHandlerContext) {
         cancelTimers()
         _ = server.writer.write(response, isHead: false, keepAlive: true, http10Client: false, date: server.clock.httpDate(),
-                                context: context, promise: nil)
+                                fileReader: nil, context: context, promise: nil)
         server.recordAnswer(request, status: response.status, bodyBytes: 0, observer: observer, started: started)
         do {
             try upgrade.install(on: context.channel)
@@ -316,7 +326,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let promise = staysOpen && inMemory ? nil : context.eventLoop.makePromise(of: Void.self)
         let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: staysOpen,
                                           http10Client: request.versionMinor == 0, date: server.clock.httpDate(),
-                                          context: context, promise: promise)
+                                          fileReader: fileReader, context: context, promise: promise)
         if let promise {
             promise.futureResult.assumeIsolated().whenComplete { [self] result in
                 if case .failure = result { context.close(promise: nil); return }

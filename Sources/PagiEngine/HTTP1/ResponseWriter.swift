@@ -2,13 +2,15 @@
 import Glibc
 #endif
 import NIOCore
+import NIOPosix
 import PagiCore
 
 /// Serialises a `Response` onto a channel: the head into one buffer (with the body when it is in
 /// memory, so small responses leave in one write), file bodies as `FileRegion`s (sendfile(2)).
 /// FileRegions must only ever reach a plain-TCP HTTP/1.1 pipeline: a FileRegion that reaches
 /// NIOSSL's handler, HTTP/2 or NIO's compressor is a fatal error that ends the process (measured),
-/// so the `compress` middleware turns file bodies into streams before they get here.
+/// so the `compress` middleware turns file bodies into streams before they get here, and a TLS
+/// connection passes a `fileReader`: its files are read in chunks off the event loop.
 struct ResponseWriter {
     /// `Server: …` CRLF, unless a handler sets its own; empty with `server_header: false`.
     private let serverLine: [UInt8]
@@ -23,7 +25,7 @@ struct ResponseWriter {
     }
 
     func write(_ response: Response, isHead: Bool, keepAlive: Bool, http10Client: Bool, date: String,
-               context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> Outcome {
+               fileReader: NonBlockingFileIO?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> Outcome {
         let status = response.status
         let bodyAllowed = status >= 200 && status != 204 && status != 304
         // A 101 keeps the handler's `Connection: Upgrade`; for every other status the writer owns it.
@@ -56,14 +58,11 @@ struct ResponseWriter {
             // Already copied behind the head: small responses leave in one write.
             context.writeAndFlush(NIOAny(IOData.byteBuffer(head)), promise: promise)
         case .file(let file, let offset, let length):
-            Self.cork(true, context)
-            context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
-            writeFile(file, slices: [(nil, offset, length)], trailer: nil, context: context, promise: promise)
+            writeFile(file, after: head, slices: [(nil, offset, length)], trailer: nil, reader: fileReader, context: context,
+                      promise: promise)
         case .multipart(let file, let parts, let trailer):
-            Self.cork(true, context)
-            context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
-            writeFile(file, slices: parts.map { ($0.preamble, $0.offset, $0.length) }, trailer: trailer,
-                      context: context, promise: promise)
+            writeFile(file, after: head, slices: parts.map { ($0.preamble, $0.offset, $0.length) }, trailer: trailer,
+                      reader: fileReader, context: context, promise: promise)
         }
         return Outcome(bodyBytes: response.body.length)
     }
@@ -74,8 +73,10 @@ struct ResponseWriter {
         case length(Int)
     }
 
-    private func writeFile(_ file: OpenFile, slices: [(preamble: [UInt8]?, offset: Int, length: Int)], trailer: [UInt8]?,
-                           context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    private typealias FileSlice = (preamble: [UInt8]?, offset: Int, length: Int)
+
+    private func writeFile(_ file: OpenFile, after head: ByteBuffer, slices: [FileSlice], trailer: [UInt8]?,
+                           reader: NonBlockingFileIO?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         guard let descriptor = file.take() else {
             // Already sent once (a handler reused its response): fail rather than send garbage.
             context.close(promise: nil)
@@ -83,6 +84,14 @@ struct ResponseWriter {
             return
         }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+        if let reader {
+            context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
+            Self.readFile(handle, slices: slices[...], trailer: trailer, reader: reader, context: context,
+                          promise: promise ?? context.eventLoop.makePromise(of: Void.self))
+            return
+        }
+        Self.cork(true, context)
+        context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
         // The last write carries the promise: its completion means the whole body left.
         var held: IOData?
         func write(_ data: IOData) {
@@ -103,6 +112,39 @@ struct ResponseWriter {
         done.futureResult.assumeIsolated().whenComplete { _ in
             try? handle.close()
             Self.cork(false, context)
+        }
+    }
+
+    /// How much of a file is read at a time on a TLS connection: the next piece is read once the
+    /// previous one is written, so a slow client holds at most this much of the file in memory.
+    static let encryptedReadSize = 256 * 1024
+
+    /// The slices of a file (and the multipart pieces around them) read with `reader` and written
+    /// in order on a TLS connection, where a FileRegion cannot go; `promise` completes once the
+    /// last byte is written, and the file is closed either way.
+    private static func readFile(_ handle: NIOFileHandle, slices: ArraySlice<FileSlice>, trailer: [UInt8]?, reader: NonBlockingFileIO,
+                                 context: ChannelHandlerContext, promise: EventLoopPromise<Void>) {
+        let loop = context.eventLoop
+        guard let slice = slices.first else {
+            try? handle.close()
+            let rest = trailer.map { context.channel.allocator.buffer(bytes: $0) } ?? ByteBuffer()
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(rest)), promise: promise)
+            return
+        }
+        if let preamble = slice.preamble { context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(bytes: preamble))), promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        reader.readChunked(fileHandle: handle, fromOffset: Int64(slice.offset), byteCount: slice.length, chunkSize: encryptedReadSize,
+                           allocator: context.channel.allocator, eventLoop: loop) { chunk in
+            bound.value.writeAndFlush(NIOAny(IOData.byteBuffer(chunk)))
+        }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success:
+                readFile(handle, slices: slices.dropFirst(), trailer: trailer, reader: reader, context: bound.value, promise: promise)
+            case .failure(let error):
+                // A file that shrank or a client that left: the body cannot be completed.
+                try? handle.close()
+                promise.fail(error)
+            }
         }
     }
 

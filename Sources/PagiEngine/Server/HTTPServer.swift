@@ -49,9 +49,12 @@ public final class HTTPServer: Sendable {
         let serving: Mutex<ServerContext>
         /// The admin listener's own context (its routing table is built in code), when configured.
         let admin: Mutex<ServerContext?>
-        init(serving: ServerContext, admin: ServerContext?) {
+        /// The certificates of each TLS listener (docs/tls.md), re-read on reload.
+        let certificates: Mutex<[ListenerKey: CertificateSelector]>
+        init(serving: ServerContext, admin: ServerContext?, certificates: [ListenerKey: CertificateSelector]) {
             self.serving = Mutex(serving)
             self.admin = Mutex(admin)
+            self.certificates = Mutex(certificates)
         }
         func current(admin wanted: Bool) -> ServerContext? {
             wanted ? admin.withLock { $0 } : serving.withLock { $0 }
@@ -69,7 +72,8 @@ public final class HTTPServer: Sendable {
         let connections = ManagedAtomic(0)
         let serving = ServerContext(tables: tables, server: config.server, accessLog: try AccessLog(config.server.accessLog),
                                     logger: logger, connections: connections, requestBudget: requestBudget)
-        contexts = Contexts(serving: serving, admin: Self.adminContext(config, table, logger: logger))
+        contexts = Contexts(serving: serving, admin: Self.adminContext(config, table, logger: logger),
+                            certificates: try Self.certificates(config))
         threads = Self.threads(config.server)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
@@ -107,7 +111,7 @@ public final class HTTPServer: Sendable {
             } else {
                 let wanted = Self.wanted(initial)
                 guard wanted.keys.contains(where: { !$0.admin }) else {
-                    throw EngineError("no listener could be started (only plain TCP listeners are supported in this release)")
+                    throw EngineError("no listener could be started")
                 }
                 let passed = Dictionary(predecessor.map { (ListenerKey(address: $0.address, admin: $0.admin), $0) }) { first, _ in first }
                 for (key, socket) in passed where wanted[key] == nil { close(socket.descriptor) }
@@ -132,6 +136,7 @@ public final class HTTPServer: Sendable {
     /// Returns what takes a restart to change.
     public func reload(_ config: Config, table: RoutingTable) throws(EngineError) -> [String] {
         let accessLog = try AccessLog(config.server.accessLog)
+        let certificates = try Self.certificates(config)
         let current = listeners.withLock { $0 }
         // A worker keeps the sockets it inherited: its supervisor replaces workers when they change.
         let wanted = inherited == nil ? Self.wanted(config) : current.mapValues { ListenConfig(address: $0.address) }
@@ -143,6 +148,7 @@ public final class HTTPServer: Sendable {
                                connections: serving.connections, requestBudget: serving.requestBudget)
         }
         contexts.admin.withLock { $0 = Self.adminContext(config, table, logger: logger) }
+        contexts.certificates.withLock { $0 = certificates }
         shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
         let removed = listeners.withLock { open in
             open.merge(added) { old, _ in old }
@@ -161,20 +167,35 @@ public final class HTTPServer: Sendable {
         return restartNeeded
     }
 
-    /// Every listener of `config` (the loader refuses TLS ones for now).
+    /// Every listener of `config`.
     private static func wanted(_ config: Config) -> [ListenerKey: ListenConfig] {
         var wanted: [ListenerKey: ListenConfig] = [:]
-        for listener in config.server.listen where !listener.tls {
+        for listener in config.server.listen {
             wanted[ListenerKey(address: listener.address, admin: false)] = listener
         }
         if let admin = config.server.adminListen { wanted[ListenerKey(address: admin.address, admin: true)] = admin }
         return wanted
     }
 
+    /// The certificates of every TLS listener of `config`, read now (docs/tls.md): by address, so
+    /// that a worker, which serves sockets its supervisor opened, finds its own too.
+    public static func validateCertificates(_ config: Config) throws(EngineError) {
+        _ = try certificates(config)
+    }
+
+    private static func certificates(_ config: Config) throws(EngineError) -> [ListenerKey: CertificateSelector] {
+        var selectors: [ListenerKey: CertificateSelector] = [:]
+        for (key, listener) in wanted(config) {
+            if let selector = try CertificateSelector(for: listener, in: config) { selectors[key] = selector }
+        }
+        return selectors
+    }
+
     /// The name of a listener in the log: its address as bound (the port 0 asked for → the real one).
-    private func name(_ listener: Listener) -> String {
+    private func name(_ listener: Listener, admin: Bool = false) -> String {
         guard case .tcp = listener.address else { return ListeningSockets.logName(listener.address) }
-        return "http://" + Self.describe(listener.bound)
+        let encrypted = contexts.certificates.withLock { $0[ListenerKey(address: listener.address, admin: admin)] != nil }
+        return (encrypted ? "https://" : "http://") + Self.describe(listener.bound)
     }
 
     /// A unix socket's file goes with the listener, unless it was inherited (its supervisor's) or
@@ -191,7 +212,7 @@ public final class HTTPServer: Sendable {
             do throws(EngineError) {
                 let listener = try bind(config, admin: key.admin, backlog: backlog)
                 opened[key] = listener
-                logger.info("\(key.admin ? "admin listening" : "listening") on \(name(listener))")
+                logger.info("\(key.admin ? "admin listening" : "listening") on \(name(listener, admin: key.admin))")
             } catch {
                 for listener in opened.values {
                     listener.channel.close(promise: nil)
@@ -204,7 +225,8 @@ public final class HTTPServer: Sendable {
     }
 
     /// `tcp`: false for a unix socket, where TCP options do not apply.
-    private func makeBootstrap(quiescing: ServerQuiescingHelper, admin: Bool, backlog: Int, tcp: Bool) -> ServerBootstrap {
+    private func makeBootstrap(quiescing: ServerQuiescingHelper, key: ListenerKey, backlog: Int, tcp: Bool) -> ServerBootstrap {
+        let admin = key.admin
         let contexts = self.contexts
         let bootstrap = ServerBootstrap(group: group)
         return (tcp ? bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1) : bootstrap)
@@ -229,14 +251,17 @@ public final class HTTPServer: Sendable {
                     context.observer?.connectionClosed()
                 }
                 let limit = context.server.limits.connections
+                let certificates = contexts.certificates.withLock { $0[key] }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if limit > 0 && open > limit {
-                        try pipeline.addHandler(OverLimitHandler())
-                    } else {
-                        try pipeline.addHandler(HTTPConnectionHandler(server: context))
-                        try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
+                        // A TLS client could not read a cleartext 503: it is closed without one.
+                        if certificates != nil { channel.close(promise: nil) } else { try pipeline.addHandler(OverLimitHandler()) }
+                        return
                     }
+                    try pipeline.addHandler(HTTPConnectionHandler(server: context, encrypted: certificates != nil))
+                    try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
+                    if let certificates { try TLSFrontDoor.install(on: channel, certificates: certificates) }
                 }
             }
     }
@@ -260,7 +285,8 @@ public final class HTTPServer: Sendable {
     private func serve(_ socket: InheritedListener) throws -> Listener {
         let quiescing = ServerQuiescingHelper(group: group)
         let isTCP = if case .tcp = socket.address { true } else { false }
-        let channel = try makeBootstrap(quiescing: quiescing, admin: socket.admin, backlog: initial.server.backlog, tcp: isTCP)
+        let channel = try makeBootstrap(quiescing: quiescing, key: ListenerKey(address: socket.address, admin: socket.admin),
+                                        backlog: initial.server.backlog, tcp: isTCP)
             .withBoundSocket(socket.descriptor).wait()
         guard let bound = channel.localAddress else {
             channel.close(promise: nil)

@@ -1,0 +1,100 @@
+import NIOSSL
+import PagiConfig
+import PagiCore
+
+/// The TLS settings one listener offers, chosen per connection by the name the client asks for
+/// (SNI) — docs/tls.md. A listener's own `tls` mapping serves every name; otherwise the host the
+/// name selects (exact names, then wildcards, as for `Host`) offers its certificate, and a name
+/// no host with a certificate claims — or no name at all — gets the top-level certificate, then
+/// the default host's, then the first host's that has one.
+///
+/// Built whole when the configuration is applied (start, reload): every certificate and key is
+/// read and checked then, so a file that cannot be used is reported with its place in the
+/// configuration, and a reload that fails keeps the certificates in force.
+public struct CertificateSelector: Sendable {
+    private let hosts: HostSelector
+    /// Per host (by index), its settings when it has its own.
+    private let hostContexts: [NIOSSLContext?]
+    private let fallback: NIOSSLContext
+
+    /// Nil for a listener that does not serve TLS.
+    public init?(for listener: ListenConfig, in config: Config) throws(EngineError) {
+        guard listener.tls else { return nil }
+        var made: [TLSConfig: NIOSSLContext] = [:]
+        func context(_ settings: TLSConfig) throws(EngineError) -> NIOSSLContext {
+            if let known = made[settings] { return known }
+            let context = try Self.makeContext(settings)
+            made[settings] = context
+            return context
+        }
+        let defaultIndex = config.hosts.firstIndex(where: \.isDefault) ?? 0
+        hosts = HostSelector(names: config.hosts.map { $0.names.map { $0.lowercased() } }, defaultHost: defaultIndex)
+        if let own = listener.tlsSettings {
+            hostContexts = []
+            fallback = try context(own)
+            return
+        }
+        var perHost: [NIOSSLContext?] = []
+        for host in config.hosts {
+            perHost.append(try host.tls.map { settings throws(EngineError) in try context(settings) })
+        }
+        hostContexts = perHost
+        let defaultHost = config.hosts.indices.contains(defaultIndex) ? config.hosts[defaultIndex].tls : nil
+        guard let settings = config.tls ?? defaultHost ?? config.hosts.lazy.compactMap(\.tls).first else {
+            throw EngineError("\(Self.place(listener.location))this listener serves TLS but no certificate is configured")
+        }
+        fallback = try context(settings)
+    }
+
+    /// What a connection that asked for `serverName` (nil: it named none) is served with.
+    public func context(for serverName: String?) -> NIOSSLContext {
+        guard let serverName, !hostContexts.isEmpty else { return fallback }
+        let (host, reason) = hosts.select(serverName)
+        guard reason != .defaultHost, let own = hostContexts[host] else { return fallback }
+        return own
+    }
+
+    /// Reads the certificate chain, key and client CA of `settings` into a context.
+    private static func makeContext(_ settings: TLSConfig) throws(EngineError) -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(settings.cert)
+        } catch {
+            throw EngineError("\(place(settings.certLocation))cannot use the certificate '\(settings.cert)': \(describe(error))")
+        }
+        guard !chain.isEmpty else {
+            throw EngineError("\(place(settings.certLocation))'\(settings.cert)' holds no PEM certificate")
+        }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: settings.key, format: .pem)
+        } catch {
+            throw EngineError("\(place(settings.keyLocation))cannot use the private key '\(settings.key)': \(describe(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                    privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = settings.minVersion == "1.3" ? .tlsv13 : .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        if let clientCA = settings.clientCA {
+            configuration.trustRoots = .file(clientCA)
+            configuration.certificateVerification = settings.clientAuth == .optional ? .optionalVerification : .noHostnameVerification
+        }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            // BoringSSL checks here that the key belongs to the certificate, and reads the CA bundle.
+            throw EngineError("\(place(settings.location))cannot use the certificate '\(settings.cert)' with the key '\(settings.key)'\(settings.clientCA.map { " and the client CA '\($0)'" } ?? ""): \(describe(error))")
+        }
+    }
+
+    private static func place(_ location: SourceLocation?) -> String {
+        location.map { "\($0): " } ?? ""
+    }
+
+    /// BoringSSL's reasons, without the Swift type names around them.
+    private static func describe(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError, case .failedToLoadCertificate = ssl { return "not a PEM certificate" }
+        if let ssl = error as? NIOSSLError, case .failedToLoadPrivateKey = ssl { return "not a PEM private key" }
+        return "\(error)"
+    }
+}

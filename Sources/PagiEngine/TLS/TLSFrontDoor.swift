@@ -1,0 +1,55 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// The first handler of a TLS connection (docs/tls.md). A TLS connection begins with a handshake
+/// record (byte 0x16); anything else is plain HTTP sent to the TLS port by mistake, answered
+/// with a 400 that says so — as nginx and Caddy do — and closed. A handshake goes on to NIOTLS's
+/// `SNIHandler`, which reads the name the client asks for and installs the TLS handler with
+/// the certificate chosen for it (`CertificateSelector`).
+final class TLSFrontDoor: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private static let handshakeRecord: UInt8 = 0x16
+    private static let plainHTTPAnswer: [UInt8] = {
+        let body = "This port speaks HTTPS: use https:// to reach it\n"
+        return Array(("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8)
+    }()
+
+    private let certificates: CertificateSelector
+
+    init(certificates: CertificateSelector) {
+        self.certificates = certificates
+    }
+
+    /// The handlers a TLS connection starts with, in front of the HTTP ones.
+    static func install(on channel: any Channel, certificates: CertificateSelector) throws {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(TLSFrontDoor(certificates: certificates), position: .first)
+        let sni = ByteToMessageHandler(SNIHandler { [certificates] result in
+            let name: String? = if case .hostname(let name) = result { name } else { nil }
+            let handler = NIOSSLServerHandler(context: certificates.context(for: name))
+            return channel.eventLoop.makeCompletedFuture {
+                let pipeline = channel.pipeline.syncOperations
+                // Right behind the SNI handler, which then leaves and hands it the handshake.
+                try pipeline.addHandler(handler, position: .after(pipeline.handler(type: ByteToMessageHandler<SNIHandler>.self)))
+            }
+        })
+        try pipeline.addHandler(sni, position: .after(pipeline.handler(type: TLSFrontDoor.self)))
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        guard let first = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) else { return }
+        if first == Self.handshakeRecord {
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        let answer = context.channel.allocator.buffer(bytes: Self.plainHTTPAnswer)
+        context.writeAndFlush(wrapOutboundOut(answer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import NIOSSL
+import PagiTestSupport
+import XCTest
+
+/// TLS listeners end to end (docs/tls.md): certificates chosen by SNI, plain HTTP on the TLS port,
+/// files read in chunks where sendfile cannot encrypt, minimum version, client certificates,
+/// certificates re-read on reload, the handshake under the header timeout.
+final class TLSIntegrationTests: XCTestCase {
+    private var dir: URL!
+    private var ca: TestCertificateAuthority!
+    private var server: TestServer!
+    private let big = deterministicBytes(count: 3 * 1024 * 1024 + 17)
+
+    override func setUpWithError() throws {
+        dir = try makeTemporaryDirectory()
+        ca = try TestCertificateAuthority(in: dir.appendingPathComponent("certs"))
+        try ca.issue(["a.test"], as: "a")
+        try ca.issue(["*.b.test"], as: "b")
+        try ca.issue(["c.test"], as: "c")
+        try writeFile(dir, "site/big.bin", big)
+        try writeFile(dir, "site/small.txt", "small file\n")
+    }
+
+    override func tearDownWithError() throws {
+        server?.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private func hostsYAML(top: String = "", extraRoutes: String = "") -> String {
+        """
+        server:
+          access_log: {to: off}
+          timeouts: {header: 1s}
+        \(top)
+        hosts:
+          - names: [a.test]
+            tls: {cert: certs/a.crt, key: certs/a.key}
+            routes:
+              - {path: /, respond: {body: "host a over {{scheme}}"}}
+          - names: ["*.b.test"]
+            tls: {cert: certs/b.crt, key: certs/b.key}
+            routes:
+              - {path: /, respond: {body: "host b"}}
+          - names: [c.test]
+            default: true
+            tls: {cert: certs/c.crt, key: certs/c.key}
+            routes:
+              - {path: /files/, static: {root: site}}
+              - {path: /, respond: {body: "host c"}}
+        \(extraRoutes)
+        """
+    }
+
+    private func certificate(_ name: String) throws -> NIOSSLCertificate {
+        try XCTUnwrap(NIOSSLCertificate.fromPEMFile(dir.appendingPathComponent("certs/\(name).crt").path).first)
+    }
+
+    private func options(_ name: String?) -> TLSClient.Options {
+        TLSClient.Options(serverName: name, trusting: ca.certificate)
+    }
+
+    func testEachHostOffersItsOwnCertificateByNameAndOtherNamesGetTheDefaultHosts() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        // Full verification: the certificate must be valid for the name asked.
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("a.test"))?.text, "host a over https")
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("x.b.test"))?.text, "host b")
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("c.test"))?.text, "host c")
+        // A name no host claims, and no name at all: the default host's certificate.
+        var unknown = options("unknown.test")
+        unknown.verifyName = false
+        XCTAssertEqual(try TLSClient(port: server.port, unknown).peerCertificate(), try certificate("c"))
+        var nameless = options(nil)
+        nameless.verifyName = false
+        XCTAssertEqual(try TLSClient(port: server.port, nameless).peerCertificate(), try certificate("c"))
+    }
+
+    func testATopLevelCertificateServesNamesWithoutTheirOwn() throws {
+        try ca.issue(["top.test", "plain.test"], as: "top")
+        server = try TestServer(yaml: """
+            server: {access_log: {to: off}}
+            tls: {cert: certs/top.crt, key: certs/top.key}
+            hosts:
+              - names: [a.test]
+                tls: {cert: certs/a.crt, key: certs/a.key}
+                routes: [{path: /, respond: {body: a}}]
+              - names: [plain.test]
+                routes: [{path: /, respond: {body: plain}}]
+            """, directory: dir, tls: true)
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("plain.test"))?.text, "plain")
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("a.test"))?.text, "a")
+    }
+
+    func testPlainHTTPSentToTheTLSPortIsAnswered400AndTheServerServesOn() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        let plain = try XCTUnwrap(RawClient.get(port: server.port, "/"))
+        XCTAssertEqual(plain.status, 400)
+        XCTAssertTrue(plain.text.contains("HTTPS"), plain.text)
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("c.test"))?.text, "host c")
+    }
+
+    func testFilesOverTLSAreByteExactWithRangesAndKeepAlive() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        let client = try TLSClient(port: server.port, options("c.test"))
+        try client.send("GET /files/big.bin HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        let whole = try XCTUnwrap(client.readResponse())
+        XCTAssertEqual(whole.status, 200)
+        XCTAssertEqual(whole.body.count, big.count)
+        XCTAssertTrue(whole.body == big, "the file arrives byte for byte")
+        // The same connection goes on: a range, then two ranges (multipart), then a small file.
+        try client.send("GET /files/big.bin HTTP/1.1\r\nHost: c.test\r\nRange: bytes=1000000-1000099\r\n\r\n")
+        let range = try XCTUnwrap(client.readResponse())
+        XCTAssertEqual(range.status, 206)
+        XCTAssertEqual(range.body, Array(big[1_000_000..<1_000_100]))
+        try client.send("GET /files/big.bin HTTP/1.1\r\nHost: c.test\r\nRange: bytes=0-9,-10\r\n\r\n")
+        let parts = try XCTUnwrap(client.readResponse())
+        XCTAssertEqual(parts.status, 206)
+        XCTAssertTrue(parts.header("Content-Type")?.hasPrefix("multipart/byteranges") == true)
+        let text = String(decoding: parts.body, as: UTF8.self)
+        XCTAssertTrue(text.contains("Content-Range: bytes 0-9/\(big.count)"), text)
+        XCTAssertTrue(text.contains("Content-Range: bytes \(big.count - 10)-\(big.count - 1)/\(big.count)"), text)
+        try client.send("GET /files/small.txt HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        XCTAssertEqual(client.readResponse()?.text, "small file\n")
+    }
+
+    func testMinimumVersionOneThreeRefusesATLS12Client() throws {
+        server = try TestServer(yaml: """
+            server: {access_log: {to: off}}
+            tls: {cert: certs/c.crt, key: certs/c.key, min_version: "1.3"}
+            hosts:
+              - names: [c.test]
+                routes: [{path: /, respond: {body: ok}}]
+            """, directory: dir, tls: true)
+        var old = options("c.test")
+        old.maximumVersion = .tlsv12
+        XCTAssertThrowsError(try TLSClient(port: server.port, old))
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("c.test"))?.text, "ok")
+    }
+
+    func testTLS12IsAcceptedByDefault() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        var old = options("c.test")
+        old.maximumVersion = .tlsv12
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", old)?.text, "host c")
+    }
+
+    func testClientCertificatesRequiredOrOptional() throws {
+        let client = try ca.issue(["client.test"], as: "client")
+        for (auth, withoutCertificate) in [("require", false), ("optional", true)] {
+            server = try TestServer(yaml: """
+                server: {access_log: {to: off}}
+                tls: {cert: certs/c.crt, key: certs/c.key, client_ca: certs/ca.crt, client_auth: \(auth)}
+                hosts:
+                  - names: [c.test]
+                    routes: [{path: /, respond: {body: ok}}]
+                """, directory: dir, tls: true)
+            var anonymous = options("c.test")
+            anonymous.maximumVersion = .tlsv12  // TLS 1.2 reports the refusal in the handshake itself
+            let answered = (try? TLSClient.get(port: server.port, "/", anonymous))??.text
+            XCTAssertEqual(answered == "ok", withoutCertificate, "client_auth \(auth) without a certificate")
+            var identified = options("c.test")
+            identified.clientCertificate = client
+            XCTAssertEqual(try TLSClient.get(port: server.port, "/", identified)?.text, "ok", "client_auth \(auth)")
+            server.stop()
+        }
+    }
+
+    func testAReloadOffersTheNewCertificateAndOpenConnectionsKeepWorking() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        let open = try TLSClient(port: server.port, options("c.test"))
+        try open.send("GET / HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        XCTAssertEqual(open.readResponse()?.text, "host c")
+        // The certificate is renewed in place (same files, new contents), then the server reloads.
+        try ca.issue(["c.test"], as: "c")
+        try server.reload(yaml: hostsYAML(), tls: true)
+        XCTAssertEqual(try TLSClient(port: server.port, options("c.test")).peerCertificate(), try certificate("c"))
+        try open.send("GET / HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        XCTAssertEqual(open.readResponse()?.text, "host c", "a connection opened before the reload is still served")
+    }
+
+    func testAReloadWithAnUnusableKeyIsRefusedAndTheOldCertificateServesOn() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        let before = try certificate("c")
+        // A key that does not belong to the certificate.
+        try FileManager.default.removeItem(atPath: dir.appendingPathComponent("certs/c.key").path)
+        try FileManager.default.copyItem(atPath: dir.appendingPathComponent("certs/a.key").path,
+                                         toPath: dir.appendingPathComponent("certs/c.key").path)
+        XCTAssertThrowsError(try server.reload(yaml: hostsYAML(), tls: true)) { error in
+            XCTAssertTrue("\(error)".contains("config.yaml:"), "\(error)")
+        }
+        XCTAssertEqual(try TLSClient(port: server.port, options("c.test")).peerCertificate(), before)
+    }
+
+    func testAHandshakeThatStallsIsClosedAtTheHeaderTimeout() throws {
+        server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
+        let stalled = try RawClient(port: server.port, timeout: 5)
+        stalled.send([0x16, 0x03, 0x01, 0x00, 0x50])  // a ClientHello record that never completes
+        let started = Date()
+        XCTAssertTrue(stalled.waitForClose(), "closed by the server")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4)
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", options("a.test"))?.text, "host a over https")
+    }
+}
