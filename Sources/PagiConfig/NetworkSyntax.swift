@@ -1,7 +1,7 @@
 import Foundation
 
 /// Syntax of addresses, networks and host names as written in the config file.
-enum NetworkSyntax {
+public enum NetworkSyntax {
     /// An RFC 9110 token (header names, methods).
     static func isToken(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy { byte in
@@ -14,7 +14,7 @@ enum NetworkSyntax {
         }
     }
 
-    static func ipv4Bytes(_ text: Substring) -> [UInt8]? {
+    public static func ipv4Bytes(_ text: Substring) -> [UInt8]? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         let bytes = parts.compactMap { part -> UInt8? in
@@ -25,7 +25,7 @@ enum NetworkSyntax {
     }
 
     /// RFC 4291 text form, including `::` and a trailing dotted IPv4 part.
-    static func ipv6Bytes(_ text: Substring) -> [UInt8]? {
+    public static func ipv6Bytes(_ text: Substring) -> [UInt8]? {
         let halves = text.components(separatedBy: "::")
         guard halves.count <= 2 else { return nil }
         func groups(_ part: String) -> [UInt8]? {
@@ -85,7 +85,7 @@ enum NetworkSyntax {
     }
 
     /// A DNS name (labels of letters, digits, `-`, `_`), case-insensitive.
-    static func isHostName(_ name: Substring) -> Bool {
+    public static func isHostName(_ name: Substring) -> Bool {
         guard !name.isEmpty, name.count <= 253 else { return false }
         let trimmed = name.hasSuffix(".") ? name.dropLast() : name
         return trimmed.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in

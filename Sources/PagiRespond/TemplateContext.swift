@@ -34,6 +34,7 @@ final class TemplateContext: MustacheParent {
         case "uri": return request.target
         case "client_ip": return request.clientAddress
         case "scheme": return request.context.scheme.rawValue
+        case "client_subject": return request.context.clientSubject
         case "now": return Date.now.formatted(.iso8601)
         case "uuid": return UUID().uuidString.lowercased()
         case "request_id": return request.context.requestID ?? request.headers["X-Request-ID"] ?? UUID().uuidString.lowercased()

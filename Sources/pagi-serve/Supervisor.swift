@@ -114,6 +114,9 @@ final class Supervisor: @unchecked Sendable {
                 let pidFile = try config.server.pidFile.map { try PidFile.claim($0, replacing: predecessor?.pid) }
                 supervisor = Supervisor(path: path, config: config, overrides: overrides, compiler: compiler,
                                         logger: logger, pidFile: pidFile, predecessor: predecessor)
+                // Certificates are read here first: a key that cannot be used stops the start
+                // with its place in the file, not a loop of workers failing one after another.
+                try HTTPServer.validateCertificates(config)
                 try supervisor.openSockets()
                 try supervisor.prepareFiles(for: config)
             } catch {
@@ -183,7 +186,7 @@ final class Supervisor: @unchecked Sendable {
 
     /// The listeners of `config`, reusing those of `kept` that it still names.
     private static func open(_ config: Config, keeping kept: [InheritedListener]) throws -> [InheritedListener] {
-        var wanted: [(ListenConfig, Bool)] = config.server.listen.filter { !$0.tls }.map { ($0, false) }
+        var wanted: [(ListenConfig, Bool)] = config.server.listen.map { ($0, false) }
         if let admin = config.server.adminListen { wanted.append((admin, true)) }
         var opened: [InheritedListener] = []
         do {
@@ -200,7 +203,7 @@ final class Supervisor: @unchecked Sendable {
             throw error
         }
         guard opened.contains(where: { !$0.admin }) else {
-            throw EngineError("no listener could be started (TLS listeners are not available in this release)")
+            throw EngineError("no listener could be started")
         }
         return opened
     }
@@ -436,6 +439,7 @@ final class Supervisor: @unchecked Sendable {
             var loaded = try ConfigLoader.load(path: path)
             try CLI.applyOverrides(&loaded, options: overrides)
             _ = try compiler.compile(loaded)
+            try HTTPServer.validateCertificates(loaded)
             try prepareFiles(for: loaded)
             next = loaded
         } catch let error as ConfigError {

@@ -144,7 +144,7 @@ final class TLSIntegrationTests: XCTestCase {
         XCTAssertEqual(try TLSClient.get(port: server.port, "/", old)?.text, "host c")
     }
 
-    func testClientCertificatesRequiredOrOptional() throws {
+    func testClientCertificatesRequiredOrOptionalAndTheSubjectReachesTemplates() throws {
         let client = try ca.issue(["client.test"], as: "client")
         for (auth, withoutCertificate) in [("require", false), ("optional", true)] {
             server = try TestServer(yaml: """
@@ -152,17 +152,55 @@ final class TLSIntegrationTests: XCTestCase {
                 tls: {cert: certs/c.crt, key: certs/c.key, client_ca: certs/ca.crt, client_auth: \(auth)}
                 hosts:
                   - names: [c.test]
-                    routes: [{path: /, respond: {body: ok}}]
+                    routes: [{path: /, respond: {body: "ok {{client_subject}}"}}]
                 """, directory: dir, tls: true)
             var anonymous = options("c.test")
             anonymous.maximumVersion = .tlsv12  // TLS 1.2 reports the refusal in the handshake itself
             let answered = (try? TLSClient.get(port: server.port, "/", anonymous))??.text
-            XCTAssertEqual(answered == "ok", withoutCertificate, "client_auth \(auth) without a certificate")
+            XCTAssertEqual(answered == "ok ", withoutCertificate, "client_auth \(auth) without a certificate")
             var identified = options("c.test")
             identified.clientCertificate = client
-            XCTAssertEqual(try TLSClient.get(port: server.port, "/", identified)?.text, "ok", "client_auth \(auth)")
+            // The verified subject reaches templates.
+            XCTAssertEqual(try TLSClient.get(port: server.port, "/", identified)?.text, "ok CN=client.test", "client_auth \(auth)")
             server.stop()
         }
+    }
+
+    /// A request whose `Host` would have been served with other TLS settings than those its
+    /// connection's handshake chose is refused 421 when either side verifies client certificates:
+    /// naming another site in the hello must not skip a host's `client_ca`. Without client
+    /// certificates a connection may ask for any host, as with nginx.
+    func testAHostThatVerifiesClientsCannotBeReachedThroughAnotherNamesHandshake() throws {
+        let client = try ca.issue(["client.test"], as: "client")
+        server = try TestServer(yaml: """
+            server: {access_log: {to: access.log, format: json}}
+            hosts:
+              - names: [a.test]
+                tls: {cert: certs/a.crt, key: certs/a.key, client_ca: certs/ca.crt}
+                routes: [{path: /, respond: {body: "private {{client_subject}}"}}]
+              - names: [c.test]
+                default: true
+                tls: {cert: certs/c.crt, key: certs/c.key}
+                routes: [{path: /, respond: {body: public}}]
+              - names: [x.b.test]
+                tls: {cert: certs/b.crt, key: certs/b.key}
+                routes: [{path: /, respond: {body: "b"}}]
+            """, directory: dir, tls: true)
+        let fronted = try TLSClient(port: server.port, options("c.test"))
+        try fronted.send("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        XCTAssertEqual(fronted.readResponse()?.status, 421)
+        var identified = options("a.test")
+        identified.clientCertificate = client
+        XCTAssertEqual(try TLSClient.get(port: server.port, "/", identified)?.text, "private CN=client.test")
+        let log = try String(contentsOf: dir.appendingPathComponent("access.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains(#""scheme":"https","client_subject":"CN=client.test"}"#), log)
+        let carried = try TLSClient(port: server.port, identified)
+        try carried.send("GET / HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        XCTAssertEqual(carried.readResponse()?.status, 421)
+        // Neither verifies clients: another host on the same connection is served.
+        let other = try TLSClient(port: server.port, options("c.test"))
+        try other.send("GET / HTTP/1.1\r\nHost: x.b.test\r\n\r\n")
+        XCTAssertEqual(other.readResponse()?.text, "b")
     }
 
     func testAReloadOffersTheNewCertificateAndOpenConnectionsKeepWorking() throws {

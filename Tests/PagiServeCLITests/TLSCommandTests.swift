@@ -70,4 +70,44 @@ final class TLSCommandTests: XCTestCase {
         let options = TLSClient.Options(serverName: "localhost", trusting: ca.certificate)
         XCTAssertEqual(try TLSClient.get(port: secure, "/", options)?.text, "over https")
     }
+
+    /// `pagi-serve cert` writes what local HTTPS needs: a certificate a client can be told to trust,
+    /// and a key only its owner reads.
+    func testCertWritesASelfSignedCertificateTheServerServesAndAClientVerifies() throws {
+        let made = Process()
+        made.executableURL = ServedProcess.binary
+        made.arguments = ["cert", "localhost", "127.0.0.1", "--out", "dev"]
+        made.currentDirectoryURL = dir
+        made.standardOutput = FileHandle.nullDevice
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("dev"), withIntermediateDirectories: true)
+        try made.run()
+        made.waitUntilExit()
+        XCTAssertEqual(made.terminationStatus, 0)
+        let key = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("dev/localhost.key").path)
+        XCTAssertEqual((key[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        let port = try freePort()
+        try writeFile(dir, "config.yaml", """
+            server:
+              listen: [{address: "127.0.0.1:\(port)", tls: true}]
+              access_log: {to: off}
+            tls: {cert: dev/localhost.crt, key: dev/localhost.key}
+            hosts:
+              - names: [localhost]
+                routes: [{path: /, respond: {body: "over {{scheme}}"}}]
+            """)
+        let process = try ServedProcess(arguments: ["config.yaml"], directory: dir)
+        defer { process.kill() }
+        try process.waitForLog("listening on https://")
+        let trusting = dir.appendingPathComponent("dev/localhost.crt").path
+        XCTAssertEqual(try TLSClient.get(port: port, "/", TLSClient.Options(serverName: "localhost", trusting: trusting))?.text, "over https")
+        // A second run does not overwrite the key without --force.
+        let again = Process()
+        again.executableURL = ServedProcess.binary
+        again.arguments = ["cert", "localhost", "--out", "dev"]
+        again.currentDirectoryURL = dir
+        again.standardError = FileHandle.nullDevice
+        try again.run()
+        again.waitUntilExit()
+        XCTAssertEqual(again.terminationStatus, 1)
+    }
 }

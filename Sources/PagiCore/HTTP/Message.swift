@@ -225,12 +225,13 @@ public struct RequestContext: Sendable {
         var hostName: String?
         var routePattern: String?
         var parsedJSONBody: ParsedJSONBody?
+        var clientSubject: String?
 
         func copy() -> Facts {
             let copy = Facts()
             (copy.requestID, copy.user, copy.scheme) = (requestID, user, scheme)
             (copy.forwardedHost, copy.hostName, copy.routePattern) = (forwardedHost, hostName, routePattern)
-            copy.parsedJSONBody = parsedJSONBody
+            (copy.parsedJSONBody, copy.clientSubject) = (parsedJSONBody, clientSubject)
             return copy
         }
     }
@@ -260,6 +261,12 @@ public struct RequestContext: Sendable {
     public var scheme: Scheme {
         get { facts?.scheme ?? .http }
         set { writable().scheme = newValue }
+    }
+    /// The subject of the client certificate the TLS handshake verified (`client_ca`,
+    /// docs/tls.md), as an RFC 4514 string: `CN=alice,O=Example`.
+    public var clientSubject: String? {
+        get { facts?.clientSubject }
+        set { writable().clientSubject = newValue }
     }
     /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
     /// `Forwarded: host=`); routing still uses the request's own `Host`.

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOTLS
 import PagiConfig
 import PagiCore
 
@@ -41,11 +42,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// On a TLS connection (docs/tls.md): files are read in chunks off the event loop, since
     /// sendfile(2) cannot encrypt; nil on cleartext ones.
     private let fileReader: NonBlockingFileIO?
+    /// The verified client certificate's subject, once the TLS handshake is done.
+    private var clientSubject: String?
 
-    /// `encrypted`: the connection is TLS — its requests are `https`, its files are read rather than sent.
-    init(server: ServerContext, encrypted: Bool = false) {
+    /// What the TLS handshake chose; nil on cleartext connections.
+    private let tls: TLSSession?
+
+    /// `tls`: the connection is TLS — its requests are `https`, its files are read rather than sent.
+    init(server: ServerContext, tls: TLSSession? = nil) {
         self.server = server
-        self.fileReader = encrypted ? Self.encryptedFileReader : nil
+        self.tls = tls
+        self.fileReader = tls == nil ? nil : Self.encryptedFileReader
         self.parser = RequestParser(limits: server.parserLimits)
     }
 
@@ -68,6 +75,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            // Before any request of the connection is read: each of them carries it.
+            clientSubject = ClientCertificate.subject(in: context.pipeline.syncOperations)
+        }
         guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -176,6 +187,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private static let noBytes = ByteBuffer()
+    private static let misdirected = ProtocolError(
+        status: 421, reason: "this connection's TLS settings are not those of the host asked for: connect with its name")
     /// NIO's shared thread pool, started when the first TLS connection sends a file.
     private static let encryptedFileReader = NonBlockingFileIO(threadPool: .singleton)
     /// How long a connection accepted just before a graceful shutdown waits for its first request.
@@ -183,9 +196,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         state.requestStarted(persistent: ConnectionState.persists(versionMinor: head.versionMinor, headers: head.headers))
-        do {
+        do throws(ProtocolError) {
             try intake.start(head, table: server.tables.table, peerIP: peerIP, trustedProxies: server.trustedProxies,
-                             encrypted: fileReader != nil)
+                             encrypted: fileReader != nil, clientSubject: clientSubject)
+            if let tls, let host = intake.host, tls.misdirects(host: host) { throw Self.misdirected }
         } catch {
             fail(error, context: context)
             return

@@ -22,16 +22,20 @@ struct RequestIntake {
 
     var inProgress: Bool { head != nil }
 
+    /// The host name the request in progress asked for (its `Host`, lower case, without port).
+    var host: String? { accepted?.request.host }
+
     /// A request head arrived. Throws what it must be answered with when it cannot be served
     /// (unknown method, bad `Host`, a body declared larger than the route's `body_limit`).
     mutating func start(_ head: RequestHead, table: RoutingTable, peerIP: String,
-                        trustedProxies: TrustedProxies, encrypted: Bool) throws(ProtocolError) {
+                        trustedProxies: TrustedProxies, encrypted: Bool, clientSubject: String?) throws(ProtocolError) {
         self.head = head
         var accepted = Accepted(
             request: try RequestValidation.makeRequest(head, clientAddress: peerIP, knownMethods: table.knownMethods,
                                                        routesUnknownMethods: table.routesUnknownMethods),
             table: table, started: .now())
         if encrypted { accepted.request.context.scheme = .https }
+        if let clientSubject { accepted.request.context.clientSubject = clientSubject }
         if !trustedProxies.isEmpty { accepted.request.believeForwarding(from: trustedProxies, peer: peerIP) }
         if head.framing != .none, let limit = table.bodyLimit(for: accepted.request) {
             // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.

@@ -25,6 +25,8 @@ struct AccessRecord {
     var user: String?
     /// `http`, or what a trusted proxy says the client used.
     var scheme: String
+    /// The verified client certificate's subject (docs/tls.md); json format only.
+    var clientSubject: String?
 }
 
 /// Writes access-log lines (`common`, `combined`, `json`) to stdout, stderr or a file.
@@ -87,6 +89,7 @@ final class AccessLog: Sendable {
                 ("request_id", r.requestID.map(TextEscaping.jsonString) ?? "null"),
                 ("user", r.user.map(TextEscaping.jsonString) ?? "null"),
                 ("scheme", TextEscaping.jsonString(r.scheme)),
+                ("client_subject", r.clientSubject.map(TextEscaping.jsonString) ?? "null"),
             ]
             return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
         }

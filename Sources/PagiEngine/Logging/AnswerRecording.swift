@@ -19,6 +19,6 @@ extension ServerContext {
             versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
             host: request.context.forwardedHost ?? request.host, referer: request.headers["Referer"],
             userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID,
-            user: request.context.user, scheme: request.context.scheme.rawValue))
+            user: request.context.user, scheme: request.context.scheme.rawValue, clientSubject: request.context.clientSubject))
     }
 }

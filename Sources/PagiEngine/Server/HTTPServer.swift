@@ -259,9 +259,10 @@ public final class HTTPServer: Sendable {
                         if certificates != nil { channel.close(promise: nil) } else { try pipeline.addHandler(OverLimitHandler()) }
                         return
                     }
-                    try pipeline.addHandler(HTTPConnectionHandler(server: context, encrypted: certificates != nil))
+                    let session = certificates.map(TLSSession.init)
+                    try pipeline.addHandler(HTTPConnectionHandler(server: context, tls: session))
                     try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
-                    if let certificates { try TLSFrontDoor.install(on: channel, certificates: certificates) }
+                    if let session { try TLSFrontDoor.install(on: channel, session: session) }
                 }
             }
     }

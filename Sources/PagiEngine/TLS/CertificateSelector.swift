@@ -12,33 +12,42 @@ import PagiCore
 /// read and checked then, so a file that cannot be used is reported with its place in the
 /// configuration, and a reload that fails keeps the certificates in force.
 public struct CertificateSelector: Sendable {
+    /// One set of TLS settings, as a handshake uses it.
+    struct Offer: Sendable {
+        let context: NIOSSLContext
+        /// Client certificates are asked for and verified (`client_ca`).
+        let verifiesClients: Bool
+        /// Tells offers apart: two names served with the same settings share one.
+        let id: Int
+    }
+
     private let hosts: HostSelector
     /// Per host (by index), its settings when it has its own.
-    private let hostContexts: [NIOSSLContext?]
-    private let fallback: NIOSSLContext
+    private let hostOffers: [Offer?]
+    private let fallback: Offer
 
     /// Nil for a listener that does not serve TLS.
     public init?(for listener: ListenConfig, in config: Config) throws(EngineError) {
         guard listener.tls else { return nil }
-        var made: [TLSConfig: NIOSSLContext] = [:]
-        func context(_ settings: TLSConfig) throws(EngineError) -> NIOSSLContext {
+        var made: [TLSConfig: Offer] = [:]
+        func context(_ settings: TLSConfig) throws(EngineError) -> Offer {
             if let known = made[settings] { return known }
-            let context = try Self.makeContext(settings)
-            made[settings] = context
-            return context
+            let offer = Offer(context: try Self.makeContext(settings), verifiesClients: settings.clientCA != nil, id: made.count)
+            made[settings] = offer
+            return offer
         }
         let defaultIndex = config.hosts.firstIndex(where: \.isDefault) ?? 0
         hosts = HostSelector(names: config.hosts.map { $0.names.map { $0.lowercased() } }, defaultHost: defaultIndex)
         if let own = listener.tlsSettings {
-            hostContexts = []
+            hostOffers = []
             fallback = try context(own)
             return
         }
-        var perHost: [NIOSSLContext?] = []
+        var perHost: [Offer?] = []
         for host in config.hosts {
             perHost.append(try host.tls.map { settings throws(EngineError) in try context(settings) })
         }
-        hostContexts = perHost
+        hostOffers = perHost
         let defaultHost = config.hosts.indices.contains(defaultIndex) ? config.hosts[defaultIndex].tls : nil
         guard let settings = config.tls ?? defaultHost ?? config.hosts.lazy.compactMap(\.tls).first else {
             throw EngineError("\(Self.place(listener.location))this listener serves TLS but no certificate is configured")
@@ -47,10 +56,10 @@ public struct CertificateSelector: Sendable {
     }
 
     /// What a connection that asked for `serverName` (nil: it named none) is served with.
-    public func context(for serverName: String?) -> NIOSSLContext {
-        guard let serverName, !hostContexts.isEmpty else { return fallback }
+    func offer(for serverName: String?) -> Offer {
+        guard let serverName, !hostOffers.isEmpty else { return fallback }
         let (host, reason) = hosts.select(serverName)
-        guard reason != .defaultHost, let own = hostContexts[host] else { return fallback }
+        guard reason != .defaultHost, let own = hostOffers[host] else { return fallback }
         return own
     }
 

@@ -19,19 +19,14 @@ final class TLSFrontDoor: ChannelInboundHandler, RemovableChannelHandler {
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8)
     }()
 
-    private let certificates: CertificateSelector
-
-    init(certificates: CertificateSelector) {
-        self.certificates = certificates
-    }
-
-    /// The handlers a TLS connection starts with, in front of the HTTP ones.
-    static func install(on channel: any Channel, certificates: CertificateSelector) throws {
+    /// The handlers a TLS connection starts with, in front of the HTTP ones; `session` learns
+    /// what the handshake chose.
+    static func install(on channel: any Channel, session: TLSSession) throws {
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(TLSFrontDoor(certificates: certificates), position: .first)
-        let sni = ByteToMessageHandler(SNIHandler { [certificates] result in
+        try pipeline.addHandler(TLSFrontDoor(), position: .first)
+        let sni = ByteToMessageHandler(SNIHandler { result in
             let name: String? = if case .hostname(let name) = result { name } else { nil }
-            let handler = NIOSSLServerHandler(context: certificates.context(for: name))
+            let handler = NIOSSLServerHandler(context: session.choose(serverName: name))
             return channel.eventLoop.makeCompletedFuture {
                 let pipeline = channel.pipeline.syncOperations
                 // Right behind the SNI handler, which then leaves and hands it the handshake.
