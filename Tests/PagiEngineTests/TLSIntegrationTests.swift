@@ -203,6 +203,38 @@ final class TLSIntegrationTests: XCTestCase {
         XCTAssertEqual(other.readResponse()?.text, "b")
     }
 
+    /// WebSocket (wss://) and SSE go through TLS unchanged: the protocol switch leaves the TLS
+    /// handler in place, and events are flushed one by one.
+    func testAWebSocketEchoesAndAnEventStreamFlowsOverTLS() throws {
+        server = try TestServer(yaml: """
+            server: {access_log: {to: off}}
+            tls: {cert: certs/c.crt, key: certs/c.key}
+            hosts:
+              - names: [c.test]
+                routes:
+                  - {path: /ws, websocket: {echo: true, compression: false}}
+                  - {path: /ticks, sse: {ticker: {every: 50ms, data: "tick {{count}}"}}}
+            """, directory: dir, tls: true)
+        let socket = try TLSClient(port: server.port, options("c.test"))
+        try socket.send("GET /ws HTTP/1.1\r\nHost: c.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let head = String(decoding: try XCTUnwrap(socket.read(through: Array("\r\n\r\n".utf8))), as: UTF8.self)
+        XCTAssertTrue(head.hasPrefix("HTTP/1.1 101"), head)
+        XCTAssertTrue(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), head)
+        // A masked text frame "hello"; the echo comes back unmasked.
+        let mask: [UInt8] = [1, 2, 3, 4]
+        let payload = Array("hello".utf8).enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        try socket.send([0x81, 0x80 | 5] + mask + payload)
+        XCTAssertEqual(socket.read(count: 7), [0x81, 5] + Array("hello".utf8))
+
+        let events = try TLSClient(port: server.port, options("c.test"))
+        try events.send("GET /ticks HTTP/1.1\r\nHost: c.test\r\nAccept: text/event-stream\r\n\r\n")
+        let started = String(decoding: try XCTUnwrap(events.read(through: Array("\r\n\r\n".utf8))), as: UTF8.self)
+        XCTAssertTrue(started.contains("text/event-stream"), started)
+        let two = String(decoding: try XCTUnwrap(events.read(through: Array("tick 2".utf8))), as: UTF8.self)
+        XCTAssertTrue(two.contains("data: tick 1"), two)
+    }
+
     func testAReloadOffersTheNewCertificateAndOpenConnectionsKeepWorking() throws {
         server = try TestServer(yaml: hostsYAML(), directory: dir, tls: true)
         let open = try TLSClient(port: server.port, options("c.test"))

@@ -69,12 +69,40 @@ public final class TLSClient: @unchecked Sendable {
     }
 
     public func send(_ text: String) throws {
-        try channel.writeAndFlush(ByteBuffer(string: text)).wait()
+        try send(Array(text.utf8))
+    }
+
+    public func send(_ bytes: [UInt8]) throws {
+        try channel.writeAndFlush(ByteBuffer(bytes: bytes)).wait()
     }
 
     /// One response; nil when the connection ended or timed out first.
     public func readResponse(head: Bool = false) -> RawResponse? {
         RawResponse.read(from: &buffer, head: head) { next() }
+    }
+
+    /// Reads until `marker` has arrived and returns everything up to and including it (what came
+    /// after stays for the next read); nil on close or timeout first. For what is not one HTTP
+    /// response: a 101's head, frames, events.
+    public func read(through marker: [UInt8]) -> [UInt8]? {
+        while true {
+            if let end = buffer.firstRange(of: marker)?.upperBound {
+                defer { buffer.removeFirst(end) }
+                return Array(buffer[..<end])
+            }
+            guard let more = next() else { return nil }
+            buffer += more
+        }
+    }
+
+    /// Exactly `count` bytes; nil on close or timeout first.
+    public func read(count: Int) -> [UInt8]? {
+        while buffer.count < count {
+            guard let more = next() else { return nil }
+            buffer += more
+        }
+        defer { buffer.removeFirst(count) }
+        return Array(buffer[..<count])
     }
 
     /// The bytes received since the last call, waiting for some; nil on close or timeout.
