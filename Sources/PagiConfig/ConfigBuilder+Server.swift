@@ -44,7 +44,6 @@ extension ConfigBuilder {
         if let value = section["middleware"] { server.middleware = readMiddlewareList(value) }
         if let value = section["http2"], let http2 = bool(value) {
             server.http2 = http2
-            if http2 { log.notSupportedYet("http2", at: value.location) }
         }
         if let value = section["pid_file"], let path = path(value) { server.pidFile = path }
         if let value = section["backlog"], let backlog = integer(value, "a listen backlog", in: 1...65535) { server.backlog = backlog }
@@ -90,7 +89,6 @@ extension ConfigBuilder {
         }
         if let value = section["http2"], let http2 = bool(value) {
             listener.http2 = http2
-            if http2 { log.notSupportedYet("http2", at: value.location) }
         }
         if let value = section["mode"], let text = string(value, "octal permissions such as \"0660\"") {
             if case .unix = listener.address, let mode = UInt16(text, radix: 8), mode <= 0o777 {

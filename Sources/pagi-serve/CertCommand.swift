@@ -7,8 +7,9 @@ import X509
 
 /// `pagi-serve cert NAME...` (docs/tls.md): a self-signed certificate and its key for local HTTPS,
 /// so that trying TLS takes two commands. swift-certificates signs it with a P-256 key from
-/// swift-crypto; like `openssl req -x509`, the certificate is its own authority, so a client told to
-/// trust it (`curl --cacert NAME.crt`) verifies the server with it.
+/// swift-crypto. A server certificate that signs itself (not a CA: Firefox, rustls and pyca refuse
+/// a CA certificate used for a server), so a client told to trust the file (`curl --cacert
+/// NAME.crt`) verifies the server with it.
 struct Cert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a self-signed certificate and key for local HTTPS: NAME.crt and NAME.key (mode 0600).")
@@ -26,6 +27,12 @@ struct Cert: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        } catch {
+            CLI.printErr("error: cannot create the directory '\(out)': \(error.localizedDescription)")
+            Foundation.exit(1)
+        }
         let base = URL(fileURLWithPath: out).appendingPathComponent(names[0].replacingOccurrences(of: "*", with: "_wildcard"))
         let certificateFile = base.appendingPathExtension("crt").path
         let keyFile = base.appendingPathExtension("key").path
@@ -41,8 +48,8 @@ struct Cert: ParsableCommand {
             notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(Double(days) * 86_400),
             issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage([.serverAuth])
                 SubjectAlternativeNames(names.map { name in
                     Self.ipAddressBytes(name).map { .ipAddress(ASN1OctetString(contentBytes: ArraySlice($0))) } ?? .dnsName(name)

@@ -79,7 +79,6 @@ final class TLSCommandTests: XCTestCase {
         made.arguments = ["cert", "localhost", "127.0.0.1", "--out", "dev"]
         made.currentDirectoryURL = dir
         made.standardOutput = FileHandle.nullDevice
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("dev"), withIntermediateDirectories: true)
         try made.run()
         made.waitUntilExit()
         XCTAssertEqual(made.terminationStatus, 0)
@@ -98,8 +97,12 @@ final class TLSCommandTests: XCTestCase {
         let process = try ServedProcess(arguments: ["config.yaml"], directory: dir)
         defer { process.kill() }
         try process.waitForLog("listening on https://")
-        let trusting = dir.appendingPathComponent("dev/localhost.crt").path
-        XCTAssertEqual(try TLSClient.get(port: port, "/", TLSClient.Options(serverName: "localhost", trusting: trusting))?.text, "over https")
+        // curl (OpenSSL) told to trust the file, by name and by address.
+        let byName = try ExternalTool.run("curl", ["-s", "--cacert", "dev/localhost.crt", "--resolve", "localhost:\(port):127.0.0.1",
+                                                   "https://localhost:\(port)/"], in: dir)
+        XCTAssertEqual(byName.output, "over https", byName.errors)
+        let byAddress = try ExternalTool.run("curl", ["-s", "--cacert", "dev/localhost.crt", "https://127.0.0.1:\(port)/"], in: dir)
+        XCTAssertEqual(byAddress.output, "over https", byAddress.errors)
         // A second run does not overwrite the key without --force.
         let again = Process()
         again.executableURL = ServedProcess.binary

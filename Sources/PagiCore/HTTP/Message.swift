@@ -226,12 +226,13 @@ public struct RequestContext: Sendable {
         var routePattern: String?
         var parsedJSONBody: ParsedJSONBody?
         var clientSubject: String?
+        var isHTTP2 = false
 
         func copy() -> Facts {
             let copy = Facts()
             (copy.requestID, copy.user, copy.scheme) = (requestID, user, scheme)
             (copy.forwardedHost, copy.hostName, copy.routePattern) = (forwardedHost, hostName, routePattern)
-            (copy.parsedJSONBody, copy.clientSubject) = (parsedJSONBody, clientSubject)
+            (copy.parsedJSONBody, copy.clientSubject, copy.isHTTP2) = (parsedJSONBody, clientSubject, isHTTP2)
             return copy
         }
     }
@@ -267,6 +268,11 @@ public struct RequestContext: Sendable {
     public var clientSubject: String? {
         get { facts?.clientSubject }
         set { writable().clientSubject = newValue }
+    }
+    /// The request came on an HTTP/2 stream (its `versionMinor` then reads 1): the access log says `HTTP/2.0`.
+    public var isHTTP2: Bool {
+        get { facts?.isHTTP2 ?? false }
+        set { writable().isHTTP2 = newValue }
     }
     /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
     /// `Forwarded: host=`); routing still uses the request's own `Host`.

@@ -1,24 +1,31 @@
 import Atomics
 import NIOCore
+import NIOHTTP2
 import PagiCore
 
-/// The engine's `BodySink`: writes a streamed body onto one connection, as HTTP/1.1 chunks or,
-/// for an HTTP/1.0 client, as raw bytes until the connection closes. Callable from any thread;
-/// everything touching the channel hops to its event loop.
+/// The engine's `BodySink`: writes a streamed body onto one channel — as HTTP/1.1 chunks, as raw
+/// bytes until the connection closes for an HTTP/1.0 client, or as the DATA frames of an HTTP/2
+/// stream. Callable from any thread; everything touching the channel hops to its event loop.
 final class ChannelBodySink: BodySink {
+    enum Framing {
+        case chunked
+        case untilClose
+        case http2
+    }
+
     private let loop: any EventLoop
     private let context: NIOLoopBound<ChannelHandlerContext>
-    private let chunked: Bool
+    private let framing: Framing
     private let ended = ManagedAtomic(false)
     private let pending = ManagedAtomic(0)
     private let endHandlers: NIOLoopBoundBox<[@Sendable () -> Void]>
     /// Tells the connection the stream is over; `closeConnection` when it must not be reused.
     private let onFinished: NIOLoopBound<(_ closeConnection: Bool) -> Void>
 
-    init(context: ChannelHandlerContext, chunked: Bool, onFinished: @escaping (_ closeConnection: Bool) -> Void) {
+    init(context: ChannelHandlerContext, framing: Framing, onFinished: @escaping (_ closeConnection: Bool) -> Void) {
         loop = context.eventLoop
         self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.chunked = chunked
+        self.framing = framing
         endHandlers = NIOLoopBoundBox([], eventLoop: context.eventLoop)
         self.onFinished = NIOLoopBound(onFinished, eventLoop: context.eventLoop)
     }
@@ -34,7 +41,7 @@ final class ChannelBodySink: BodySink {
             guard !ended.load(ordering: .acquiring) else { return }
             let context = context.value
             var buffer = context.channel.allocator.buffer(capacity: bytes.count + 16)
-            if chunked {
+            if framing == .chunked {
                 buffer.writeString(String(bytes.count, radix: 16))
                 buffer.writeStaticString("\r\n")
                 buffer.writeBytes(bytes)
@@ -46,7 +53,7 @@ final class ChannelBodySink: BodySink {
             written.futureResult.whenComplete { [pending] _ in
                 pending.wrappingDecrement(by: bytes.count, ordering: .relaxed)
             }
-            context.writeAndFlush(NIOAny(IOData.byteBuffer(buffer)), promise: written)
+            context.writeAndFlush(Self.wrap(buffer, framing: framing, end: false), promise: written)
         }
         return true
     }
@@ -54,13 +61,18 @@ final class ChannelBodySink: BodySink {
     func finish() {
         onLoop { [self] in
             guard end() else { return }
-            if chunked {
-                let context = context.value
+            let context = context.value
+            switch framing {
+            case .chunked:
                 context.writeAndFlush(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(staticString: "0\r\n\r\n"))),
                                       promise: nil)
+            case .http2:
+                context.writeAndFlush(Self.wrap(ByteBuffer(), framing: .http2, end: true), promise: nil)
+            case .untilClose:
+                break
             }
-            // Without chunking only closing the connection tells the client the body is complete.
-            onFinished.value(!chunked)
+            // Without framing only closing the connection tells the client the body is complete.
+            onFinished.value(framing == .untilClose)
         }
     }
 
@@ -102,6 +114,11 @@ final class ChannelBodySink: BodySink {
         endHandlers.value = []
         for handler in handlers { handler() }
         return true
+    }
+
+    private static func wrap(_ buffer: ByteBuffer, framing: Framing, end: Bool) -> NIOAny {
+        guard framing == .http2 else { return NIOAny(IOData.byteBuffer(buffer)) }
+        return NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(buffer), endStream: end)))
     }
 
     private func onLoop(_ work: @escaping @Sendable () -> Void) {

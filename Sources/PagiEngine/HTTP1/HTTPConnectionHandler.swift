@@ -1,6 +1,5 @@
 import NIOCore
 import NIOPosix
-import NIOTLS
 import PagiConfig
 import PagiCore
 
@@ -42,16 +41,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// On a TLS connection (docs/tls.md): files are read in chunks off the event loop, since
     /// sendfile(2) cannot encrypt; nil on cleartext ones.
     private let fileReader: NonBlockingFileIO?
-    /// The verified client certificate's subject, once the TLS handshake is done.
-    private var clientSubject: String?
+    /// The verified client certificate's subject, read when the first request arrives (the
+    /// handshake is over by then): `.some(nil)` once read on a connection without one.
+    private var clientSubject: String??
 
     /// What the TLS handshake chose; nil on cleartext connections.
     private let tls: TLSSession?
+    /// Cleartext HTTP/2 by prior knowledge (h2c) is accepted: a connection that opens with the
+    /// HTTP/2 preface is handed to `HTTP2Connection` (docs/http2.md).
+    private let acceptsHTTP2Preface: Bool
 
     /// `tls`: the connection is TLS — its requests are `https`, its files are read rather than sent.
-    init(server: ServerContext, tls: TLSSession? = nil) {
+    init(server: ServerContext, tls: TLSSession? = nil, acceptsHTTP2Preface: Bool = false) {
         self.server = server
         self.tls = tls
+        self.acceptsHTTP2Preface = acceptsHTTP2Preface
         self.fileReader = tls == nil ? nil : Self.encryptedFileReader
         self.parser = RequestParser(limits: server.parserLimits)
     }
@@ -75,10 +79,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted = event as? TLSUserEvent {
-            // Before any request of the connection is read: each of them carries it.
-            clientSubject = ClientCertificate.subject(in: context.pipeline.syncOperations)
-        }
         guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -109,7 +109,43 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             buffer.writeBuffer(&incoming)
         }
+        if acceptsHTTP2Preface && !state.servedAny {
+            switch HTTP2Preface.match(buffer) {
+            case .yes:
+                switchToHTTP2(context: context)
+                return
+            case .notYet:
+                return
+            case .no:
+                break
+            }
+        }
         process(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Another protocol took the connection over (HTTP/2 after ALPN or its preface, a WebSocket).
+        cancelTimers()
+    }
+
+    /// The connection began with the HTTP/2 preface: HTTP/2 handlers take it over, with what was read.
+    private func switchToHTTP2(context: ChannelHandlerContext) {
+        cancelTimers()
+        do {
+            try HTTP2Connection.configure(context.channel, server: server, tls: tls)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let leftover = buffer
+        buffer = ByteBuffer()
+        let pipeline = context.pipeline.syncOperations
+        if let guardHandler = try? pipeline.handler(type: SlowReaderGuard.self) {
+            pipeline.removeHandler(guardHandler, promise: nil)
+        }
+        context.fireChannelRead(NIOAny(leftover))
+        if readRequested { context.read() }
+        pipeline.removeHandler(context: context, promise: nil)
     }
 
     /// Nothing is buffered without bound while a response is still being produced (given later
@@ -187,8 +223,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private static let noBytes = ByteBuffer()
-    private static let misdirected = ProtocolError(
-        status: 421, reason: "this connection's TLS settings are not those of the host asked for: connect with its name")
     /// NIO's shared thread pool, started when the first TLS connection sends a file.
     private static let encryptedFileReader = NonBlockingFileIO(threadPool: .singleton)
     /// How long a connection accepted just before a graceful shutdown waits for its first request.
@@ -197,9 +231,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         state.requestStarted(persistent: ConnectionState.persists(versionMinor: head.versionMinor, headers: head.headers))
         do throws(ProtocolError) {
+            if tls != nil && clientSubject == nil {
+                clientSubject = .some(ClientCertificate.subject(in: context.pipeline.syncOperations))
+            }
             try intake.start(head, table: server.tables.table, peerIP: peerIP, trustedProxies: server.trustedProxies,
-                             encrypted: fileReader != nil, clientSubject: clientSubject)
-            if let tls, let host = intake.host, tls.misdirects(host: host) { throw Self.misdirected }
+                             encrypted: fileReader != nil, clientSubject: clientSubject ?? nil)
+            if let tls, let host = intake.host, tls.misdirects(host: host) { throw TLSSession.misdirected }
         } catch {
             fail(error, context: context)
             return
@@ -241,19 +278,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func exchange(for request: Request, table: RoutingTable, started: NIODeadline,
-                          context: ChannelHandlerContext) -> HTTP1Exchange {
+                          context: ChannelHandlerContext) -> LoopExchange {
         let loop = context.eventLoop
-        let finish = NIOLoopBound({ [self] (outcome: HTTP1Exchange.Outcome) in
+        let finish = NIOLoopBound({ [self] (outcome: LoopExchange.Outcome) in
             exchangeEnded(outcome, for: request, table: table, started: started, context: context)
         }, eventLoop: loop)
         let timer = NIOLoopBound({ [self] (delay: TimeAmount, work: @escaping @Sendable () -> Void) in
             guard context.channel.isActive else { return }
             exchangeTimers.append(loop.assumeIsolated().scheduleTask(in: delay, work))
         }, eventLoop: loop)
-        return HTTP1Exchange(loop: loop, finish: finish, timer: timer)
+        return LoopExchange(loop: loop, finish: finish, timer: timer)
     }
 
-    private func exchangeEnded(_ outcome: HTTP1Exchange.Outcome, for request: Request, table: RoutingTable,
+    private func exchangeEnded(_ outcome: LoopExchange.Outcome, for request: Request, table: RoutingTable,
                                started: NIODeadline, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         state.awaitingResponse = false
@@ -348,7 +385,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         if let streamed {
-            let sink = ChannelBodySink(context: context, chunked: request.versionMinor >= 1) { [self] closeConnection in
+            let sink = ChannelBodySink(context: context, framing: request.versionMinor >= 1 ? .chunked : .untilClose) { [self] closeConnection in
                 stream = nil
                 state.streaming = false
                 if closeConnection { state.close() }

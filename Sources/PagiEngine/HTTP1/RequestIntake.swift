@@ -12,7 +12,7 @@ struct RequestIntake {
         var table: RoutingTable
         var started: NIODeadline
         /// A `body_limit` smaller than the server's, checked while the body arrives.
-        fileprivate var bodyLimit: Int?
+        var bodyLimit: Int?
     }
 
     private var accepted: Accepted?
@@ -21,6 +21,12 @@ struct RequestIntake {
     private(set) var head: RequestHead?
 
     var inProgress: Bool { head != nil }
+
+    /// The request whose head arrived, for an engine that reads bodies itself (HTTP/2).
+    mutating func takeAccepted() -> Accepted? {
+        defer { (accepted, head) = (nil, nil) }
+        return accepted
+    }
 
     /// The host name the request in progress asked for (its `Host`, lower case, without port).
     var host: String? { accepted?.request.host }

@@ -73,9 +73,7 @@ struct ResponseWriter {
         case length(Int)
     }
 
-    private typealias FileSlice = (preamble: [UInt8]?, offset: Int, length: Int)
-
-    private func writeFile(_ file: OpenFile, after head: ByteBuffer, slices: [FileSlice], trailer: [UInt8]?,
+    private func writeFile(_ file: OpenFile, after head: ByteBuffer, slices: [FileChunks.Slice], trailer: [UInt8]?,
                            reader: NonBlockingFileIO?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         guard let descriptor = file.take() else {
             // Already sent once (a handler reused its response): fail rather than send garbage.
@@ -86,8 +84,10 @@ struct ResponseWriter {
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
         if let reader {
             context.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
-            Self.readFile(handle, slices: slices[...], trailer: trailer, reader: reader, context: context,
-                          promise: promise ?? context.eventLoop.makePromise(of: Void.self))
+            FileChunks.send(handle, slices: slices[...], trailer: trailer, reader: reader, context: context,
+                            promise: promise ?? context.eventLoop.makePromise(of: Void.self)) { bytes, _ in
+                NIOAny(IOData.byteBuffer(bytes))
+            }
             return
         }
         Self.cork(true, context)
@@ -112,39 +112,6 @@ struct ResponseWriter {
         done.futureResult.assumeIsolated().whenComplete { _ in
             try? handle.close()
             Self.cork(false, context)
-        }
-    }
-
-    /// How much of a file is read at a time on a TLS connection: the next piece is read once the
-    /// previous one is written, so a slow client holds at most this much of the file in memory.
-    static let encryptedReadSize = 256 * 1024
-
-    /// The slices of a file (and the multipart pieces around them) read with `reader` and written
-    /// in order on a TLS connection, where a FileRegion cannot go; `promise` completes once the
-    /// last byte is written, and the file is closed either way.
-    private static func readFile(_ handle: NIOFileHandle, slices: ArraySlice<FileSlice>, trailer: [UInt8]?, reader: NonBlockingFileIO,
-                                 context: ChannelHandlerContext, promise: EventLoopPromise<Void>) {
-        let loop = context.eventLoop
-        guard let slice = slices.first else {
-            try? handle.close()
-            let rest = trailer.map { context.channel.allocator.buffer(bytes: $0) } ?? ByteBuffer()
-            context.writeAndFlush(NIOAny(IOData.byteBuffer(rest)), promise: promise)
-            return
-        }
-        if let preamble = slice.preamble { context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(bytes: preamble))), promise: nil) }
-        let bound = NIOLoopBound(context, eventLoop: loop)
-        reader.readChunked(fileHandle: handle, fromOffset: Int64(slice.offset), byteCount: slice.length, chunkSize: encryptedReadSize,
-                           allocator: context.channel.allocator, eventLoop: loop) { chunk in
-            bound.value.writeAndFlush(NIOAny(IOData.byteBuffer(chunk)))
-        }.assumeIsolated().whenComplete { result in
-            switch result {
-            case .success:
-                readFile(handle, slices: slices.dropFirst(), trailer: trailer, reader: reader, context: bound.value, promise: promise)
-            case .failure(let error):
-                // A file that shrank or a client that left: the body cannot be completed.
-                try? handle.close()
-                promise.fail(error)
-            }
         }
     }
 

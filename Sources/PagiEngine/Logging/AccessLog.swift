@@ -12,7 +12,8 @@ struct AccessRecord {
     var clientAddress: String
     var method: String
     var target: String
-    var versionMinor: Int
+    /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2.0`.
+    var proto: String
     var status: Int
     var bodyBytes: Int
     var host: String
@@ -63,7 +64,7 @@ final class AccessLog: Sendable {
     }
 
     private func render(_ r: AccessRecord) -> String {
-        let requestLine = "\(r.method) \(r.target) HTTP/1.\(r.versionMinor)"
+        let requestLine = "\(r.method) \(r.target) \(r.proto)"
         switch format {
         case .common, .combined:
             var line = "\(r.clientAddress) - \(r.user.map(Self.escapeUser) ?? "-") [\(clock.commonLogTime())] \"\(Self.escape(requestLine))\" \(r.status) \(r.bodyBytes)"
@@ -80,7 +81,7 @@ final class AccessLog: Sendable {
                 ("host", TextEscaping.jsonString(r.host)),
                 ("method", TextEscaping.jsonString(r.method)),
                 ("uri", TextEscaping.jsonString(r.target)),
-                ("proto", TextEscaping.jsonString("HTTP/1.\(r.versionMinor)")),
+                ("proto", TextEscaping.jsonString(r.proto)),
                 ("status", String(r.status)),
                 ("bytes", String(r.bodyBytes)),
                 ("referer", r.referer.map(TextEscaping.jsonString) ?? "null"),

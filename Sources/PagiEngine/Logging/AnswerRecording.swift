@@ -16,7 +16,7 @@ extension ServerContext {
         guard let accessLog else { return }
         accessLog.record(AccessRecord(
             clientAddress: request.clientAddress, method: request.method, target: request.target,
-            versionMinor: request.versionMinor, status: status, bodyBytes: bodyBytes,
+            proto: request.context.isHTTP2 ? "HTTP/2.0" : request.versionMinor == 0 ? "HTTP/1.0" : "HTTP/1.1", status: status, bodyBytes: bodyBytes,
             host: request.context.forwardedHost ?? request.host, referer: request.headers["Referer"],
             userAgent: request.headers["User-Agent"], durationSeconds: duration, requestID: request.context.requestID,
             user: request.context.user, scheme: request.context.scheme.rawValue, clientSubject: request.context.clientSubject))

@@ -51,10 +51,13 @@ public final class HTTPServer: Sendable {
         let admin: Mutex<ServerContext?>
         /// The certificates of each TLS listener (docs/tls.md), re-read on reload.
         let certificates: Mutex<[ListenerKey: CertificateSelector]>
-        init(serving: ServerContext, admin: ServerContext?, certificates: [ListenerKey: CertificateSelector]) {
+        /// The listeners that speak HTTP/2 (docs/http2.md): `server.http2` and their own `http2`.
+        let http2: Mutex<Set<ListenerKey>>
+        init(serving: ServerContext, admin: ServerContext?, certificates: [ListenerKey: CertificateSelector], http2: Set<ListenerKey>) {
             self.serving = Mutex(serving)
             self.admin = Mutex(admin)
             self.certificates = Mutex(certificates)
+            self.http2 = Mutex(http2)
         }
         func current(admin wanted: Bool) -> ServerContext? {
             wanted ? admin.withLock { $0 } : serving.withLock { $0 }
@@ -73,7 +76,7 @@ public final class HTTPServer: Sendable {
         let serving = ServerContext(tables: tables, server: config.server, accessLog: try AccessLog(config.server.accessLog),
                                     logger: logger, connections: connections, requestBudget: requestBudget)
         contexts = Contexts(serving: serving, admin: Self.adminContext(config, table, logger: logger),
-                            certificates: try Self.certificates(config))
+                            certificates: try Self.certificates(config), http2: Self.http2Listeners(config))
         threads = Self.threads(config.server)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
@@ -149,6 +152,7 @@ public final class HTTPServer: Sendable {
         }
         contexts.admin.withLock { $0 = Self.adminContext(config, table, logger: logger) }
         contexts.certificates.withLock { $0 = certificates }
+        contexts.http2.withLock { $0 = Self.http2Listeners(config) }
         shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
         let removed = listeners.withLock { open in
             open.merge(added) { old, _ in old }
@@ -181,6 +185,11 @@ public final class HTTPServer: Sendable {
     /// that a worker, which serves sockets its supervisor opened, finds its own too.
     public static func validateCertificates(_ config: Config) throws(EngineError) {
         _ = try certificates(config)
+    }
+
+    private static func http2Listeners(_ config: Config) -> Set<ListenerKey> {
+        guard config.server.http2 else { return [] }
+        return Set(wanted(config).filter { $0.value.http2 }.keys)
     }
 
     private static func certificates(_ config: Config) throws(EngineError) -> [ListenerKey: CertificateSelector] {
@@ -252,6 +261,7 @@ public final class HTTPServer: Sendable {
                 }
                 let limit = context.server.limits.connections
                 let certificates = contexts.certificates.withLock { $0[key] }
+                let http2 = contexts.http2.withLock { $0.contains(key) }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if limit > 0 && open > limit {
@@ -260,9 +270,16 @@ public final class HTTPServer: Sendable {
                         return
                     }
                     let session = certificates.map(TLSSession.init)
-                    try pipeline.addHandler(HTTPConnectionHandler(server: context, tls: session))
+                    try pipeline.addHandler(HTTPConnectionHandler(server: context, tls: session, acceptsHTTP2Preface: http2 && session == nil))
                     try pipeline.addHandler(SlowReaderGuard(writeSeconds: context.server.timeouts.write))
-                    if let session { try TLSFrontDoor.install(on: channel, session: session) }
+                    if let session {
+                        let upgrade: ((any Channel) throws -> Void)? = if http2 {
+                            { channel in try HTTP2Connection.configure(channel, server: context, tls: session) }
+                        } else {
+                            nil
+                        }
+                        try TLSFrontDoor.install(on: channel, session: session, http2: upgrade)
+                    }
                 }
             }
     }

@@ -26,13 +26,18 @@ public struct CertificateSelector: Sendable {
     private let hostOffers: [Offer?]
     private let fallback: Offer
 
+    /// Whether ALPN offers `h2` (docs/http2.md): `server.http2` and the listener's `http2`.
+    let offersHTTP2: Bool
+
     /// Nil for a listener that does not serve TLS.
     public init?(for listener: ListenConfig, in config: Config) throws(EngineError) {
         guard listener.tls else { return nil }
+        let http2 = config.server.http2 && listener.http2
+        offersHTTP2 = http2
         var made: [TLSConfig: Offer] = [:]
         func context(_ settings: TLSConfig) throws(EngineError) -> Offer {
             if let known = made[settings] { return known }
-            let offer = Offer(context: try Self.makeContext(settings), verifiesClients: settings.clientCA != nil, id: made.count)
+            let offer = Offer(context: try Self.makeContext(settings, http2: http2), verifiesClients: settings.clientCA != nil, id: made.count)
             made[settings] = offer
             return offer
         }
@@ -63,8 +68,17 @@ public struct CertificateSelector: Sendable {
         return own
     }
 
+    /// TLS 1.2 suites: forward secret (ECDHE) AEADs only — Mozilla's "intermediate" list without
+    /// DHE. swift-nio-ssl's default also accepts RSA key transport and CBC suites, which sslyze
+    /// flags (conformance/tls-scan.py). TLS 1.3's suites are all of this kind and not configurable.
+    private static let tls12Ciphers: [NIOTLSCipher] = [
+        .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
+
     /// Reads the certificate chain, key and client CA of `settings` into a context.
-    private static func makeContext(_ settings: TLSConfig) throws(EngineError) -> NIOSSLContext {
+    private static func makeContext(_ settings: TLSConfig, http2: Bool) throws(EngineError) -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(settings.cert)
@@ -83,7 +97,8 @@ public struct CertificateSelector: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                     privateKey: .privateKey(key))
         configuration.minimumTLSVersion = settings.minVersion == "1.3" ? .tlsv13 : .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.cipherSuiteValues = Self.tls12Ciphers
+        configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         if let clientCA = settings.clientCA {
             configuration.trustRoots = .file(clientCA)
             configuration.certificateVerification = settings.clientAuth == .optional ? .optionalVerification : .noHostnameVerification

@@ -19,9 +19,11 @@ final class TLSFrontDoor: ChannelInboundHandler, RemovableChannelHandler {
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8)
     }()
 
-    /// The handlers a TLS connection starts with, in front of the HTTP ones; `session` learns
-    /// what the handshake chose.
-    static func install(on channel: any Channel, session: TLSSession) throws {
+    /// The handlers a TLS connection starts with, in front of the HTTP/1.1 ones; `session` learns
+    /// what the handshake chose. With `http2`, ALPN offers `h2` first, and a client that takes it
+    /// gets `http2` to replace the HTTP/1.1 handlers.
+    static func install(on channel: any Channel, session: TLSSession,
+                        http2: ((any Channel) throws -> Void)?) throws {
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(TLSFrontDoor(), position: .first)
         let sni = ByteToMessageHandler(SNIHandler { result in
@@ -31,6 +33,16 @@ final class TLSFrontDoor: ChannelInboundHandler, RemovableChannelHandler {
                 let pipeline = channel.pipeline.syncOperations
                 // Right behind the SNI handler, which then leaves and hands it the handshake.
                 try pipeline.addHandler(handler, position: .after(pipeline.handler(type: ByteToMessageHandler<SNIHandler>.self)))
+                guard let http2 else { return }
+                try pipeline.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
+                    guard case .negotiated("h2") = result else { return channel.eventLoop.makeSucceededVoidFuture() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        pipeline.removeHandler(try pipeline.handler(type: HTTPConnectionHandler.self), promise: nil)
+                        pipeline.removeHandler(try pipeline.handler(type: SlowReaderGuard.self), promise: nil)
+                        try http2(channel)
+                    }
+                }, position: .after(handler))
             }
         })
         try pipeline.addHandler(sni, position: .after(pipeline.handler(type: TLSFrontDoor.self)))

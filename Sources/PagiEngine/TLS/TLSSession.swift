@@ -18,6 +18,9 @@ final class TLSSession {
         return offer.context
     }
 
+    static let misdirected = ProtocolError(
+        status: 421, reason: "this connection's TLS settings are not those of the host asked for: connect with its name")
+
     /// Whether a request for `host` must be refused with 421 Misdirected Request (RFC 9110
     /// §15.5.20): its host would have been served with other TLS settings than this connection's,
     /// and one of the two verifies client certificates — else a client could name another site in

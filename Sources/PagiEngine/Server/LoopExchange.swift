@@ -3,10 +3,10 @@ import NIOCore
 import PagiConfig
 import PagiCore
 
-/// The `Exchange` of the request an HTTP/1.1 connection is answering, for answers given later
-/// (docs/architecture.md): whichever thread ends it, the end is carried out once, on the
-/// connection's event loop, by the connection handler's `finish`.
-final class HTTP1Exchange: Exchange {
+/// The `Exchange` of a request being answered — an HTTP/1.1 connection's current request or an
+/// HTTP/2 stream — for answers given later (docs/architecture.md): whichever thread ends it, the
+/// end is carried out once, on the event loop of its channel, by the handler's `finish`.
+final class LoopExchange: Exchange {
     enum Outcome: Sendable {
         case response(Response, Request?)
         case fault(Fault)

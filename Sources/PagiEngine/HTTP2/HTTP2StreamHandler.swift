@@ -1,0 +1,230 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import PagiConfig
+import PagiCore
+
+/// One HTTP/2 stream (docs/http2.md): its HEADERS and DATA frames become a `Request` for the
+/// routing table — the same handlers and middleware as HTTP/1.1 — and the `Response` goes back
+/// as HEADERS and DATA frames. Files are read in chunks (`FileChunks`), streamed bodies (SSE)
+/// leave as one DATA frame per write, answers given later go through a `LoopExchange`, and a fault
+/// on purpose resets the stream (RST_STREAM) instead of a connection. NIOHTTP2 below checks the
+/// frames, flow control, SETTINGS and the header blocks (pseudo-headers, forbidden fields).
+final class HTTP2StreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let server: ServerContext
+    private let connection: HTTP2Connection
+    private var accepted: RequestIntake.Accepted?
+    private var body: [UInt8] = []
+    private var sink: ChannelBodySink?
+    /// The streamed body has no end of its own (SSE): a graceful shutdown ends it.
+    private var streamIsOpenEnded = false
+    private var timers: [Scheduled<Void>] = []
+    private var answered = false
+
+    init(server: ServerContext, connection: HTTP2Connection) {
+        self.server = server
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered else { return }
+        switch unwrapInboundIn(data) {
+        case .headers(let headers):
+            if accepted == nil {
+                start(headers.headers, context: context)
+            }
+            if headers.endStream { finish(context: context) }
+        case .data(let data):
+            guard case .byteBuffer(var bytes) = data.data else { return }
+            if let limit = accepted?.bodyLimit, body.count + bytes.readableBytes > limit {
+                fail(ProtocolError(status: 413, reason: "request body over the route's body_limit"), context: context)
+                return
+            }
+            if let chunk = bytes.readBytes(length: bytes.readableBytes) { body += chunk }
+            if data.endStream { finish(context: context) }
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for timer in timers { timer.cancel() }
+        timers = []
+        sink?.connectionClosed()
+        sink = nil
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A graceful shutdown: an open-ended stream (SSE) ends now; others finish.
+        if event is ChannelShouldQuiesceEvent, let sink, streamIsOpenEnded { sink.finish() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: - The request
+
+    /// Pseudo-headers to the request line, `:authority` to `Host` (RFC 9113 §8.3.1).
+    private func start(_ fields: HPACKHeaders, context: ChannelHandlerContext) {
+        var method = "", path = "", authority: String?
+        var headers: [(name: String, value: String)] = []
+        var hasHost = false
+        for (name, value, _) in fields {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case ":authority": authority = value
+            case ":scheme", ":protocol": break
+            default:
+                if name == "host" { hasHost = true }
+                headers.append((name, value))
+            }
+        }
+        if !hasHost, let authority { headers.append(("host", authority)) }
+        let head = RequestHead(method: method, target: path, versionMinor: 1, headers: headers, framing: .none, expectsContinue: false)
+        var intake = RequestIntake()
+        do throws(ProtocolError) {
+            try intake.start(head, table: server.tables.table, peerIP: connection.peerIP, trustedProxies: server.trustedProxies,
+                             encrypted: connection.tls != nil, clientSubject: connection.clientSubject)
+            if let tls = connection.tls, let host = intake.host, tls.misdirects(host: host) { throw TLSSession.misdirected }
+        } catch {
+            accepted = RequestIntake.Accepted(request: Self.placeholder(head, peerIP: connection.peerIP), table: server.tables.table,
+                                              started: .now())
+            fail(error, context: context)
+            return
+        }
+        accepted = intake.takeAccepted()
+        accepted?.request.context.isHTTP2 = true
+    }
+
+    private func finish(context: ChannelHandlerContext) {
+        guard var accepted, !answered else { return }
+        answered = true
+        accepted.request.body = body
+        body = []
+        server.requestBudget?.spend()
+        let response = accepted.table.respond(to: &accepted.request)
+        deliver(response, for: accepted.request, table: accepted.table, started: accepted.started, context: context)
+    }
+
+    private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
+        answered = true
+        let request = accepted?.request ?? Self.placeholder(nil, peerIP: connection.peerIP)
+        let response = server.errorResponse(error, accept: request.headers["Accept"])
+        send(response, for: request, observer: server.observer, started: accepted?.started ?? .now(), context: context)
+    }
+
+    private static func placeholder(_ head: RequestHead?, peerIP: String) -> Request {
+        Request(method: head?.method ?? "-", target: head?.target ?? "-", path: "/", query: nil, versionMinor: 1,
+                headers: HeaderFields(head?.headers ?? []), host: "", clientAddress: peerIP)
+    }
+
+    // MARK: - The answer
+
+    private func deliver(_ response: Response, for request: Request, table: RoutingTable, started: NIODeadline,
+                         context: ChannelHandlerContext) {
+        if let deferred = response.deferred {
+            deferred.start(exchange(for: request, table: table, started: started, context: context))
+            return
+        }
+        var answer = response
+        if ErrorResponses.needsBody(answer) { table.fillErrorBody(&answer, for: request) }
+        send(answer, for: request, observer: table.observer, started: started, context: context)
+    }
+
+    private func exchange(for request: Request, table: RoutingTable, started: NIODeadline,
+                          context: ChannelHandlerContext) -> LoopExchange {
+        let loop = context.eventLoop
+        let finish = NIOLoopBound({ [self] (outcome: LoopExchange.Outcome) in
+            guard context.channel.isActive else { return }
+            for timer in timers { timer.cancel() }
+            timers = []
+            switch outcome {
+            case .response(let response, let continued):
+                deliver(response, for: continued ?? request, table: table, started: started, context: context)
+            case .fault:
+                // Misbehaviour on purpose (`respond: {fault}`): this stream is reset, the connection and
+                // its other streams go on.
+                context.close(promise: nil)
+            case .switchProtocols:
+                // WebSocket over HTTP/2 (RFC 8441) is not offered (no SETTINGS_ENABLE_CONNECT_PROTOCOL),
+                // so a client never asks; anything else that switches protocols cannot on a stream.
+                send(Response(status: 501), for: request, observer: table.observer, started: started, context: context)
+            }
+        }, eventLoop: loop)
+        let timer = NIOLoopBound({ [self] (delay: TimeAmount, work: @escaping @Sendable () -> Void) in
+            guard context.channel.isActive else { return }
+            timers.append(loop.assumeIsolated().scheduleTask(in: delay, work))
+        }, eventLoop: loop)
+        return LoopExchange(loop: loop, finish: finish, timer: timer)
+    }
+
+    private func send(_ response: Response, for request: Request, observer: (any RequestObserver)?, started: NIODeadline,
+                      context: ChannelHandlerContext) {
+        let status = response.status
+        let bodyAllowed = status >= 200 && status != 204 && status != 304 && !request.isHead
+        var fields = HPACKHeaders()
+        fields.reserveCapacity(response.headers.count + 4)
+        fields.add(name: ":status", value: String(status))
+        for field in response.headers where !Self.connectionSpecific(field.name) {
+            fields.add(name: field.name.lowercased(), value: field.value)
+        }
+        if !response.headers.contains("Date") { fields.add(name: "date", value: server.clock.httpDate()) }
+        if server.server.serverHeader, !response.headers.contains("Server") { fields.add(name: "server", value: "pagi-serve") }
+        var streamed: (any BodyStream)?
+        switch response.body {
+        case .stream(let stream): if bodyAllowed { streamed = stream }
+        case .empty: if status >= 200, status != 204, status != 304 { fields.add(name: "content-length", value: "0") }
+        default: if status >= 200, status != 204, status != 304 { fields.add(name: "content-length", value: String(response.body.length)) }
+        }
+        let bodyless = !bodyAllowed || response.body.length == 0 && streamed == nil
+        context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: bodyless))), promise: nil)
+        server.recordAnswer(request, status: status, bodyBytes: bodyAllowed ? response.body.length : 0, observer: observer, started: started)
+        guard !bodyless else {
+            context.flush()
+            return
+        }
+        switch response.body {
+        case .bytes(let bytes):
+            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(context.channel.allocator.buffer(bytes: bytes)), endStream: true))),
+                                  promise: nil)
+        case .file(let file, let offset, let length):
+            sendFile(file, slices: [(nil, offset, length)], trailer: nil, context: context)
+        case .multipart(let file, let parts, let trailer):
+            sendFile(file, slices: parts.map { ($0.preamble, $0.offset, $0.length) }, trailer: trailer, context: context)
+        case .stream(let stream):
+            let sink = ChannelBodySink(context: context, framing: .http2) { [weak self] closeStream in
+                self?.sink = nil
+                if closeStream { context.close(promise: nil) }
+            }
+            self.sink = sink
+            streamIsOpenEnded = stream.isOpenEnded
+            stream.start(sink)
+        case .empty:
+            context.flush()
+        }
+    }
+
+    private func sendFile(_ file: OpenFile, slices: [FileChunks.Slice], trailer: [UInt8]?, context: ChannelHandlerContext) {
+        guard let descriptor = file.take() else {
+            context.close(promise: nil)
+            return
+        }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+        let done = context.eventLoop.makePromise(of: Void.self)
+        done.futureResult.whenFailure { [channel = context.channel] _ in channel.close(promise: nil) }
+        FileChunks.send(handle, slices: slices[...], trailer: trailer, reader: connection.fileReader, context: context, promise: done) { bytes, last in
+            NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(bytes), endStream: last)))
+        }
+    }
+
+    /// Fields HTTP/2 forbids (RFC 9113 §8.2.2): the connection's business, not a stream's.
+    private static func connectionSpecific(_ name: String) -> Bool {
+        name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive")
+            || name.asciiCaseInsensitiveEquals("transfer-encoding") || name.asciiCaseInsensitiveEquals("upgrade")
+            || name.asciiCaseInsensitiveEquals("proxy-connection")
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import PagiTestSupport
+import Synchronization
+import XCTest
+
+/// HTTP/2 end to end with real clients (docs/http2.md): curl and nghttp over TLS (ALPN `h2`) and
+/// over cleartext by prior knowledge (h2c); every kind of answer goes through a stream unchanged.
+final class HTTP2IntegrationTests: XCTestCase {
+    private var dir: URL!
+    private var server: TestServer!
+    private var certificate = ""
+    private let big = deterministicBytes(count: 2 * 1024 * 1024 + 5)
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(ExternalTool.isInstalled("curl") && ExternalTool.isInstalled("nghttp"),
+                          "curl and nghttp (nghttp2-client) are needed: scripts/test installs them")
+        dir = try makeTemporaryDirectory()
+        let ca = try TestCertificateAuthority(in: dir.appendingPathComponent("certs"))
+        try ca.issue(["localhost"], as: "localhost")
+        certificate = ca.certificate
+        try writeFile(dir, "site/big.bin", big)
+    }
+
+    override func tearDownWithError() throws {
+        server?.stop()
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    private func serve(tls: Bool, http2: Bool = true) throws {
+        server = try TestServer(yaml: """
+            server:
+              access_log: {to: access.log}
+              http2: \(http2)
+            tls: {cert: certs/localhost.crt, key: certs/localhost.key}
+            hosts:
+              - names: [localhost]
+                routes:
+                  - {path: /files/, static: {root: site}}
+                  - {path: /echo, methods: [POST], middleware: [{body_limit: 16}], respond: {body: "got {{body}} over {{scheme}}"}}
+                  - {path: /late, respond: {body: late, delay: 100ms}}
+                  - {path: /boom, respond: {fault: reset}}
+                  - {path: /ticks, sse: {ticker: {every: 50ms, data: "tick {{count}}"}}}
+                  - {path: /, respond: {body: "hello"}}
+            """, directory: dir, tls: tls)
+    }
+
+    private var secureURL: String { "https://localhost:\(server.port)" }
+    private var plainURL: String { "http://127.0.0.1:\(server.port)" }
+
+    /// curl over TLS, told to trust the test CA and to reach localhost at the server's port.
+    private func curl(_ arguments: [String]) throws -> ExternalTool.Outcome {
+        try ExternalTool.run("curl", ["-s", "--max-time", "10", "--cacert", certificate,
+                                      "--resolve", "localhost:\(server.port):127.0.0.1"] + arguments, in: dir)
+    }
+
+    func testALPNChoosesHTTP2AndEveryKindOfAnswerComesThrough() throws {
+        try serve(tls: true)
+        let format = "%{http_version} %{http_code}\\n"
+        let simple = try curl(["--http2", "-w", " " + format, "\(secureURL)/"])
+        XCTAssertEqual(simple.output, "hello 2 200\n", simple.errors)
+        let file = try curl(["--http2", "-o", "got.bin", "-w", format, "\(secureURL)/files/big.bin"])
+        XCTAssertEqual(file.output, "2 200\n", file.errors)
+        XCTAssertTrue(try Data(contentsOf: dir.appendingPathComponent("got.bin")) == Data(big), "the file arrives byte for byte")
+        let range = try curl(["--http2", "-r", "1000-1009", "-o", "range.bin", "-w", format, "\(secureURL)/files/big.bin"])
+        XCTAssertEqual(range.output, "2 206\n")
+        XCTAssertEqual(Array(try Data(contentsOf: dir.appendingPathComponent("range.bin"))), Array(big[1000..<1010]))
+        let posted = try curl(["--http2", "-d", "hi", "-w", " " + format, "\(secureURL)/echo"])
+        XCTAssertEqual(posted.output, "got hi over https 2 200\n")
+        let tooLarge = try curl(["--http2", "-d", String(repeating: "x", count: 100), "-o", "/dev/null", "-w", format, "\(secureURL)/echo"])
+        XCTAssertEqual(tooLarge.output, "2 413\n")
+        let missing = try curl(["--http2", "-o", "/dev/null", "-w", format, "\(secureURL)/files/nothing-here"])
+        XCTAssertEqual(missing.output, "2 404\n")
+        let head = try curl(["--http2", "-I", "\(secureURL)/files/big.bin"])
+        XCTAssertTrue(head.output.hasPrefix("HTTP/2 200"), head.output)
+        XCTAssertTrue(head.output.contains("content-length: \(big.count)"), head.output)
+        let late = try curl(["--http2", "-w", " " + format, "\(secureURL)/late"])
+        XCTAssertEqual(late.output, "late 2 200\n")
+        let log = try String(contentsOf: dir.appendingPathComponent("access.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains("\"GET /files/big.bin HTTP/2.0\" 200 \(big.count)"), log)
+    }
+
+    func testCleartextHTTP2ByPriorKnowledge() throws {
+        try serve(tls: false)
+        let answer = try ExternalTool.run("curl", ["-s", "--http2-prior-knowledge", "-w", " %{http_version}", "\(plainURL)/"])
+        XCTAssertEqual(answer.output, "hello 2")
+        // HTTP/1.1 on the same listener as before.
+        XCTAssertEqual(RawClient.get(port: server.port, "/")?.text, "hello")
+    }
+
+    func testHTTP2FalseKeepsEveryConnectionOnHTTP11() throws {
+        try serve(tls: true, http2: false)
+        let answer = try curl(["--http2", "-w", " %{http_version}", "\(secureURL)/"])
+        XCTAssertEqual(answer.output, "hello 1.1")
+    }
+
+    func testAFaultResetsItsStreamAndTheConnectionServesTheNext() throws {
+        try serve(tls: false)
+        let session = try ExternalTool.run("nghttp", ["-v", "\(plainURL)/boom", "\(plainURL)/"])
+        XCTAssertTrue(session.output.contains("recv RST_STREAM frame"), session.output)
+        XCTAssertTrue(session.output.contains("hello"), "the other stream of the same connection is answered\n" + session.output)
+    }
+
+    func testServerSentEventsFlowOneByOneOverHTTP2() throws {
+        try serve(tls: true)
+        let stream = try curl(["--http2", "-N", "--max-time", "1", "\(secureURL)/ticks"])
+        XCTAssertTrue(stream.output.contains("data: tick 1\n"), stream.output)
+        XCTAssertTrue(stream.output.contains("data: tick 3\n"), stream.output)
+    }
+
+    func testAGracefulShutdownFinishesOpenStreamsAfterGoAway() throws {
+        try serve(tls: false)
+        let result = Mutex<ExternalTool.Outcome?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let url = "\(plainURL)/late"
+        Thread.detachNewThread {
+            let outcome = try? ExternalTool.run("nghttp", ["-v", url])
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        let stopped = server.stopInBackground()
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(stopped.wait(timeout: .now() + 5), .success)
+        let session = try XCTUnwrap(result.withLock { $0 })
+        XCTAssertTrue(session.output.contains("late"), "the stream under way is answered\n" + session.output)
+        XCTAssertTrue(session.output.contains("recv GOAWAY frame"), session.output)
+    }
+}
