@@ -79,6 +79,27 @@ final class HTTP2IntegrationTests: XCTestCase {
         XCTAssertTrue(log.contains("\"GET /files/big.bin HTTP/2.0\" 200 \(big.count)"), log)
     }
 
+    /// The server-wide limits hold on a stream as on an HTTP/1.1 connection.
+    func testServerLimitsHoldOnStreams() throws {
+        server = try TestServer(yaml: """
+            server:
+              access_log: {to: off}
+              limits: {body_bytes: 1KiB, uri_bytes: 64}
+            hosts:
+              - names: [localhost]
+                routes: [{path: /, respond: {body: "ok"}}]
+            """, directory: dir)
+        let format = "%{http_version} %{http_code}"
+        let big = try ExternalTool.run("curl", ["-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", format,
+                                                "-d", String(repeating: "x", count: 4096), "\(plainURL)/"])
+        XCTAssertEqual(big.output, "2 413")
+        let long = try ExternalTool.run("curl", ["-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", format,
+                                                 "\(plainURL)/" + String(repeating: "a", count: 100)])
+        XCTAssertEqual(long.output, "2 414")
+        let fine = try ExternalTool.run("curl", ["-s", "--http2-prior-knowledge", "-w", " " + format, "-d", "small", "\(plainURL)/"])
+        XCTAssertEqual(fine.output, "ok 2 200")
+    }
+
     func testCleartextHTTP2ByPriorKnowledge() throws {
         try serve(tls: false)
         let answer = try ExternalTool.run("curl", ["-s", "--http2-prior-knowledge", "-w", " %{http_version}", "\(plainURL)/"])

@@ -24,6 +24,15 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
     private var streamIsOpenEnded = false
     private var timers: [Scheduled<Void>] = []
     private var answered = false
+    /// `timeouts.body`: a stream whose request does not end in time is answered 408 (a slow
+    /// client holding streams open is the HTTP/2 form of slowloris).
+    private var requestTimer: Scheduled<Void>?
+
+    /// The server's `limits.body_bytes`, or the route's smaller `body_limit`.
+    private var bodyLimit: Int {
+        let server = server.parserLimits.bodyBytes > 0 ? server.parserLimits.bodyBytes : Int.max
+        return min(server, accepted?.bodyLimit ?? Int.max)
+    }
 
     init(server: ServerContext, connection: HTTP2Connection) {
         self.server = server
@@ -36,12 +45,13 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
         case .headers(let headers):
             if accepted == nil {
                 start(headers.headers, context: context)
+                if !headers.endStream, !answered { armRequestTimer(context: context) }
             }
             if headers.endStream { finish(context: context) }
         case .data(let data):
             guard case .byteBuffer(var bytes) = data.data else { return }
-            if let limit = accepted?.bodyLimit, body.count + bytes.readableBytes > limit {
-                fail(ProtocolError(status: 413, reason: "request body over the route's body_limit"), context: context)
+            if body.count + bytes.readableBytes > bodyLimit {
+                fail(ProtocolError(status: 413, reason: "request body too large"), context: context)
                 return
             }
             if let chunk = bytes.readBytes(length: bytes.readableBytes) { body += chunk }
@@ -54,6 +64,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         for timer in timers { timer.cancel() }
         timers = []
+        requestTimer?.cancel()
         sink?.connectionClosed()
         sink = nil
         context.fireChannelInactive()
@@ -87,22 +98,34 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
         let head = RequestHead(method: method, target: path, versionMinor: 1, headers: headers, framing: .none, expectsContinue: false)
         var intake = RequestIntake()
         do throws(ProtocolError) {
+            // The same limits as an HTTP/1.1 head (`limits.uri_bytes`, `limits.headers`); the header
+            // bytes are bounded by SETTINGS_MAX_HEADER_LIST_SIZE already.
+            if path.utf8.count > server.parserLimits.uriBytes { throw ProtocolError(status: 414, reason: "URI too long") }
+            if headers.count > server.parserLimits.headerCount { throw ProtocolError(status: 431, reason: "too many header fields") }
             try intake.start(head, table: server.tables.table, peerIP: connection.peerIP, trustedProxies: server.trustedProxies,
                              encrypted: connection.tls != nil, clientSubject: connection.clientSubject)
             if let tls = connection.tls, let host = intake.host, tls.misdirects(host: host) { throw TLSSession.misdirected }
         } catch {
-            accepted = RequestIntake.Accepted(request: Self.placeholder(head, peerIP: connection.peerIP), table: server.tables.table,
-                                              started: .now())
-            fail(error, context: context)
+            fail(error, head: head, context: context)
             return
         }
         accepted = intake.takeAccepted()
         accepted?.request.context.isHTTP2 = true
     }
 
+    private func armRequestTimer(context: ChannelHandlerContext) {
+        let seconds = server.server.timeouts.body
+        guard seconds > 0 else { return }
+        requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [self] in
+            guard !answered else { return }
+            fail(ProtocolError(status: 408, reason: "request body not received in time"), context: context)
+        }
+    }
+
     private func finish(context: ChannelHandlerContext) {
         guard var accepted, !answered else { return }
         answered = true
+        requestTimer?.cancel()
         accepted.request.body = body
         body = []
         server.requestBudget?.spend()
@@ -110,9 +133,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
         deliver(response, for: accepted.request, table: accepted.table, started: accepted.started, context: context)
     }
 
-    private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
+    /// Answers a request that cannot be served (with a stand-in for the access log when it was
+    /// refused before it became a `Request`); the stream ends with the answer.
+    private func fail(_ error: ProtocolError, head: RequestHead? = nil, context: ChannelHandlerContext) {
         answered = true
-        let request = accepted?.request ?? Self.placeholder(nil, peerIP: connection.peerIP)
+        requestTimer?.cancel()
+        let request = accepted?.request ?? Self.placeholder(head, peerIP: connection.peerIP)
         let response = server.errorResponse(error, accept: request.headers["Accept"])
         send(response, for: request, observer: server.observer, started: accepted?.started ?? .now(), context: context)
     }
