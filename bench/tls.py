@@ -181,9 +181,16 @@ def wrk(url, seconds, headers, server_pid):
 def profile(port, pid, work):
     """`perf record` on the server for PROFILE_SECONDS during a further 1 MiB run: the hottest symbols
     (share of the samples, with their thread and library), and the samples per thread."""
+    return record_profile(pid, work, ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{PROFILE_SECONDS + 2}s",
+                                      f"https://127.0.0.1:{port}/1m.bin"])
+
+
+def record_profile(pid, work, load_command):
+    """`perf record -F 999` on process `pid` for PROFILE_SECONDS while `load_command` runs (it should
+    last PROFILE_SECONDS + 2 s): {"symbols": the hottest (share, thread, library, symbol), "threads":
+    share per thread, "modules": share per Swift module or library}, or None when perf fails."""
     data = os.path.join(work, "perf.data")
-    load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{PROFILE_SECONDS + 2}s",
-                             f"https://127.0.0.1:{port}/1m.bin"], stdout=subprocess.DEVNULL)
+    load = subprocess.Popen(load_command, stdout=subprocess.DEVNULL)
     time.sleep(1)
     recorded = subprocess.run(["perf", "record", "-F", "999", "-p", str(pid), "-o", data, "--", "sleep", str(PROFILE_SECONDS)],
                               capture_output=True, text=True)
@@ -191,30 +198,54 @@ def profile(port, pid, work):
     if recorded.returncode != 0 or not os.path.exists(data):
         return None
 
-    def report(sort):
+    def report(sort, limit="0.3"):
         out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
-                              "--percent-limit", "0.3"], capture_output=True, text=True).stdout
+                              "--percent-limit", limit], capture_output=True, text=True).stdout
         # "  12.34%  NIO-ELT-0-#0  pagi-serve  [.] symbol": the share, then one field per sort key.
         return [l.split(None, len(sort.split(","))) for l in out.splitlines() if re.match(r"\s+[\d.]+%", l)]
 
     # Numbered threads (the thread pool's two) summed under their stem, as in the CPU table.
     symbols = {}
-    for fields in report("comm,dso,sym"):
+    for fields in report("comm,dso,sym", limit="0.01"):
         if len(fields) < 4:
             continue
         key = (stem(fields[1]), fields[2], re.sub(r"^\[[.kgu]\]\s+", "", fields[3]).strip())
         symbols[key] = symbols.get(key, 0) + float(fields[0].rstrip("%"))
-    top = sorted(symbols.items(), key=lambda x: -x[1])[:18]
-    names = [symbol for (_, _, symbol), _ in top]
+    ranked = sorted(symbols.items(), key=lambda x: -x[1])
     demangler = shutil.which("swift-demangle")
-    if demangler and names:
-        demangled = subprocess.run([demangler, "--simplified"], input="\n".join(names), capture_output=True, text=True).stdout.splitlines()
-        if len(demangled) == len(names):
-            names = demangled
+
+    def demangle(names, *flags):
+        if not demangler or not names:
+            return names
+        out = subprocess.run([demangler, *flags], input="\n".join(names), capture_output=True, text=True).stdout.splitlines()
+        return out if len(out) == len(names) else names
+
+    top = [item for item in ranked[:18] if item[1] >= 0.3]
+    names = demangle([symbol for (_, _, symbol), _ in top], "--simplified")
+    modules = {}
+    for ((_, dso, _), share), full in zip(ranked, demangle([symbol for (_, _, symbol), _ in ranked])):
+        module = module_of(dso, full)
+        modules[module] = modules.get(module, 0) + share
     threads = {}
     for fields in report("comm"):
         threads[stem(fields[1])] = threads.get(stem(fields[1]), 0) + float(fields[0].rstrip("%"))
-    return {"symbols": [(share, thread, dso, name) for ((thread, dso, _), share), name in zip(top, names)], "threads": threads}
+    return {"symbols": [(share, thread, dso, name) for ((thread, dso, _), share), name in zip(top, names)],
+            "threads": threads, "modules": modules}
+
+
+def module_of(dso, symbol):
+    """Where a sample's code belongs: the kernel, a C library, BoringSSL, the Swift runtime, or the
+    first Swift module a demangled symbol names (NIOHTTP2, NIOHPACK, PagiEngine, ...)."""
+    if dso.startswith("[kernel"):
+        return "kernel"
+    if dso != "pagi-serve":
+        return dso
+    if "BoringSSL" in symbol or symbol.startswith("CNIO") or symbol.startswith("aes") or symbol.startswith("gcm"):
+        return "BoringSSL"
+    if symbol.startswith("swift_") or symbol.startswith("_swift"):
+        return "Swift runtime"
+    found = re.search(r"\b(_?[A-Z][A-Za-z0-9_]*)\.", symbol)
+    return "Swift standard library" if not found or found.group(1) == "Swift" else found.group(1)
 
 
 def stem(thread):

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""HTTP/2 side by side: pagi-serve against nginx `http2`, in the same run on the same files (called by
+`bench/run --http2`). The setup of the TLS benchmark (bench/tls.py): one certificate for both servers
+made by the binary under test (`pagi-serve cert localhost 127.0.0.1`), each server pinned to CPU 0 with
+its access log off, one server after the other; the load is h2load (nghttp2) on CPU 1,
+`h2load -c 64 -m 10 -D 10` (64 connections, 10 streams in flight on each, 10 s), 3 runs per row, median
+req/s; ratios pagi-serve ÷ nginx.
+
+Listeners: a TLS one, where the client offers ALPN `h2` (pagi-serve `{address: …, tls: true}`, nginx
+`listen … ssl http2`), and a cleartext one spoken to with HTTP/2 prior knowledge, h2c (pagi-serve's
+cleartext listeners take it by default; nginx `listen … http2` without `ssl`).
+
+Rows:
+  1 KiB file (h2, TLS)                  the static file, answered from memory by both
+  respond: fixed 13 B (h2, TLS)         pagi-serve `respond: {body: "Hello, world!"}`, nginx `return 200`
+                                        with the same content type
+  the same two over h2c                 cleartext, prior knowledge
+
+Before a row is measured, its answer is fetched once with curl (`--http2` with the certificate
+verified, or `--http2-prior-knowledge`): the HTTP version must be 2, and the body the file or the text;
+every measured h2load run must report the application protocol `h2` (or `h2c`) and no failed, errored
+or non-2xx request. CPU per row: the server's (pagi-serve by thread name) and h2load's, as a share of a
+core, so a row that h2load, not the server, limits shows. In a full run, with `perf` installed,
+pagi-serve's 1 KiB h2 row is run once more for 10 s under `perf record`: the hottest symbols, and the
+samples by Swift module or library.
+"""
+import argparse
+import datetime
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import harness
+import tls
+from harness import make_site, write
+from serverprocess import free_port, serving_as_invoker
+
+ROOT = harness.ROOT
+SERVERS = ["pagi-serve", "nginx"]
+FIXED_BODY = b"Hello, world!"
+# pagi-serve's `respond: {body: …}` answers text/plain; charset=utf-8, and nginx is told the same.
+FIXED_TYPE = "text/plain; charset=utf-8"
+# (row name, path, listener: "h2" over TLS with ALPN, "h2c" cleartext with prior knowledge)
+WORKLOADS = [
+    ("1 KiB file", "/1k.bin", "h2"),
+    ("respond: fixed 13 B", "/fixed", "h2"),
+    ("1 KiB file, h2c", "/1k.bin", "h2c"),
+    ("respond: fixed 13 B, h2c", "/fixed", "h2c"),
+]
+PROFILED = "1 KiB file"
+CLIENTS, STREAMS = 64, 10
+
+
+def pagi_config(ports, www, certs):
+    return f"""
+server:
+  listen: ["127.0.0.1:{ports['h2c']}", {{address: "127.0.0.1:{ports['h2']}", tls: true}}]
+  threads: 1
+  access_log: {{to: "off"}}
+  log_level: warn
+  limits: {{connections: 20000}}
+  timeouts: {{idle: 10m, header: 10m}}
+tls:
+  cert: {certs}/localhost.crt
+  key: {certs}/localhost.key
+hosts:
+  - names: ["*"]
+    routes:
+      - path: /
+        static: {www}
+      - path: /fixed
+        respond: {{body: "{FIXED_BODY.decode()}"}}
+"""
+
+
+def nginx_config(ports, work, www, certs):
+    return f"""
+worker_processes 1;
+worker_rlimit_nofile 30000;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  types {{ application/octet-stream bin; }}
+  server {{
+    listen 127.0.0.1:{ports['h2']} ssl http2;
+    listen 127.0.0.1:{ports['h2c']} http2;
+    ssl_certificate {certs}/localhost.crt;
+    ssl_certificate_key {certs}/localhost.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root {www};
+    location = /fixed {{ default_type "{FIXED_TYPE}"; return 200 "{FIXED_BODY.decode()}"; }}
+  }}
+}}
+"""
+
+
+def url(ports, path, listener):
+    return f"{'https' if listener == 'h2' else 'http'}://127.0.0.1:{ports[listener]}{path}"
+
+
+def check(ports, path, listener, certs, work):
+    """One request with curl as h2load will make it: (HTTP version, status, content type, body) or an
+    error text."""
+    body_path = os.path.join(work, "check.body")
+    flags = ["--http2", "--cacert", os.path.join(certs, "localhost.crt")] if listener == "h2" else ["--http2-prior-knowledge"]
+    done = subprocess.run(["curl", "-sS", "--max-time", "10", *flags, "-o", body_path,
+                           "-w", "%{http_version} %{http_code} %{content_type}", url(ports, path, listener)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"curl failed: {done.stderr.strip()}"
+    version, status, content_type = (done.stdout.split(" ", 2) + ["", ""])[:3]
+    with open(body_path, "rb") as f:
+        return version, int(status), content_type, f.read()
+
+
+def h2load(target, seconds, server_pid, listener):
+    """h2load on CPU 1; its figures, plus the server's and h2load's CPU over the run (share of a core)."""
+    command = ["taskset", "-c", "1", "h2load", "-c", str(CLIENTS), "-m", str(STREAMS), "-D", str(seconds), target]
+    server_before, threads_before = tls.tree_ticks(server_pid)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    out = subprocess.run(command, capture_output=True, text=True).stdout
+    elapsed = time.monotonic() - start
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_after, threads_after = tls.tree_ticks(server_pid)
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s, ([\d.]+)(\w+)/s", out)
+    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored, (\d+) timeout", out)
+    protocol = re.search(r"Application protocol: (\S+)", out)
+    if not rps or not counts or not protocol:
+        raise RuntimeError(f"h2load printed no rate or protocol: {out.strip()[-400:]}")
+    if protocol.group(1) != listener:
+        raise RuntimeError(f"h2load spoke {protocol.group(1)}, not {listener}")
+    status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    traffic = re.search(r"traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers \(space savings ([\d.]+)%\), .*?\((\d+)\) data", out)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
+    h2load_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    done = int(counts.group(2)) or 1
+    return {
+        "rps": float(rps.group(1)),
+        "mbs": float(rps.group(2)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}.get(rps.group(3), 1),
+        "mean": harness.parse_latency(mean.group(1)) if mean else float("nan"),
+        "bad": sum(map(int, counts.group(4, 5, 6))) + (sum(map(int, status.group(2, 3, 4))) if status else 0),
+        "header_bytes": int(traffic.group(2)) / done if traffic else float("nan"),
+        "header_savings": float(traffic.group(3)) if traffic else float("nan"),
+        "server_cpu": (server_after - server_before) / tls.CLK_TCK / elapsed,
+        "threads": {n: (threads_after.get(n, 0) - threads_before.get(n, 0)) / tls.CLK_TCK / elapsed for n in threads_after},
+        "h2load_cpu": h2load_cpu / elapsed,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--quick", action="store_true", help="1 run of 1 s per row: a smoke run, figures not meaningful")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "http2.md"))
+    args = parser.parse_args()
+    seconds, runs = (1, 1) if args.quick else (10, 3)
+    load_average = os.getloadavg()
+
+    work = tempfile.mkdtemp(prefix="pagi-h2-")
+    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+    www = make_site(work)
+    certs = os.path.join(work, "certs")
+    os.makedirs(certs)
+    made = subprocess.run([args.binary, "cert", "localhost", "127.0.0.1", "--out", certs], capture_output=True, text=True)
+    if made.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        sys.exit(f"pagi-serve cert failed: {made.stderr.strip()}")
+    context = tls.tls_context(certs)
+    ports = {s: {"h2": free_port(), "h2c": free_port()} for s in SERVERS}
+    write(os.path.join(work, "pagi.yaml"), pagi_config(ports["pagi-serve"], www, certs))
+    write(os.path.join(work, "nginx.conf"), nginx_config(ports["nginx"], work, www, certs))
+    commands = {
+        "pagi-serve": [args.binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(args.binary),
+        "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
+    }
+    expected = {"/1k.bin": open(os.path.join(www, "1k.bin"), "rb").read(), "/fixed": FIXED_BODY}
+
+    results, content_types, failures = {}, {}, []
+    perf = None
+    for server in SERVERS:
+        print(f"{time.strftime('%H:%M:%S')} {server}", file=sys.stderr)
+        process = subprocess.Popen(["taskset", "-c", "0"] + commands[server], stdout=subprocess.DEVNULL,
+                                   stderr=open(os.path.join(work, f"{server}.log"), "w"), start_new_session=True)
+        try:
+            # Ready when the TLS listener answers HTTP/1.1 (no ALPN from Python's client).
+            if not tls.wait_ready(ports[server]["h2"], process, context):
+                with open(os.path.join(work, f"{server}.log")) as log:
+                    failures.append(f"{server} did not start: {log.read().strip()[-300:]}")
+                continue
+            for name, path, listener in WORKLOADS:
+                answer = check(ports[server], path, listener, certs, work)
+                if isinstance(answer, str):
+                    failures.append(f"{server}: {name}: {answer}")
+                    continue
+                version, status, content_type, body = answer
+                if version != "2" or status != 200 or body != expected[path]:
+                    failures.append(f"{server}: {name} answered HTTP/{version} {status} with {len(body):,} bytes, "
+                                    "not HTTP/2 200 with the expected body")
+                    continue
+                content_types[(server, path)] = content_type
+                target = url(ports[server], path, listener)
+                try:
+                    h2load(target, 1, process.pid, listener)  # warm-up
+                    samples = [h2load(target, seconds, process.pid, listener) for _ in range(runs)]
+                except RuntimeError as error:
+                    failures.append(f"{server}: {name}: {error}")
+                    continue
+                bad = sum(r["bad"] for r in samples)
+                if bad:
+                    failures.append(f"{server}: {name}: {bad:,} failed, errored or non-2xx requests under load")
+                results[(server, name)] = sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
+                print(f"  {name}: {results[(server, name)]['rps']:,.0f} req/s", file=sys.stderr)
+            if server == "pagi-serve" and not args.quick and shutil.which("perf"):
+                print(f"{time.strftime('%H:%M:%S')} profiling pagi-serve: {PROFILED}", file=sys.stderr)
+                path, listener = next((p, l) for n, p, l in WORKLOADS if n == PROFILED)
+                perf = tls.record_profile(process.pid, work, [
+                    "taskset", "-c", "1", "h2load", "-c", str(CLIENTS), "-m", str(STREAMS),
+                    "-D", str(tls.PROFILE_SECONDS + 2), url(ports[server], path, listener)])
+        finally:
+            print(f"{time.strftime('%H:%M:%S')} stopping {server}", file=sys.stderr)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+    h2load_version = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.strip()
+    load = f"`h2load -c {CLIENTS} -m {STREAMS} -D {seconds}`"
+    lines = [
+        "# HTTP/2: pagi-serve and nginx side by side"
+        + (" (QUICK smoke run, figures not meaningful)" if args.quick else f" ({runs}×{seconds}s per row, median)"),
+        "",
+        f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · server pinned to CPU 0, {load} on CPU 1 ({h2load_version}) · "
+        f"access logs off · `bench/run --http2{' --quick' if args.quick else ''}` · load average before the run "
+        f"{load_average[0]:.2f}",
+        "",
+        "| workload | pagi-serve req/s (mean ms) | nginx req/s (mean ms) | pagi/nginx |",
+        "|---|---|---|---|",
+    ]
+    for name, _, listener in WORKLOADS:
+        cells = []
+        for s in SERVERS:
+            r = results.get((s, name))
+            cells.append("{:,.0f} ({:.2f})".format(r["rps"], r["mean"]) if r else "—")
+        label = name if listener == "h2c" else f"{name}, h2 (TLS)"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | "
+                     f"{harness.ratio_text(results.get(('pagi-serve', name)), results.get(('nginx', name)))} |")
+    types = "; ".join(f"{s} `{content_types[(s, '/fixed')]}`" for s in SERVERS if (s, "/fixed") in content_types)
+    lines += [
+        "",
+        f"{CLIENTS} connections with {STREAMS} streams in flight on each ({CLIENTS * STREAMS} requests at a time), "
+        "one h2load thread; mean ms: h2load's mean time per request. h2 (TLS): ALPN `h2` offered by h2load, "
+        "one certificate for both made by `pagi-serve cert localhost 127.0.0.1` (ECDSA P-256); h2c: cleartext, "
+        "HTTP/2 with prior knowledge. pagi-serve: `threads: 1`, a cleartext listener and a `tls: true` one, "
+        "`http2` at its default (on). nginx " + nginx_version + ": `worker_processes 1`, `listen … ssl http2` and "
+        "`listen … http2`, `ssl_protocols TLSv1.2 TLSv1.3`, its HTTP/2 settings at their defaults "
+        "(`http2_max_concurrent_streams 128`, as pagi-serve's SETTINGS). respond: fixed 13 B is pagi-serve "
+        "`respond: {body: \"Hello, world!\"}` and nginx `return 200 \"Hello, world!\"` with `default_type` set "
+        f"to pagi-serve's content type ({types or 'not checked'}).",
+        "Every row was checked first with curl (`--http2` over TLS with the certificate verified, "
+        "`--http2-prior-knowledge` on h2c): HTTP version 2, status 200, the expected body; each h2load run "
+        "must report the application protocol of its row and no failed or non-2xx request.",
+        "",
+        "CPU over the measured runs (utime + stime ÷ wall time: 100 % is one core; the server's whole process, "
+        "pagi-serve by thread name) and header bytes per response on the wire (HPACK):",
+        "",
+        "| workload | pagi-serve CPU (by thread) | h2load CPU (pagi-serve run) | nginx CPU | h2load CPU (nginx run) "
+        "| server CPU per request, pagi-serve / nginx | header bytes per response, pagi-serve / nginx |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, _, listener in WORKLOADS:
+        p, n = results.get(("pagi-serve", name)), results.get(("nginx", name))
+        label = name if listener == "h2c" else f"{name}, h2 (TLS)"
+        lines.append(f"| {label} | " + (f"{p['server_cpu']:.0%} ({tls.thread_text(p['threads'])})" if p else "—")
+                     + " | " + (f"{p['h2load_cpu']:.0%}" if p else "—") + " | " + (f"{n['server_cpu']:.0%}" if n else "—")
+                     + " | " + (f"{n['h2load_cpu']:.0%}" if n else "—") + " | "
+                     + (f"{tls.per_request(p)} / {tls.per_request(n)}" if p and n else "—") + " | "
+                     + (f"{p['header_bytes']:.1f} / {n['header_bytes']:.1f}" if p and n else "—") + " |")
+    lines += ["", "The CPU figures are those of each row's median run."]
+    if perf:
+        lines += [
+            "",
+            f"Where pagi-serve's time goes on the {PROFILED} over h2 (TLS): `perf record -F 999` on the server for "
+            f"{tls.PROFILE_SECONDS} s of a further run of the same load. Samples per thread: " + ", ".join(
+                f"`{n}` {v:.0f} %" for n, v in sorted(perf["threads"].items(), key=lambda x: -x[1])) + ". By Swift "
+            "module or library (the first module a demangled symbol names): " + ", ".join(
+                f"{m} {v:.1f} %" for m, v in sorted(perf["modules"].items(), key=lambda x: -x[1]) if v >= 0.5) + ".",
+            "",
+            "| samples | thread | library | symbol |",
+            "|---|---|---|---|",
+        ]
+        for percent, comm, dso, symbol in perf["symbols"]:
+            symbol = symbol.replace("|", "\\|")
+            lines.append(f"| {percent:.1f} % | `{comm}` | {dso} | `{symbol[:110]}` |")
+    if failures:
+        lines += ["", "Failures: " + "; ".join(failures)]
+    out = args.out if not args.quick else args.out.replace(".md", "-quick.md")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    write(out, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
