@@ -9,9 +9,9 @@ import NIOPosix
 /// NIOHTTP2 carries the defences at the frame level: Rapid Reset (CVE-2023-44487) and other
 /// "glitches", CONTINUATION floods, control-frame floods, HPACK tables bounded by our SETTINGS,
 /// flow control. What is left to us is the request level: limits on headers and bodies, timeouts.
-final class HTTP2Connection: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unchecked Sendable {
+final class HTTP2Connection: ChannelInboundHandler, NIOHTTP2FrameDelegate, @unchecked Sendable {
     // @unchecked: every member is touched on the connection's event loop only (the handler's
-    // callbacks and NIOHTTP2's stream delegate calls both run there).
+    // callbacks, NIOHTTP2's frame delegate calls and the streams' handlers all run there).
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -48,12 +48,16 @@ final class HTTP2Connection: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unc
         var streams = NIOHTTP2Handler.StreamConfiguration()
         streams.targetWindowSize = 1 << 20
         let pipeline = channel.pipeline.syncOperations
-        _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: configuration, streamConfiguration: streams,
-                                                streamDelegate: connection) { stream in
+        // NIOHTTP2's frame delegate (which sees the GOAWAY it sends) comes with its standalone
+        // stream multiplexer only, not with the inline one.
+        try pipeline.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: connection, connectionConfiguration: configuration,
+                                                streamConfiguration: streams))
+        try pipeline.addHandler(HTTP2StreamMultiplexer(mode: .server, channel: channel, targetWindowSize: 1 << 20,
+                                                       inboundStreamInitializer: { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2StreamHandler(server: server, connection: connection))
             }
-        }
+        }))
         try pipeline.addHandler(connection)
         connection.armIdleTimer()
     }
@@ -61,13 +65,23 @@ final class HTTP2Connection: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unc
     /// Concurrent streams a client may open (RFC 9113 recommends at least 100).
     static let maxConcurrentStreams = 128
 
-    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
+    /// A GOAWAY for an error (RFC 9113 §5.4.1): the connection MUST close once it is sent. NIOHTTP2
+    /// writes it and reports the error, but leaves the close to us.
+    func wroteFrame(_ frame: HTTP2Frame) {
+        guard case .goAway(_, let code, _) = frame.payload, code != .noError, let channel else { return }
+        // The next turn of the loop: the frame is flushed first.
+        channel.eventLoop.execute { channel.close(promise: nil) }
+    }
+
+    /// A stream's handler was added (`HTTP2StreamHandler`).
+    func streamOpened() {
         openStreams += 1
         idleTimer?.cancel()
         idleTimer = nil
     }
 
-    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
+    /// A stream's channel closed.
+    func streamEnded() {
         openStreams -= 1
         guard openStreams == 0 else { return }
         if draining {

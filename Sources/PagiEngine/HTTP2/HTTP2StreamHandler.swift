@@ -61,7 +61,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
         }
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        connection.streamOpened()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        connection.streamEnded()
         for timer in timers { timer.cancel() }
         timers = []
         requestTimer?.cancel()
