@@ -58,6 +58,94 @@ def write(path, text):
         f.write(text)
 
 
+def nginx_head(work, name="nginx", worker_processes=1, types="application/octet-stream bin;"):
+    """The start of every benchmark's nginx.conf, up to the `http` block's `types`: pid and error log
+    in `work` (named after `name`), access log off, sendfile, keep-alive for as long as a run. The
+    caller adds the rest of the `http` block and closes it."""
+    return f"""worker_processes {worker_processes};
+worker_rlimit_nofile 30000;
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  types {{ {types} }}
+"""
+
+
+def server_commands(binary, work, pagi_text, nginx_text):
+    """Writes pagi.yaml and nginx.conf into `work`: the commands that serve them, by server name."""
+    write(os.path.join(work, "pagi.yaml"), pagi_text)
+    write(os.path.join(work, "nginx.conf"), nginx_text)
+    return {
+        "pagi-serve": [binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(binary),
+        "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
+    }
+
+
+def start_pinned(command, work, name):
+    """`command` on CPU 0, in a session of its own (stopped with its children), stderr in NAME.log."""
+    return subprocess.Popen(["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(work, f"{name}.log"), "w"), start_new_session=True)
+
+
+def log_tail(work, name):
+    """The end of what a server started by start_pinned wrote to stderr."""
+    with open(os.path.join(work, f"{name}.log")) as log:
+        return log.read().strip()[-300:]
+
+
+def stop(process, label):
+    """SIGTERM to the process's session, SIGKILL after 30 s."""
+    print(f"{time.strftime('%H:%M:%S')} stopping {label}", file=sys.stderr)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def cpu_model():
+    return next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+
+
+def nginx_version():
+    return subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+
+
+def median(samples):
+    """The sample with the median req/s."""
+    return sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
+
+
+def report_arguments(doc, name, quick_help="1 run of 1 s per row: a smoke run, figures not meaningful"):
+    """--binary, --quick and --out (default bench/results/NAME.md) of a side-by-side report."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", f"{name}.md"))
+    return parser.parse_args()
+
+
+def finish(lines, failures, out, quick, work):
+    """Writes the report (NAME-quick.md for a quick run), prints it, removes `work`, and exits 1
+    after listing the failures, if any."""
+    out = out if not quick else out.replace(".md", "-quick.md")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    write(out, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
 def make_site(work):
     www = os.path.join(work, "www")
     os.makedirs(www)
@@ -135,20 +223,7 @@ def configs(work, www, binary, baseline=None):
     write(os.path.join(work, "pagi.yaml"), pagi_config(PORTS["pagi-serve"], www, middleware=True))
     if baseline:
         write(os.path.join(work, "pagi-baseline.yaml"), pagi_config(PORTS["baseline"], www, middleware=False))
-    write(os.path.join(work, "nginx.conf"), f"""
-worker_processes 1;
-worker_rlimit_nofile 30000;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000000;
-  keepalive_timeout 600s;
-  types {{ application/octet-stream bin; text/plain txt; }}
+    write(os.path.join(work, "nginx.conf"), "\n" + nginx_head(work, types="application/octet-stream bin; text/plain txt;") + f"""\
   limit_req_zone $binary_remote_addr zone=bench:1m rate=1000000r/s;
   server {{
     listen 127.0.0.1:{PORTS['nginx']};
@@ -407,8 +482,7 @@ def main():
     for server in servers:
         port = PORTS[server]
         print(f"{time.strftime('%H:%M:%S')} {LABELS.get(server, server)}", file=sys.stderr)
-        process = subprocess.Popen(["taskset", "-c", "0"] + commands[server], stdout=subprocess.DEVNULL,
-                                   stderr=open(os.path.join(work, f"{server}.log"), "w"), start_new_session=True)
+        process = start_pinned(commands[server], work, server)
         try:
             if not wait_ready(port):
                 failures.append(f"{server} did not start")
@@ -447,7 +521,7 @@ def main():
                 refused = sum(r["non2xx"] for r in samples)
                 if expected.get(name, 200) < 400 and refused:
                     failures.append(f"{server}: {name}: {refused:,} responses under load were not 2xx/3xx")
-                results[(server, name)] = sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
+                results[(server, name)] = median(samples)
             if args.only:
                 continue
             # Memory: idle, per idle keep-alive connection, and growth over many requests.
@@ -470,16 +544,10 @@ def main():
                 "requests": sent,
             }
         finally:
-            print(f"{time.strftime('%H:%M:%S')} stopping {LABELS.get(server, server)}", file=sys.stderr)
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process, LABELS.get(server, server))
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_model()
     lines = [
         f"# Workloads side by side ({'QUICK smoke run, figures not meaningful' if args.quick else f'{runs}×{seconds}s per row, median'})",
         "",
@@ -491,14 +559,7 @@ def main():
     ]
     ratios = {}
     for name, _, _, _ in workloads:
-        cells = []
-        for s in servers:
-            r = results.get((s, name))
-            if not r:
-                cells.append("—")
-                continue
-            throughput = ", {:,.0f} MB/s".format(r["mbs"]) if r["mbs"] >= 100 else ""
-            cells.append("{:,.0f} ({:.2f} / {:.2f}){}".format(r["rps"], r["p50"], r["p99"], throughput))
+        cells = [wrk_cell(results.get((s, name))) for s in servers]
         pagi, nginx = results.get(("pagi-serve", name)), results.get(("nginx", name))
         ratios[name] = {s: results[(s, name)]["rps"] / nginx["rps"] for s in servers if (s, name) in results and nginx}
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio_text(pagi, nginx)} |"
@@ -547,6 +608,14 @@ def main():
     if failures:
         print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
         sys.exit(1)
+
+
+def wrk_cell(result):
+    """A req/s cell of a wrk table: req/s (p50 / p99 ms), with MB/s from 100 MB/s; — for no result."""
+    if not result:
+        return "—"
+    throughput = ", {:,.0f} MB/s".format(result["mbs"]) if result["mbs"] >= 100 else ""
+    return "{:,.0f} ({:.2f} / {:.2f}){}".format(result["rps"], result["p50"], result["p99"], throughput)
 
 
 def ratio_text(numerator, denominator):

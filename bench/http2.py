@@ -24,24 +24,18 @@ core, so a row that h2load, not the server, limits shows. In a full run, with `p
 pagi-serve's 1 KiB h2 row is run once more for 10 s under `perf record`: the hottest symbols, and the
 samples by Swift module or library.
 """
-import argparse
 import datetime
 import os
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import harness
 import tls
-from harness import make_site, write
-from serverprocess import free_port, serving_as_invoker
+from serverprocess import free_port
 
-ROOT = harness.ROOT
 SERVERS = ["pagi-serve", "nginx"]
 FIXED_BODY = b"Hello, world!"
 # pagi-serve's `respond: {body: …}` answers text/plain; charset=utf-8, and nginx is told the same.
@@ -58,42 +52,15 @@ CLIENTS, STREAMS = 64, 10
 
 
 def pagi_config(ports, www, certs):
-    return f"""
-server:
-  listen: ["127.0.0.1:{ports['h2c']}", {{address: "127.0.0.1:{ports['h2']}", tls: true}}]
-  threads: 1
-  access_log: {{to: "off"}}
-  log_level: warn
-  limits: {{connections: 20000}}
-  timeouts: {{idle: 10m, header: 10m}}
-tls:
-  cert: {certs}/localhost.crt
-  key: {certs}/localhost.key
-hosts:
-  - names: ["*"]
-    routes:
-      - path: /
-        static: {www}
+    h2c, h2 = ports["h2c"], ports["h2"]
+    return tls.tls_pagi_config(f'["127.0.0.1:{h2c}", {{address: "127.0.0.1:{h2}", tls: true}}]', www, certs, f"""\
       - path: /fixed
         respond: {{body: "{FIXED_BODY.decode()}"}}
-"""
+""")
 
 
 def nginx_config(ports, work, www, certs):
-    return f"""
-worker_processes 1;
-worker_rlimit_nofile 30000;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000000;
-  keepalive_timeout 600s;
-  types {{ application/octet-stream bin; }}
+    return "\n" + harness.nginx_head(work) + f"""\
   server {{
     listen 127.0.0.1:{ports['h2']} ssl http2;
     listen 127.0.0.1:{ports['h2c']} http2;
@@ -129,13 +96,7 @@ def check(ports, path, listener, certs, work):
 def h2load(target, seconds, server_pid, listener):
     """h2load on CPU 1; its figures, plus the server's and h2load's CPU over the run (share of a core)."""
     command = ["taskset", "-c", "1", "h2load", "-c", str(CLIENTS), "-m", str(STREAMS), "-D", str(seconds), target]
-    server_before, threads_before = tls.tree_ticks(server_pid)
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    out = subprocess.run(command, capture_output=True, text=True).stdout
-    elapsed = time.monotonic() - start
-    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_after, threads_after = tls.tree_ticks(server_pid)
+    out, cpu, h2load_cpu = tls.measured(command, server_pid)
     rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s, ([\d.]+)(\w+)/s", out)
     counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                        r"(\d+) errored, (\d+) timeout", out)
@@ -147,60 +108,39 @@ def h2load(target, seconds, server_pid, listener):
     status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     traffic = re.search(r"traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers \(space savings ([\d.]+)%\), .*?\((\d+)\) data", out)
     mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
-    h2load_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     done = int(counts.group(2)) or 1
     return {
         "rps": float(rps.group(1)),
-        "mbs": float(rps.group(2)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}.get(rps.group(3), 1),
+        "mbs": tls.megabytes(rps.group(2), rps.group(3)),
         "mean": harness.parse_latency(mean.group(1)) if mean else float("nan"),
         "bad": sum(map(int, counts.group(4, 5, 6))) + (sum(map(int, status.group(2, 3, 4))) if status else 0),
         "header_bytes": int(traffic.group(2)) / done if traffic else float("nan"),
         "header_savings": float(traffic.group(3)) if traffic else float("nan"),
-        "server_cpu": (server_after - server_before) / tls.CLK_TCK / elapsed,
-        "threads": {n: (threads_after.get(n, 0) - threads_before.get(n, 0)) / tls.CLK_TCK / elapsed for n in threads_after},
-        "h2load_cpu": h2load_cpu / elapsed,
+        **cpu,
+        "h2load_cpu": h2load_cpu,
     }
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", required=True)
-    parser.add_argument("--quick", action="store_true", help="1 run of 1 s per row: a smoke run, figures not meaningful")
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "http2.md"))
-    args = parser.parse_args()
+    args = harness.report_arguments(__doc__, "http2")
     seconds, runs = (1, 1) if args.quick else (10, 3)
     load_average = os.getloadavg()
 
-    work = tempfile.mkdtemp(prefix="pagi-h2-")
-    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
-    www = make_site(work)
-    certs = os.path.join(work, "certs")
-    os.makedirs(certs)
-    made = subprocess.run([args.binary, "cert", "localhost", "127.0.0.1", "--out", certs], capture_output=True, text=True)
-    if made.returncode != 0:
-        shutil.rmtree(work, ignore_errors=True)
-        sys.exit(f"pagi-serve cert failed: {made.stderr.strip()}")
-    context = tls.tls_context(certs)
+    work, www, certs, context = tls.tls_site(args.binary, "pagi-h2-")
     ports = {s: {"h2": free_port(), "h2c": free_port()} for s in SERVERS}
-    write(os.path.join(work, "pagi.yaml"), pagi_config(ports["pagi-serve"], www, certs))
-    write(os.path.join(work, "nginx.conf"), nginx_config(ports["nginx"], work, www, certs))
-    commands = {
-        "pagi-serve": [args.binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(args.binary),
-        "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
-    }
+    commands = harness.server_commands(args.binary, work, pagi_config(ports["pagi-serve"], www, certs),
+                                       nginx_config(ports["nginx"], work, www, certs))
     expected = {"/1k.bin": open(os.path.join(www, "1k.bin"), "rb").read(), "/fixed": FIXED_BODY}
 
     results, content_types, failures = {}, {}, []
     perf = None
     for server in SERVERS:
         print(f"{time.strftime('%H:%M:%S')} {server}", file=sys.stderr)
-        process = subprocess.Popen(["taskset", "-c", "0"] + commands[server], stdout=subprocess.DEVNULL,
-                                   stderr=open(os.path.join(work, f"{server}.log"), "w"), start_new_session=True)
+        process = harness.start_pinned(commands[server], work, server)
         try:
             # Ready when the TLS listener answers HTTP/1.1 (no ALPN from Python's client).
             if not tls.wait_ready(ports[server]["h2"], process, context):
-                with open(os.path.join(work, f"{server}.log")) as log:
-                    failures.append(f"{server} did not start: {log.read().strip()[-300:]}")
+                failures.append(f"{server} did not start: {harness.log_tail(work, server)}")
                 continue
             for name, path, listener in WORKLOADS:
                 answer = check(ports[server], path, listener, certs, work)
@@ -223,7 +163,7 @@ def main():
                 bad = sum(r["bad"] for r in samples)
                 if bad:
                     failures.append(f"{server}: {name}: {bad:,} failed, errored or non-2xx requests under load")
-                results[(server, name)] = sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
+                results[(server, name)] = harness.median(samples)
                 print(f"  {name}: {results[(server, name)]['rps']:,.0f} req/s", file=sys.stderr)
             if server == "pagi-serve" and not args.quick and shutil.which("perf"):
                 print(f"{time.strftime('%H:%M:%S')} profiling pagi-serve: {PROFILED}", file=sys.stderr)
@@ -232,22 +172,15 @@ def main():
                     "taskset", "-c", "1", "h2load", "-c", str(CLIENTS), "-m", str(STREAMS),
                     "-D", str(tls.PROFILE_SECONDS + 2), url(ports[server], path, listener)])
         finally:
-            print(f"{time.strftime('%H:%M:%S')} stopping {server}", file=sys.stderr)
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            harness.stop(process, server)
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+    cpu = harness.cpu_model()
+    nginx_version = harness.nginx_version()
     h2load_version = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.strip()
     load = f"`h2load -c {CLIENTS} -m {STREAMS} -D {seconds}`"
     lines = [
-        "# HTTP/2: pagi-serve and nginx side by side"
-        + (" (QUICK smoke run, figures not meaningful)" if args.quick else f" ({runs}×{seconds}s per row, median)"),
+        tls.run_title("HTTP/2: pagi-serve and nginx side by side", args.quick, runs, seconds),
         "",
         f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · server pinned to CPU 0, {load} on CPU 1 ({h2load_version}) · "
         f"access logs off · `bench/run --http2{' --quick' if args.quick else ''}` · load average before the run "
@@ -290,37 +223,17 @@ def main():
     for name, _, listener in WORKLOADS:
         p, n = results.get(("pagi-serve", name)), results.get(("nginx", name))
         label = name if listener == "h2c" else f"{name}, h2 (TLS)"
-        lines.append(f"| {label} | " + (f"{p['server_cpu']:.0%} ({tls.thread_text(p['threads'])})" if p else "—")
-                     + " | " + (f"{p['h2load_cpu']:.0%}" if p else "—") + " | " + (f"{n['server_cpu']:.0%}" if n else "—")
-                     + " | " + (f"{n['h2load_cpu']:.0%}" if n else "—") + " | "
-                     + (f"{tls.per_request(p)} / {tls.per_request(n)}" if p and n else "—") + " | "
+        lines.append(tls.cpu_row(label, p, n, "h2load_cpu") + " "
                      + (f"{p['header_bytes']:.1f} / {n['header_bytes']:.1f}" if p and n else "—") + " |")
     lines += ["", "The CPU figures are those of each row's median run."]
     if perf:
-        lines += [
-            "",
-            f"Where pagi-serve's time goes on the {PROFILED} over h2 (TLS): `perf record -F 999` on the server for "
-            f"{tls.PROFILE_SECONDS} s of a further run of the same load. Samples per thread: " + ", ".join(
-                f"`{n}` {v:.0f} %" for n, v in sorted(perf["threads"].items(), key=lambda x: -x[1])) + ". By Swift "
-            "module or library (the first module a demangled symbol names): " + ", ".join(
-                f"{m} {v:.1f} %" for m, v in sorted(perf["modules"].items(), key=lambda x: -x[1]) if v >= 0.5) + ".",
-            "",
-            "| samples | thread | library | symbol |",
-            "|---|---|---|---|",
-        ]
-        for percent, comm, dso, symbol in perf["symbols"]:
-            symbol = symbol.replace("|", "\\|")
-            lines.append(f"| {percent:.1f} % | `{comm}` | {dso} | `{symbol[:110]}` |")
+        lines += tls.profile_lines(perf, f"{PROFILED} over h2 (TLS)", " By Swift module or library (the first module a "
+                                   "demangled symbol names): " + ", ".join(
+                                       f"{m} {v:.1f} %" for m, v in sorted(perf["modules"].items(), key=lambda x: -x[1])
+                                       if v >= 0.5) + ".")
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
-    out = args.out if not args.quick else args.out.replace(".md", "-quick.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    write(out, "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
-        sys.exit(1)
+    harness.finish(lines, failures, args.out, args.quick, work)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,12 @@ as a share of their core, so a row that wrk, not the server, limits shows. In a 
 `perf` installed, pagi-serve's 1 MiB row is run once more for 10 s under `perf record` and the hottest
 symbols are listed.
 """
-import argparse
 import datetime
 import http.client
 import os
 import re
 import resource
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -37,10 +35,9 @@ import tempfile
 import time
 
 import harness
-from harness import make_site, parse_latency, write
-from serverprocess import free_port, serving_as_invoker
+from harness import make_site, parse_latency
+from serverprocess import free_port
 
-ROOT = harness.ROOT
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVERS = ["pagi-serve", "nginx"]
 # (row name, path, extra request headers)
@@ -53,9 +50,15 @@ PROFILE_SECONDS = 10
 
 
 def pagi_config(port, www, certs):
+    return tls_pagi_config(f'[{{address: "127.0.0.1:{port}", tls: true}}]', www, certs)
+
+
+def tls_pagi_config(listen, www, certs, routes=""):
+    """pagi-serve's configuration in the TLS benchmarks: the `listen` list, one thread, the certificate
+    of make_certificate, `www` served at / and then `routes` (further route lines)."""
     return f"""
 server:
-  listen: [{{address: "127.0.0.1:{port}", tls: true}}]
+  listen: {listen}
   threads: 1
   access_log: {{to: "off"}}
   log_level: warn
@@ -69,24 +72,11 @@ hosts:
     routes:
       - path: /
         static: {www}
-"""
+""" + routes
 
 
 def nginx_config(port, work, www, certs):
-    return f"""
-worker_processes 1;
-worker_rlimit_nofile 30000;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000000;
-  keepalive_timeout 600s;
-  types {{ application/octet-stream bin; }}
+    return "\n" + harness.nginx_head(work) + f"""\
   server {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {certs}/localhost.crt;
@@ -96,6 +86,28 @@ http {{
   }}
 }}
 """
+
+
+def tls_site(binary, prefix):
+    """A working folder (`prefix`…), the benchmark's files in it (harness.make_site), a certificate
+    for both servers and a client context that verifies it: (work, www, certs, context)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+    www = make_site(work)
+    certs = make_certificate(binary, work)
+    return work, www, certs, tls_context(certs)
+
+
+def make_certificate(binary, work):
+    """`pagi-serve cert localhost 127.0.0.1` into work/certs, for both servers: the folder, or exits
+    (removing `work`) when the binary cannot make it."""
+    certs = os.path.join(work, "certs")
+    os.makedirs(certs)  # `cert --out` writes into a folder that exists
+    made = subprocess.run([binary, "cert", "localhost", "127.0.0.1", "--out", certs], capture_output=True, text=True)
+    if made.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        sys.exit(f"pagi-serve cert failed: {made.stderr.strip()}")
+    return certs
 
 
 def tls_context(certs):
@@ -146,11 +158,9 @@ def tree_ticks(pid):
     return total, by_thread
 
 
-def wrk(url, seconds, headers, server_pid):
-    """wrk on CPU 1; its figures, plus the server's and wrk's CPU over the run (share of a core)."""
-    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", url]
-    for h in headers:
-        command += ["-H", h]
+def measured(command, server_pid):
+    """Runs a load generator to its end: (its output, {"server_cpu": the server's CPU, "threads": the
+    server's CPU per thread name}, the load generator's CPU), each as a share of a core over the run."""
     server_before, threads_before = tree_ticks(server_pid)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -158,23 +168,39 @@ def wrk(url, seconds, headers, server_pid):
     elapsed = time.monotonic() - start
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_after, threads_after = tree_ticks(server_pid)
+    client_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    return out, {
+        "server_cpu": (server_after - server_before) / CLK_TCK / elapsed,
+        "threads": {n: (threads_after.get(n, 0) - threads_before.get(n, 0)) / CLK_TCK / elapsed for n in threads_after},
+    }, client_cpu / elapsed
+
+
+def megabytes(number, unit):
+    """A rate the load generator printed as NUMBER UNIT (B, KB, MB, GB) in MB."""
+    return float(number) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}.get(unit, 1)
+
+
+def wrk(url, seconds, headers, server_pid):
+    """wrk on CPU 1; its figures, plus the server's and wrk's CPU over the run (share of a core)."""
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", url]
+    for h in headers:
+        command += ["-H", h]
+    out, cpu, wrk_cpu = measured(command, server_pid)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not rps:
         raise RuntimeError(f"wrk printed no rate: {out.strip()[-300:]}")
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    wrk_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     return {
         "rps": float(rps.group(1)),
-        "mbs": float(transfer.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}.get(transfer.group(2), 1),
+        "mbs": megabytes(transfer.group(1), transfer.group(2)),
         "p50": parse_latency(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
         "p99": parse_latency(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
         "errors": sum(map(int, errors.groups())) if errors else 0,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
-        "server_cpu": (server_after - server_before) / CLK_TCK / elapsed,
-        "threads": {n: (threads_after.get(n, 0) - threads_before.get(n, 0)) / CLK_TCK / elapsed for n in threads_after},
-        "wrk_cpu": wrk_cpu / elapsed,
+        **cpu,
+        "wrk_cpu": wrk_cpu,
     }
 
 
@@ -257,37 +283,50 @@ def per_request(result):
     return f"{result['server_cpu'] / result['rps'] * 1e6:,.0f} µs"
 
 
+def run_title(title, quick, runs, seconds):
+    return "# " + title + (" (QUICK smoke run, figures not meaningful)" if quick else f" ({runs}×{seconds}s per row, median)")
+
+
+def cpu_row(label, p, n, client):
+    """A row of the CPU table: pagi-serve's CPU by thread and its load generator's (`client`: the key
+    of its CPU in a result), nginx's and its load generator's, and the server CPU per request."""
+    return (f"| {label} | " + (f"{p['server_cpu']:.0%} ({thread_text(p['threads'])})" if p else "—")
+            + " | " + (f"{p[client]:.0%}" if p else "—") + " | " + (f"{n['server_cpu']:.0%}" if n else "—")
+            + " | " + (f"{n[client]:.0%}" if n else "—") + " | "
+            + (f"{per_request(p)} / {per_request(n)}" if p and n else "—") + " |")
+
+
+def profile_lines(perf, subject, more=""):
+    """The report's section on a record_profile: samples per thread (then `more`), the hottest symbols."""
+    lines = [
+        "",
+        f"Where pagi-serve's time goes on the {subject}: `perf record -F 999` on the server for {PROFILE_SECONDS} s "
+        "of a further run of the same load. Samples per thread: " + ", ".join(
+            f"`{n}` {v:.0f} %" for n, v in sorted(perf["threads"].items(), key=lambda x: -x[1])) + "." + more,
+        "",
+        "| samples | thread | library | symbol |",
+        "|---|---|---|---|",
+    ]
+    for percent, comm, dso, symbol in perf["symbols"]:
+        symbol = symbol.replace("|", "\\|")
+        lines.append(f"| {percent:.1f} % | `{comm}` | {dso} | `{symbol[:110]}` |")
+    return lines
+
+
 def thread_text(threads):
     shown = sorted(((n, v) for n, v in threads.items() if v >= 0.005), key=lambda x: -x[1])
     return ", ".join(f"`{n}` {v:.0%}" for n, v in shown) or "—"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", required=True)
-    parser.add_argument("--quick", action="store_true", help="1 run of 1 s per row: a smoke run, figures not meaningful")
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "tls.md"))
-    args = parser.parse_args()
+    args = harness.report_arguments(__doc__, "tls")
     seconds, runs = (1, 1) if args.quick else (10, 3)
     load_average = os.getloadavg()
 
-    work = tempfile.mkdtemp(prefix="pagi-tls-")
-    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
-    www = make_site(work)
-    certs = os.path.join(work, "certs")
-    os.makedirs(certs)  # `cert --out` writes into a folder that exists
-    made = subprocess.run([args.binary, "cert", "localhost", "127.0.0.1", "--out", certs], capture_output=True, text=True)
-    if made.returncode != 0:
-        shutil.rmtree(work, ignore_errors=True)
-        sys.exit(f"pagi-serve cert failed: {made.stderr.strip()}")
-    context = tls_context(certs)
+    work, www, certs, context = tls_site(args.binary, "pagi-tls-")
     ports = {s: free_port() for s in SERVERS}
-    write(os.path.join(work, "pagi.yaml"), pagi_config(ports["pagi-serve"], www, certs))
-    write(os.path.join(work, "nginx.conf"), nginx_config(ports["nginx"], work, www, certs))
-    commands = {
-        "pagi-serve": [args.binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(args.binary),
-        "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
-    }
+    commands = harness.server_commands(args.binary, work, pagi_config(ports["pagi-serve"], www, certs),
+                                       nginx_config(ports["nginx"], work, www, certs))
     files = {path: open(os.path.join(www, path.lstrip("/")), "rb").read() for _, path, _ in WORKLOADS}
 
     results, negotiated, failures = {}, {}, []
@@ -295,12 +334,10 @@ def main():
     for server in SERVERS:
         port = ports[server]
         print(f"{time.strftime('%H:%M:%S')} {server}", file=sys.stderr)
-        process = subprocess.Popen(["taskset", "-c", "0"] + commands[server], stdout=subprocess.DEVNULL,
-                                   stderr=open(os.path.join(work, f"{server}.log"), "w"), start_new_session=True)
+        process = harness.start_pinned(commands[server], work, server)
         try:
             if not wait_ready(port, process, context):
-                with open(os.path.join(work, f"{server}.log")) as log:
-                    failures.append(f"{server} did not start: {log.read().strip()[-300:]}")
+                failures.append(f"{server} did not start: {harness.log_tail(work, server)}")
                 continue
             for name, path, headers in WORKLOADS:
                 # The answer the row will count: the file itself, over a verified TLS connection; with
@@ -319,26 +356,19 @@ def main():
                 bad = sum(r["errors"] + r["non2xx"] for r in samples)
                 if bad:
                     failures.append(f"{server}: {name}: {bad:,} socket errors or non-2xx answers under load")
-                results[(server, name)] = sorted(samples, key=lambda r: r["rps"])[len(samples) // 2]
+                results[(server, name)] = harness.median(samples)
                 print(f"  {name}: {results[(server, name)]['rps']:,.0f} req/s", file=sys.stderr)
             if server == "pagi-serve" and not args.quick and shutil.which("perf"):
                 print(f"{time.strftime('%H:%M:%S')} profiling pagi-serve on the 1 MiB file", file=sys.stderr)
                 perf = profile(port, process.pid, work)
         finally:
-            print(f"{time.strftime('%H:%M:%S')} stopping {server}", file=sys.stderr)
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            harness.stop(process, server)
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+    cpu = harness.cpu_model()
+    nginx_version = harness.nginx_version()
     lines = [
-        "# HTTPS (HTTP/1.1 over TLS): pagi-serve and nginx side by side"
-        + (" (QUICK smoke run, figures not meaningful)" if args.quick else f" ({runs}×{seconds}s per row, median)"),
+        run_title("HTTPS (HTTP/1.1 over TLS): pagi-serve and nginx side by side", args.quick, runs, seconds),
         "",
         f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · server pinned to CPU 0, `wrk -t1 -c64 --latency` on CPU 1 (https URLs) · "
         f"access logs off · `bench/run --tls{' --quick' if args.quick else ''}` · load average before the run "
@@ -348,14 +378,7 @@ def main():
         "|---|---|---|---|",
     ]
     for name, _, _ in WORKLOADS:
-        cells = []
-        for s in SERVERS:
-            r = results.get((s, name))
-            if not r:
-                cells.append("—")
-                continue
-            throughput = ", {:,.0f} MB/s".format(r["mbs"]) if r["mbs"] >= 100 else ""
-            cells.append("{:,.0f} ({:.2f} / {:.2f}){}".format(r["rps"], r["p50"], r["p99"], throughput))
+        cells = [harness.wrk_cell(results.get((s, name))) for s in SERVERS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | "
                      f"{harness.ratio_text(results.get(('pagi-serve', name)), results.get(('nginx', name)))} |")
     lines += [
@@ -377,35 +400,13 @@ def main():
         "|---|---|---|---|---|---|",
     ]
     for name, _, _ in WORKLOADS:
-        p, n = results.get(("pagi-serve", name)), results.get(("nginx", name))
-        lines.append(f"| {name} | " + (f"{p['server_cpu']:.0%} ({thread_text(p['threads'])})" if p else "—")
-                     + " | " + (f"{p['wrk_cpu']:.0%}" if p else "—") + " | " + (f"{n['server_cpu']:.0%}" if n else "—")
-                     + " | " + (f"{n['wrk_cpu']:.0%}" if n else "—") + " | "
-                     + (f"{per_request(p)} / {per_request(n)}" if p and n else "—") + " |")
+        lines.append(cpu_row(name, results.get(("pagi-serve", name)), results.get(("nginx", name)), "wrk_cpu"))
     lines += ["", "The CPU figures are those of each row's median run."]
     if perf:
-        lines += [
-            "",
-            f"Where pagi-serve's time goes on the 1 MiB file: `perf record -F 999` on the server for {PROFILE_SECONDS} s "
-            "of a further run of the same load. Samples per thread: " + ", ".join(
-                f"`{n}` {v:.0f} %" for n, v in sorted(perf["threads"].items(), key=lambda x: -x[1])) + ".",
-            "",
-            "| samples | thread | library | symbol |",
-            "|---|---|---|---|",
-        ]
-        for percent, comm, dso, symbol in perf["symbols"]:
-            symbol = symbol.replace("|", "\\|")
-            lines.append(f"| {percent:.1f} % | `{comm}` | {dso} | `{symbol[:110]}` |")
+        lines += profile_lines(perf, "1 MiB file")
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
-    out = args.out if not args.quick else args.out.replace(".md", "-quick.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    write(out, "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
-        sys.exit(1)
+    harness.finish(lines, failures, args.out, args.quick, work)
 
 
 if __name__ == "__main__":

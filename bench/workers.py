@@ -23,7 +23,6 @@ Spread, per worker process (per event-loop thread for the single process):
   * new connection per request: a further 4 s with `Connection: close`, where every request is a
     new accept, the share of bytes written by each worker.
 """
-import argparse
 import datetime
 import os
 import random
@@ -38,7 +37,8 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance"))
 from serverprocess import free_port, serving_as_invoker  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SERVERS = [
@@ -72,19 +72,7 @@ hosts:
 
 
 def nginx_config(port, work, www, name, reuseport):
-    return f"""worker_processes 2;
-worker_rlimit_nofile 30000;
-daemon off;
-pid {work}/{name}.pid;
-error_log {work}/{name}-error.log;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000000;
-  keepalive_timeout 600s;
-  types {{ application/octet-stream bin; }}
+    return harness.nginx_head(work, name, worker_processes=2) + f"""\
   server {{
     listen 127.0.0.1:{port}{' reuseport' if reuseport else ''};
     root {www};
@@ -220,11 +208,7 @@ def share_text(values):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", required=True)
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run, figures not meaningful")
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "workers.md"))
-    args = parser.parse_args()
+    args = harness.report_arguments(__doc__, "workers", quick_help="1 round of 2 s: a smoke run, figures not meaningful")
     seconds, rounds, churn_seconds, light_seconds = (2, 1, 1, 1) if args.quick else (10, 3, 4, 3)
 
     work = tempfile.mkdtemp(prefix="pagi-workers-")

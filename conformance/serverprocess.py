@@ -29,6 +29,18 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
     sys.exit("pagi-serve did not start listening")
 
 
+def stop(process: subprocess.Popen, log=None) -> None:
+    """SIGTERM, SIGKILL after 10 s, then closes the file `log` the server wrote to, if any."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if log is not None:
+        log.close()
+
+
 def serving_as_invoker(binary: str) -> list[str]:
     """`--user` naming whoever runs the script, for a `binary` that has the flag: a server started
     as root serves as root only when told so on purpose (docs/operations.md, *Privileges*). Older

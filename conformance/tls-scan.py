@@ -38,7 +38,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from serverprocess import free_port, serving_as_invoker, wait_for_port  # noqa: E402
+from serverprocess import free_port, serving_as_invoker, stop, wait_for_port  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent / "tls-scan"
 SSLYZE_VERSION = "6.3.1"  # the version scripts/test installs
@@ -187,13 +187,7 @@ def scan(binary: str, workdir: pathlib.Path, name: str, certificate: str, min_ve
             sys.exit(f"tls-scan: {name}: sslyze wrote no JSON report (exit {run.returncode}):\n{(run.stdout + run.stderr)[-3000:]}")
         document = json.loads(report.read_text())
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server, log)
     return judge(name, min_version, document, run.stdout)
 
 

@@ -42,7 +42,7 @@ import hpack
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from serverprocess import free_port, serving_as_invoker, wait_for_port  # noqa: E402
+from serverprocess import free_port, serving_as_invoker, stop, wait_for_port  # noqa: E402
 from frames import *  # noqa: E402,F401,F403
 
 H2_VERSION = "4.4.1"  # the version scripts/test installs
@@ -1640,13 +1640,7 @@ def main() -> int:
             if server.poll() is not None:
                 break
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server, log)
     seconds = time.monotonic() - started
     failures = [r for r in results if not r[2] and r[0] not in KNOWN_DEVIATIONS]
     deviations = [r for r in results if not r[2] and r[0] in KNOWN_DEVIATIONS]
