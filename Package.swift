@@ -186,7 +186,7 @@ let package = Package(
         ),
         // Runs the `pagi-serve` binary (found next to the test bundle, so `swift build --build-tests`
         // must have built it; the tests skip when it is missing).
-        .testTarget(name: "PagiServeCLITests", dependencies: ["PagiTestSupport"]),
+        .testTarget(name: "PagiServeCLITests", dependencies: ["PagiTestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -206,9 +206,16 @@ extension ConfigBuilder {
     }
 
     /// The path a node names, when a regular file is there that this process can read; watched
-    /// for changes (`--watch`) like every file the configuration names.
+    /// for changes (`--watch`) like every file the configuration names. Its text is kept in
+    /// `Config.sources`: a worker that drops root's privileges gets the certificates and keys its
+    /// supervisor read (docs/operations.md, *Privileges*), as nginx's master reads them for its workers.
     private func readableFile(_ node: YAMLNode, _ what: String) -> String? {
         guard let file = path(node) else { return nil }
+        if let text = sources[file] {
+            config.sources[file] = text
+            config.files.append(file)
+            return file
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
             log.error("\(what) '\(file)': no such file", at: node.location)
@@ -218,6 +225,11 @@ extension ConfigBuilder {
             log.error("\(what) '\(file)' cannot be read (permissions)", at: node.location)
             return nil
         }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            log.error("\(what) '\(file)' is not PEM text", at: node.location)
+            return nil
+        }
+        config.sources[file] = text
         config.files.append(file)
         return file
     }

@@ -452,7 +452,10 @@ final class Supervisor: @unchecked Sendable {
             logger.error("reload failed: \(error); still serving the previous configuration")
             return
         }
+        // Workers that dropped root's privileges may not read the certificates and keys again: new
+        // workers get them from this process instead (docs/operations.md, *Privileges*).
         let rolls = Self.listenersAndThreads(next) != Self.listenersAndThreads(config)
+            || Privileges.workersDropPrivileges(next) && next.server.listen.contains(where: \.tls)
         if rolls {
             let kept = sockets
             do {
@@ -468,7 +471,7 @@ final class Supervisor: @unchecked Sendable {
                 }
             }
             generation += 1
-            logger.info("listeners, threads or user changed: replacing the workers one at a time")
+            logger.info("listeners, threads, user or certificates of workers without privileges changed: replacing the workers one at a time")
         } else {
             // A worker that does not handle signals yet would die of SIGHUP's default action.
             for worker in workers.values where !worker.retiring {

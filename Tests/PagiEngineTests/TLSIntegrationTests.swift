@@ -192,8 +192,15 @@ final class TLSIntegrationTests: XCTestCase {
         var identified = options("a.test")
         identified.clientCertificate = client
         XCTAssertEqual(try TLSClient.get(port: server.port, "/", identified)?.text, "private CN=client.test")
-        let log = try String(contentsOf: dir.appendingPathComponent("access.log"), encoding: .utf8)
-        XCTAssertTrue(log.contains(#""scheme":"https","client_subject":"CN=client.test"}"#), log)
+        // The line is written once the answer is handed to the socket: the client may read it first.
+        let logFile = dir.appendingPathComponent("access.log")
+        let logged = #""scheme":"https","client_subject":"CN=client.test"}"#
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline, !((try? String(contentsOf: logFile, encoding: .utf8))?.contains(logged) ?? false) {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let log = try String(contentsOf: logFile, encoding: .utf8)
+        XCTAssertTrue(log.contains(logged), log)
         let carried = try TLSClient(port: server.port, identified)
         try carried.send("GET / HTTP/1.1\r\nHost: c.test\r\n\r\n")
         XCTAssertEqual(carried.readResponse()?.status, 421)

@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import PagiTestSupport
 import XCTest
 
@@ -207,6 +208,46 @@ final class WorkerProcessTests: XCTestCase {
         try waitUntil("a new log after the rotation") { _ = answers(); return contents(log).contains("\"GET / HTTP/1.1\" 200") }
         XCTAssertEqual(owner(of: log), uid)
         XCTAssertEqual(children(of: process.pid), workers, "a reload keeps the workers")
+    }
+
+    /// Workers that serve as `nobody` cannot read a key only root may read: the supervisor reads
+    /// the certificate and key and hands them over, as nginx's master does; a reload replaces the
+    /// workers so that they get the files again (docs/operations.md, *Privileges*).
+    func testWorkersWithoutPrivilegesServeTLSWithAKeyOnlyRootReads() throws {
+        try XCTSkipUnless(geteuid() == 0, "needs root: only root can switch users")
+        guard getpwnam("nobody") != nil else { throw XCTSkip("this system has no user 'nobody'") }
+        XCTAssertEqual(chmod(dir.path, 0o755), 0)
+        let ca = try TestCertificateAuthority(in: dir.appendingPathComponent("certs"))
+        let (_, key) = try ca.issue(["localhost"], as: "localhost")
+        XCTAssertEqual(chmod(key, 0o600), 0)
+        XCTAssertEqual(chmod(dir.appendingPathComponent("certs").path, 0o700), 0, "only root may even look in")
+        let tlsPort = try freePort()
+        try writeFile(dir, "config.yaml", """
+            server:
+              listen: ["127.0.0.1:\(port)", {address: "127.0.0.1:\(tlsPort)", tls: true}]
+              access_log: {to: off}
+              workers: 2
+              user: nobody
+            tls: {cert: certs/localhost.crt, key: certs/localhost.key}
+            hosts:
+              - names: [localhost]
+                routes:
+                  - {path: /, respond: {body: one}}
+            """)
+        let process = try start(workers: 2, servingAs: nil)
+        let options = TLSClient.Options(serverName: "localhost", trusting: ca.certificate)
+        XCTAssertEqual(try TLSClient.get(port: tlsPort, "/", options)?.text, "one")
+        let before = Set(children(of: process.pid))
+        // A renewed certificate, then a reload: new workers serve it.
+        try ca.issue(["localhost"], as: "localhost")
+        XCTAssertEqual(chmod(key, 0o600), 0)
+        let renewed = try XCTUnwrap(NIOSSLCertificate.fromPEMFile(dir.appendingPathComponent("certs/localhost.crt").path).first)
+        process.signal(SIGHUP)
+        try waitUntil("the workers replaced") { before.isDisjoint(with: children(of: process.pid)) && children(of: process.pid).count == 2 }
+        try waitUntil("the renewed certificate served") {
+            (try? TLSClient(port: tlsPort, options).peerCertificate()) == renewed
+        }
+        XCTAssertEqual(try TLSClient.get(port: tlsPort, "/", options)?.text, "one")
     }
 
     /// A server started as root must be told whom to serve as; `user: root` says so on purpose.

@@ -1,3 +1,4 @@
+import Foundation
 import NIOSSL
 import PagiConfig
 import PagiCore
@@ -37,7 +38,7 @@ public struct CertificateSelector: Sendable {
         var made: [TLSConfig: Offer] = [:]
         func context(_ settings: TLSConfig) throws(EngineError) -> Offer {
             if let known = made[settings] { return known }
-            let offer = Offer(context: try Self.makeContext(settings, http2: http2), verifiesClients: settings.clientCA != nil, id: made.count)
+            let offer = Offer(context: try Self.makeContext(settings, http2: http2, texts: config.sources), verifiesClients: settings.clientCA != nil, id: made.count)
             made[settings] = offer
             return offer
         }
@@ -78,10 +79,16 @@ public struct CertificateSelector: Sendable {
     ]
 
     /// Reads the certificate chain, key and client CA of `settings` into a context.
-    private static func makeContext(_ settings: TLSConfig, http2: Bool) throws(EngineError) -> NIOSSLContext {
+    /// `texts`: the files' contents as the loader read them (`Config.sources`; a worker's come from
+    /// its supervisor, which may read what the worker's user cannot); a file not among them is read here.
+    private static func makeContext(_ settings: TLSConfig, http2: Bool, texts: [String: String]) throws(EngineError) -> NIOSSLContext {
+        func bytes(_ path: String) throws -> [UInt8] {
+            if let text = texts[path] { return Array(text.utf8) }
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
         let chain: [NIOSSLCertificate]
         do {
-            chain = try NIOSSLCertificate.fromPEMFile(settings.cert)
+            chain = try NIOSSLCertificate.fromPEMBytes(bytes(settings.cert))
         } catch {
             throw EngineError("\(place(settings.certLocation))cannot use the certificate '\(settings.cert)': \(describe(error))")
         }
@@ -90,7 +97,7 @@ public struct CertificateSelector: Sendable {
         }
         let key: NIOSSLPrivateKey
         do {
-            key = try NIOSSLPrivateKey(file: settings.key, format: .pem)
+            key = try NIOSSLPrivateKey(bytes: bytes(settings.key), format: .pem)
         } catch {
             throw EngineError("\(place(settings.keyLocation))cannot use the private key '\(settings.key)': \(describe(error))")
         }
@@ -100,7 +107,11 @@ public struct CertificateSelector: Sendable {
         configuration.cipherSuiteValues = Self.tls12Ciphers
         configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         if let clientCA = settings.clientCA {
-            configuration.trustRoots = .file(clientCA)
+            do {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(bytes(clientCA)))
+            } catch {
+                throw EngineError("\(place(settings.clientCALocation))cannot use the CA bundle '\(clientCA)': \(describe(error))")
+            }
             configuration.certificateVerification = settings.clientAuth == .optional ? .optionalVerification : .noHostnameVerification
         }
         do {
