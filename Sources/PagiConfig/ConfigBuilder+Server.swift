@@ -216,9 +216,14 @@ extension ConfigBuilder {
             config.files.append(file)
             return file
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        var info = stat()
+        guard stat(file, &info) == 0 else {
             log.error("\(what) '\(file)': no such file", at: node.location)
+            return nil
+        }
+        // A regular file of a sane size: `/dev/zero` or a FIFO named by mistake must not hang the load.
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_size <= Self.largestPEMFile else {
+            log.error("\(what) '\(file)' is not a regular file of at most 4 MiB", at: node.location)
             return nil
         }
         guard FileManager.default.isReadableFile(atPath: file) else {
@@ -233,6 +238,9 @@ extension ConfigBuilder {
         config.files.append(file)
         return file
     }
+
+    /// Large enough for any CA bundle (the system's is about 200 KiB).
+    static let largestPEMFile = 4 * 1024 * 1024
 
     /// A private key is a secret: readable by its owner only (nginx and Caddy leave this to the
     /// operator; a warning costs nothing and catches a key copied with the wrong mode).

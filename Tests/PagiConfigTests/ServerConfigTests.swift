@@ -219,6 +219,14 @@ final class ServerConfigTests: XCTestCase {
         ])
     }
 
+    /// Only a regular file is read as PEM: a device or a directory named by mistake is refused, never read.
+    func testCertificatePathsThatAreNotRegularFilesAreRefused() {
+        XCTAssertEqual(errors("tls: {cert: /dev/zero, key: /dev}\n" + minimalHosts), [
+            "config.yaml:1:13: error: certificate '/dev/zero' is not a regular file of at most 4 MiB",
+            "config.yaml:1:29: error: private key '/dev' is not a regular file of at most 4 MiB",
+        ])
+    }
+
     func testTLSErrors() {
         let yaml = """
         tls: {cert: a.crt, client_auth: sometimes, min_version: 1.1}
