@@ -38,6 +38,7 @@ final class HTTP2IntegrationTests: XCTestCase {
                   - {path: /files/, static: {root: site}}
                   - {path: /echo, methods: [POST], middleware: [{body_limit: 16}], respond: {body: "got {{body}} over {{scheme}}"}}
                   - {path: /late, respond: {body: late, delay: 100ms}}
+                  - {path: /old, redirect: {to: "https://{{host}}/new", status: 308}}
                   - {path: /boom, respond: {fault: reset}}
                   - {path: /ticks, sse: {ticker: {every: 50ms, data: "tick {{count}}"}}}
                   - {path: /, respond: {body: "hello"}}
@@ -73,6 +74,12 @@ final class HTTP2IntegrationTests: XCTestCase {
         let head = try curl(["--http2", "-I", "\(secureURL)/files/big.bin"])
         XCTAssertTrue(head.output.hasPrefix("HTTP/2 200"), head.output)
         XCTAssertTrue(head.output.contains("content-length: \(big.count)"), head.output)
+        // Conditionals and redirects are the same answers over a stream.
+        let tag = try XCTUnwrap(head.output.split(separator: "\r\n").first { $0.hasPrefix("etag: ") }?.dropFirst(6))
+        let revalidated = try curl(["--http2", "-H", "If-None-Match: \(tag)", "-o", "/dev/null", "-w", format, "\(secureURL)/files/big.bin"])
+        XCTAssertEqual(revalidated.output, "2 304\n")
+        let moved = try curl(["--http2", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "\(secureURL)/old"])
+        XCTAssertEqual(moved.output, "308 https://localhost/new")
         let late = try curl(["--http2", "-w", " " + format, "\(secureURL)/late"])
         XCTAssertEqual(late.output, "late 2 200\n")
         let log = try String(contentsOf: dir.appendingPathComponent("access.log"), encoding: .utf8)
