@@ -107,6 +107,23 @@ final class HTTP2IntegrationTests: XCTestCase {
         XCTAssertEqual(fine.output, "ok 2 200")
     }
 
+    /// A stream whose request body never ends is answered 408 at `timeouts.body` (stream-level
+    /// slowloris): curl sends its HEADERS, then nothing for two seconds — without the timer the
+    /// upload would end when its input closes and be answered 200.
+    func testAStreamWhoseBodyStallsIsAnswered408() throws {
+        server = try TestServer(yaml: """
+            server:
+              access_log: {to: off}
+              timeouts: {body: 1s}
+            hosts:
+              - names: [localhost]
+                routes: [{path: /, respond: {body: "ok"}}]
+            """, directory: dir)
+        let stalled = try ExternalTool.run("sh", ["-c", "sleep 2 | curl -s --http2-prior-knowledge -T - -o /dev/null "
+                                                  + "-w '%{http_version} %{http_code}' --max-time 8 \(plainURL)/"])
+        XCTAssertEqual(stalled.output, "2 408", stalled.errors)
+    }
+
     func testCleartextHTTP2ByPriorKnowledge() throws {
         try serve(tls: false)
         let answer = try ExternalTool.run("curl", ["-s", "--http2-prior-knowledge", "-w", " %{http_version}", "\(plainURL)/"])
