@@ -27,14 +27,15 @@ public struct CertificateSelector: Sendable {
     private let hostOffers: [Offer?]
     private let fallback: Offer
 
-    /// Whether ALPN offers `h2` (docs/http2.md): `server.http2` and the listener's `http2`.
-    let offersHTTP2: Bool
+    /// Several settings are offered and one of them verifies client certificates: only then can a
+    /// request ask for a host its connection's handshake would not have chosen (`TLSSession.misdirects`).
+    let canMisdirect: Bool
 
     /// Nil for a listener that does not serve TLS.
     public init?(for listener: ListenConfig, in config: Config) throws(EngineError) {
         guard listener.tls else { return nil }
+        // ALPN offers `h2` (docs/http2.md) with `server.http2` and the listener's `http2`.
         let http2 = config.server.http2 && listener.http2
-        offersHTTP2 = http2
         var made: [TLSConfig: Offer] = [:]
         func context(_ settings: TLSConfig) throws(EngineError) -> Offer {
             if let known = made[settings] { return known }
@@ -47,6 +48,7 @@ public struct CertificateSelector: Sendable {
         if let own = listener.tlsSettings {
             hostOffers = []
             fallback = try context(own)
+            canMisdirect = false
             return
         }
         var perHost: [Offer?] = []
@@ -59,6 +61,7 @@ public struct CertificateSelector: Sendable {
             throw EngineError("\(Self.place(listener.location))this listener serves TLS but no certificate is configured")
         }
         fallback = try context(settings)
+        canMisdirect = made.count > 1 && made.values.contains(where: \.verifiesClients)
     }
 
     /// What a connection that asked for `serverName` (nil: it named none) is served with.

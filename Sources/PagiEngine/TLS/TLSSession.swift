@@ -27,7 +27,8 @@ final class TLSSession {
     /// its hello to skip a host's `client_ca`, or carry a verified identity to a host that does not
     /// ask for one. Caddy refuses the same way (`strict_sni_host`).
     func misdirects(host: String) -> Bool {
-        guard let negotiated else { return false }
+        // Most servers: one set of settings, or none verifies clients — nothing to look up per request.
+        guard certificates.canMisdirect, let negotiated else { return false }
         let wanted = certificates.offer(for: host.isEmpty ? nil : host)
         return wanted.id != negotiated.id && (wanted.verifiesClients || negotiated.verifiesClients)
     }
