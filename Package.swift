@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(
@@ -70,6 +71,21 @@ let package = Package(
         .target(
             name: "PagiMiddleware",
             dependencies: ["PagiCore", "CZlib", "CCrypt", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The ACME client (docs/tls.md): obtains and renews certificates into a storage the engine reads.
+        .target(
+            name: "PagiACME",
+            dependencies: [
+                "PagiConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "PagiRealtime",
@@ -117,6 +133,7 @@ let package = Package(
             name: "pagi-serve",
             dependencies: [
                 "CSpawn",
+                "PagiACME",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -38,9 +38,10 @@ public enum Builtins {
             let handlers = Handlers(broker: broker, metrics: metrics)
             var table = try RoutingTable.compile(config, labelsRequests: observed, makeHandler: handlers.make,
                                                  makeMiddleware: BuiltinMiddleware.make)
-            if observed {
-                let admin = try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, handlers: handlers) }
-                table = table.with(ServerServices(observer: metrics, admin: admin))
+            let acmeChallenges = ACMEChallengeAnswers(config)
+            if observed || acmeChallenges != nil {
+                let admin = observed ? try config.server.adminListen.map { _ in try AdminRoutes.compile(serving: table, handlers: handlers) } : nil
+                table = table.with(ServerServices(observer: observed ? metrics : nil, admin: admin, acmeChallenges: acmeChallenges))
             }
             // A config that does not compile leaves the broker of the one in force in place.
             if shared.isNew { self.broker.withLock { $0 = (config.pubsub, shared.broker) } }

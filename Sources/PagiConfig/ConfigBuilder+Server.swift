@@ -82,7 +82,7 @@ extension ConfigBuilder {
         if let value = section["tls"] {
             if case .map = value.kind {
                 listener.tls = true
-                listener.tlsSettings = readTLS(value)
+                listener.tlsSettings = readTLS(value, onListener: true)
             } else if let tls = bool(value) {
                 listener.tls = tls
             }
@@ -180,29 +180,80 @@ extension ConfigBuilder {
 
     /// A `tls:` block (top level, per host or per listener): cert and key required, each file
     /// readable (docs/tls.md). A key others may read is warned about.
-    func readTLS(_ node: YAMLNode) -> TLSConfig? {
+    /// `tls:` — `cert` and `key`, or `acme` (not on a listener: `onListener`), with the client
+    /// certificate and version settings either way (docs/tls.md).
+    func readTLS(_ node: YAMLNode, onListener: Bool = false) -> TLSConfig? {
         guard let section = section(node, "tls", keys: ["cert", "key", "client_ca", "client_auth", "min_version", "acme"]) else { return nil }
-        if let location = section.keyLocation("acme") {
-            log.cannotEnforce("tls.acme", at: location)
-            return nil
+        var tls: TLSConfig?
+        if let acmeNode = section["acme"] {
+            if let other = section.entries.first(where: { $0.key == "cert" || $0.key == "key" }) {
+                log.error("tls takes either 'cert' and 'key' or 'acme', not both", at: other.keyLocation)
+            }
+            if onListener, let location = section.keyLocation("acme") {
+                log.error("'acme' belongs to tls at the top level or on a host: a listener's own certificate would have to name every host", at: location)
+            }
+            // The files are named once the host's names are known (`ConfigLoader.expandACME`).
+            tls = readACME(acmeNode).map { acme in
+                var tls = TLSConfig(cert: "", key: "")
+                tls.acme = acme
+                return tls
+            }
+        } else {
+            let cert = required("cert", in: section, "tls").flatMap { readableFile($0, "certificate") }
+            let key = required("key", in: section, "tls").flatMap { readableFile($0, "private key") }
+            if let key, let node = section["key"] { warnIfOthersMayRead(key, at: node.location) }
+            if let cert, let key { tls = TLSConfig(cert: cert, key: key) }
         }
-        let cert = required("cert", in: section, "tls").flatMap { readableFile($0, "certificate") }
-        let key = required("key", in: section, "tls").flatMap { readableFile($0, "private key") }
         let clientCA = section["client_ca"].flatMap { readableFile($0, "CA bundle") }
-        if let key, let node = section["key"] { warnIfOthersMayRead(key, at: node.location) }
         let clientAuth = section["client_auth"].flatMap { choice($0, "client_auth", among: [TLSConfig.ClientAuth.require, .optional]) }
         let minVersion = section["min_version"].flatMap { choice($0, "min_version", options: ["1.2", "1.3"]) }
         if section["client_ca"] == nil, let location = section.keyLocation("client_auth") {
             log.error("'client_auth' needs 'client_ca' (the CA that signs client certificates)", at: location)
         }
-        guard let cert, let key else { return nil }
-        var tls = TLSConfig(cert: cert, key: key)
+        guard var tls else { return nil }
         tls.clientCA = clientCA
         tls.clientAuth = clientAuth ?? (clientCA == nil ? nil : .require)
         tls.minVersion = minVersion ?? tls.minVersion
         tls.location = node.location
         (tls.certLocation, tls.keyLocation, tls.clientCALocation) = (section["cert"]?.location, section["key"]?.location, section["client_ca"]?.location)
         return tls
+    }
+
+    /// `tls.acme:` (docs/tls.md, *Automatic certificates*).
+    private func readACME(_ node: YAMLNode) -> ACMEConfig? {
+        guard let section = section(node, "acme", keys: ["email", "directory", "challenge", "storage", "ca_roots"]) else { return nil }
+        var acme = ACMEConfig(storage: section["storage"].flatMap(path) ?? Self.defaultACMEStorage)
+        if let value = section["email"], let email = string(value, "an e-mail address") {
+            let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+            if parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: { $0.isWhitespace || $0 == "," }) {
+                acme.email = email
+            } else {
+                log.error("expected an e-mail address such as ops@example.com, got '\(email)'", at: value.location)
+            }
+        }
+        if let value = section["directory"], let directory = string(value, "the URL of an ACME directory") {
+            // RFC 8555 §6.1: ACME runs over HTTPS only.
+            if let url = URL(string: directory), url.scheme?.lowercased() == "https", url.host != nil {
+                acme.directory = directory
+            } else {
+                log.error("expected the https:// URL of an ACME directory, e.g. \(ACMEConfig.letsEncrypt), got '\(directory)'", at: value.location)
+            }
+        }
+        if let value = section["challenge"], let challenge = choice(value, "challenge", among: ACMEConfig.Challenge.allCases) {
+            acme.challenge = challenge
+        }
+        acme.caRoots = section["ca_roots"].flatMap { readableFile($0, "CA bundle") }
+        acme.location = node.location
+        return acme
+    }
+
+    /// Where ACME keeps its account and certificates when `storage` is not given: the user's data
+    /// directory, as Caddy does (`$XDG_DATA_HOME`, else `~/.local/share`).
+    static var defaultACMEStorage: String {
+        let environment = ProcessInfo.processInfo.environment
+        let data = environment["XDG_DATA_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+            ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+        return data + "/pagi-serve/acme"
     }
 
     /// The path a node names, when a regular file is there that this process can read; watched

@@ -26,12 +26,6 @@ final class DiagnosticLog {
     func notSupportedYet(_ name: String, at location: SourceLocation) {
         warning("'\(name)' is not supported yet", at: location)
     }
-
-    /// A security feature this release cannot enforce: refusing to start is the only safe answer
-    /// (serving plain HTTP where TLS was asked for would expose what the file meant to protect).
-    func cannotEnforce(_ name: String, at location: SourceLocation) {
-        error("'\(name)' is not available in this release; refusing to serve without it", at: location)
-    }
 }
 
 /// The entries of a YAML mapping whose keys were checked against the keys its section allows.

@@ -103,6 +103,7 @@ extension ConfigBuilder {
         checkStackReferences()
         checkHostUniqueness()
         checkChannelsAcrossWorkers()
+        expandACME()
         checkCertificates()
         let sorted = log.diagnostics.enumerated().sorted { a, b in
             sortKey(a.element, a.offset).lexicographicallyPrecedes(sortKey(b.element, b.offset))
@@ -110,6 +111,49 @@ extension ConfigBuilder {
         if log.hasErrors { throw ConfigError(diagnostics: sorted, partial: config) }
         config.warnings = sorted
         return config
+    }
+
+    /// ACME certificates are per host (docs/tls.md, *Automatic certificates*): top-level
+    /// `tls.acme` gives each host without its own `tls` one for its names, and each names the
+    /// files of its host's names in the storage. http-01 and tls-alpn-01 cannot prove control of
+    /// a wildcard: a host's own `acme` with one is an error; under the top-level one, such names
+    /// are served with another host's certificate, and said so.
+    private func expandACME() {
+        let shared = config.tls?.acme == nil ? nil : config.tls
+        if shared != nil { config.tls = nil }
+        for index in config.hosts.indices {
+            let host = config.hosts[index]
+            guard var tls = host.tls ?? shared, let acme = tls.acme, let location = tls.location else { continue }
+            let names = host.names.filter { !$0.hasPrefix("*") }
+            let wildcards = host.names.filter { $0.hasPrefix("*") }
+            if host.tls != nil, let wildcard = wildcards.first {
+                log.error("ACME cannot certify the wildcard name '\(wildcard)' (http-01 and tls-alpn-01 prove control of one name): give this host cert and key", at: location)
+                continue
+            }
+            if !wildcards.isEmpty {
+                log.warning("ACME cannot certify \(wildcards.map { "'\($0)'" }.joined(separator: ", ")): requests for \(wildcards.count == 1 ? "it" : "them") get another host's certificate unless this host has its own cert and key", at: host.location)
+            }
+            guard !names.isEmpty else {
+                if host.tls != nil { log.error("this host has no name to obtain a certificate for: give it names", at: location) }
+                continue
+            }
+            tls.acmeNames = names
+            (tls.cert, tls.key) = ACMEStorage.certificateFiles(acme, names: names)
+            // A worker without privileges serves what its supervisor read from the storage.
+            for file in [tls.cert, tls.key] { config.sources[file] = sources[file] ?? config.sources[file] }
+            config.hosts[index].tls = tls
+        }
+        let managed = config.hosts.compactMap { $0.tls?.acme }
+        if let location = shared?.location, managed.isEmpty {
+            log.error("no host has a name ACME can obtain a certificate for: name one, e.g. names: [example.com]", at: location)
+        }
+        let plainHTTP = config.server.listen.contains { listener in
+            if case .tcp = listener.address { return !listener.tls }
+            return false
+        }
+        if !plainHTTP, let http01 = managed.first(where: { $0.challenge == .http01 }), let location = http01.location {
+            log.error("challenge: http-01 is answered on a plain-HTTP listener, and none is configured: add one (port 80 for a public CA) or use challenge: tls-alpn-01", at: location)
+        }
     }
 
     /// Every TLS listener has a certificate to offer — its own, the top-level one, or a host's —

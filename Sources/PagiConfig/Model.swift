@@ -181,10 +181,30 @@ public struct TLSConfig: Sendable, Hashable {
     public var certLocation: SourceLocation?
     public var keyLocation: SourceLocation?
     public var clientCALocation: SourceLocation?
+    /// Automatic certificates (docs/tls.md, *Automatic certificates*): `cert` and `key` then name
+    /// the files in `acme.storage` that the ACME client keeps up to date, which may not exist yet.
+    public var acme: ACMEConfig?
+    /// With `acme`: the names the certificate is for (a host's names that are not wildcards).
+    public var acmeNames: [String] = []
     public init(cert: String, key: String) {
         self.cert = cert
         self.key = key
     }
+}
+
+/// `tls.acme` (docs/tls.md, *Automatic certificates*): where and how certificates are obtained.
+public struct ACMEConfig: Sendable, Hashable {
+    public enum Challenge: String, Sendable, CaseIterable { case http01 = "http-01", tlsALPN01 = "tls-alpn-01" }
+    public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+    public var email: String?
+    public var directory = ACMEConfig.letsEncrypt
+    public var challenge = Challenge.http01
+    /// Absolute path of the storage directory (`ACMEStorage` lays it out).
+    public var storage: String
+    /// PEM bundle trusted for the ACME server's own HTTPS (a private or test CA); nil: the system's.
+    public var caRoots: String?
+    public var location: SourceLocation?
+    public init(storage: String) { self.storage = storage }
 }
 
 /// An item of a middleware list: either a reference to a named stack or a one-key mapping.

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import PagiACME
 import PagiBuiltins
 import PagiConfig
 import PagiCore
@@ -25,10 +26,20 @@ final class ServingProcess: Sendable {
     /// A hot upgrade (SIGUSR2) is under way.
     private let upgrading = Atomic<Bool>(false)
     private let isWorker: Bool
+    /// Obtains and renews ACME certificates (docs/tls.md) — in the process that owns the
+    /// listeners: here unless this is a worker, whose supervisor does it.
+    private let acme: ACMEManager?
 
     private init(path: String?, overrides: ServeOptions, compiler: Builtins.Compiler, server: HTTPServer,
                  logger: Logger, pidFile: PidFile?, files: [String], isWorker: Bool) {
         self.isWorker = isWorker
+        acme = isWorker ? nil : ACMEManager(logger: logger) { [server, logger] in
+            do {
+                try server.refreshCertificates()
+            } catch {
+                logger.error("ACME: the new certificate cannot be used: \(error)")
+            }
+        }
         self.path = path
         self.overrides = overrides
         self.compiler = compiler
@@ -121,8 +132,10 @@ final class ServingProcess: Sendable {
             for socket in activated ?? [] {
                 logger.info("\(socket.admin ? "admin listening" : "listening") on \(ListeningSockets.logName(socket.address)) (socket activation)")
             }
-            return ServingProcess(path: path, overrides: overrides, compiler: compiler, server: server, logger: logger,
-                                  pidFile: pidFile, files: config.files, isWorker: link != nil)
+            let process = ServingProcess(path: path, overrides: overrides, compiler: compiler, server: server, logger: logger,
+                                         pidFile: pidFile, files: config.files, isWorker: link != nil)
+            process.acme?.manage(config)
+            return process
         } catch {
             pidFile?.remove()
             throw error
@@ -209,6 +222,7 @@ final class ServingProcess: Sendable {
                 for warning in config.warnings { logger.warning("\(warning)") }
                 for note in notes { logger.warning("not applied until restart: \(note)") }
                 watched = config.files
+                acme?.manage(config)
                 logger.info("configuration reloaded")
             } catch let error as ConfigError {
                 let diagnostics = CLI.withCompilationFindings(error)

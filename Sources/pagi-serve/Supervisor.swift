@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PagiACME
 import PagiBuiltins
 import PagiConfig
 import PagiEngine
@@ -52,6 +53,8 @@ final class Supervisor: @unchecked Sendable {
     /// The configuration files as last validated (`WorkerLink.writeSources`), for the workers to
     /// read instead of the files on disk, which may since hold a version a reload refused.
     private var sources: Int32?
+    /// Obtains and renews the ACME certificates (docs/tls.md) for every worker.
+    private var acme: ACMEManager?
 
     /// A heartbeat missing this long means the worker is hung.
     static let heartbeatLimit: TimeInterval = 10
@@ -59,7 +62,7 @@ final class Supervisor: @unchecked Sendable {
     static let quickDeath: TimeInterval = 5
 
     fileprivate enum Command: Sendable {
-        case reload(String), stop, forceStop, addWorker, removeWorker, upgrade, upgraded(HotUpgrade.Outcome)
+        case reload(String), stop, forceStop, addWorker, removeWorker, upgrade, upgraded(HotUpgrade.Outcome), newCertificate
     }
 
     private struct Worker {
@@ -88,8 +91,18 @@ final class Supervisor: @unchecked Sendable {
         self.logger = logger
         self.pidFile = pidFile
         wanted = Self.workerCount(config)
-        sources = WorkerLink.writeSources(config.sources)
+        sources = WorkerLink.writeSources(Self.workerSources(config))
         watched.withLock { $0 = config.files }
+    }
+
+    /// What workers load: the configuration's files as validated here, and the ACME certificates
+    /// and keys as they are now — read here, since workers without privileges cannot.
+    private static func workerSources(_ config: Config) -> [String: String] {
+        var sources = config.sources
+        for tls in config.hosts.compactMap(\.tls) where tls.acme != nil {
+            for file in [tls.cert, tls.key] { sources[file] = try? String(contentsOfFile: file, encoding: .utf8) }
+        }
+        return sources
     }
 
     static func workerCount(_ config: Config) -> Int {
@@ -124,6 +137,8 @@ final class Supervisor: @unchecked Sendable {
                 Foundation.exit(1)
             }
             supervisor.trapCountSignals()
+            supervisor.acme = ACMEManager(logger: logger) { [supervisor] in supervisor.send(.newCertificate) }
+            supervisor.acme?.manage(config)
             Thread.detachNewThread { supervisor.supervise() }
             if watch { supervisor.watchFiles() }
             var stopping = false
@@ -262,6 +277,13 @@ final class Supervisor: @unchecked Sendable {
             logger.info("hot upgrade: process \(pid) serves now; this one drains its workers and exits")
             handedOver = true
             handle(.stop)
+        case .newCertificate:
+            // Workers read certificates as they start: a new generation replaces them one at a time.
+            guard stoppingSince == nil else { return }
+            if let old = sources { close(old) }
+            sources = WorkerLink.writeSources(Self.workerSources(config))
+            generation += 1
+            logger.info("ACME: a new certificate: replacing the workers one at a time")
         case .upgraded(.failed(let reason)):
             logger.error("hot upgrade failed: \(reason); still serving")
             pidFile?.rewrite()
@@ -480,7 +502,8 @@ final class Supervisor: @unchecked Sendable {
         }
         config = next
         if let old = sources { close(old) }
-        sources = WorkerLink.writeSources(next.sources)
+        sources = WorkerLink.writeSources(Self.workerSources(next))
+        acme?.manage(next)
         wanted = Self.workerCount(next)
         watched.withLock { $0 = next.files }
         logger.info("configuration reloaded")

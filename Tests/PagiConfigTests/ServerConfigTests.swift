@@ -194,7 +194,7 @@ final class ServerConfigTests: XCTestCase {
     }
 
     /// Certificate files must be there and readable; a key others may read is warned about; a
-    /// listener may carry its own certificate; ACME is refused until it is built.
+    /// listener may carry its own certificate; `acme` replaces `cert` and `key`, not both.
     func testCertificateFilesAreCheckedAndAListenerMayCarryItsOwn() throws {
         let directory = try TemporaryDirectory()
         for file in ["server.crt", "server.key"] { _ = try directory.write(file, "PEM") }
@@ -214,8 +214,8 @@ final class ServerConfigTests: XCTestCase {
         let file = directory.path + "/config.yaml"
         XCTAssertEqual(diagnostics, [
             "\(file):2:69: warning: private key '\(directory.path)/server.key' may be read by others than its owner (mode 644): chmod 600 it",
-            "\(file):2:83: error: this listener serves TLS but no certificate is configured: add tls: {cert, key} at the top level, to a host, or to the listener",
-            "\(file):5:47: error: 'tls.acme' is not available in this release; refusing to serve without it",
+            "\(file):5:11: error: tls takes either 'cert' and 'key' or 'acme', not both",
+            "\(file):5:53: error: challenge: http-01 is answered on a plain-HTTP listener, and none is configured: add one (port 80 for a public CA) or use challenge: tls-alpn-01",
         ])
     }
 

@@ -48,15 +48,21 @@ public final class TLSClient: @unchecked Sendable {
         let handshake = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Void.self)
         let collector = Collector(handshake: handshake)
         let serverName = options.serverName
-        channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(Int64(timeout)))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                    try channel.pipeline.syncOperations.addHandler(collector)
+        do {
+            channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(Int64(timeout)))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                        try channel.pipeline.syncOperations.addHandler(collector)
+                    }
                 }
-            }
-            .connect(host: "127.0.0.1", port: port).wait()
+                .connect(host: "127.0.0.1", port: port).wait()
+        } catch {
+            // Nothing listens (yet): the handshake never starts, and a promise must not be left open.
+            handshake.fail(error)
+            throw error
+        }
         collector.client = self
         try handshake.futureResult.wait()
     }

@@ -120,6 +120,7 @@ public final class RoutingTable: Sendable {
         if request.path == "*" {
             return Response(status: 200, headers: ["Allow": serverWideAllow])
         }
+        if let acme = services.acmeChallenges, let answer = acme.answer(request) { return answer }
         let host = host(named: request.host)
         if labelsRequests { request.context.hostName = host.names.first ?? "*" }
         var response = host.responder.respond(to: &request)

@@ -4,10 +4,13 @@ public struct ServerServices: Sendable {
     public var observer: (any RequestObserver)?
     /// Served on `server.admin.listen` (`/metrics`, `/health`, `/routes`).
     public var admin: RoutingTable?
+    /// ACME HTTP-01 tokens, answered before any route (docs/tls.md).
+    public var acmeChallenges: ACMEChallengeAnswers?
 
-    public init(observer: (any RequestObserver)? = nil, admin: RoutingTable? = nil) {
+    public init(observer: (any RequestObserver)? = nil, admin: RoutingTable? = nil, acmeChallenges: ACMEChallengeAnswers? = nil) {
         self.observer = observer
         self.admin = admin
+        self.acmeChallenges = acmeChallenges
     }
 }
 

@@ -51,9 +51,12 @@ public final class HTTPServer: Sendable {
         let admin: Mutex<ServerContext?>
         /// The certificates of each TLS listener (docs/tls.md), re-read on reload.
         let certificates: Mutex<[ListenerKey: CertificateSelector]>
+        /// The configuration they were read from, to read them again when ACME renews one.
+        let certificateSource: Mutex<Config>
         /// The listeners that speak HTTP/2 (docs/http2.md): `server.http2` and their own `http2`.
         let http2: Mutex<Set<ListenerKey>>
-        init(serving: ServerContext, admin: ServerContext?, certificates: [ListenerKey: CertificateSelector], http2: Set<ListenerKey>) {
+        init(serving: ServerContext, admin: ServerContext?, certificates: [ListenerKey: CertificateSelector], of config: Config, http2: Set<ListenerKey>) {
+            certificateSource = Mutex(config)
             self.serving = Mutex(serving)
             self.admin = Mutex(admin)
             self.certificates = Mutex(certificates)
@@ -76,7 +79,7 @@ public final class HTTPServer: Sendable {
         let serving = ServerContext(tables: tables, server: config.server, accessLog: try AccessLog(config.server.accessLog),
                                     logger: logger, connections: connections, requestBudget: requestBudget)
         contexts = Contexts(serving: serving, admin: Self.adminContext(config, table, logger: logger),
-                            certificates: try Self.certificates(config), http2: Self.http2Listeners(config))
+                            certificates: try Self.certificates(config), of: config, http2: Self.http2Listeners(config))
         threads = Self.threads(config.server)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
@@ -151,7 +154,10 @@ public final class HTTPServer: Sendable {
                                connections: serving.connections, requestBudget: serving.requestBudget)
         }
         contexts.admin.withLock { $0 = Self.adminContext(config, table, logger: logger) }
-        contexts.certificates.withLock { $0 = certificates }
+        contexts.certificateSource.withLock { source in
+            source = config
+            contexts.certificates.withLock { $0 = certificates }
+        }
         contexts.http2.withLock { $0 = Self.http2Listeners(config) }
         shutdownGrace.withLock { $0 = config.server.timeouts.shutdown }
         let removed = listeners.withLock { open in
@@ -169,6 +175,16 @@ public final class HTTPServer: Sendable {
             restartNeeded.append("threads (\(threads) → \(Self.threads(config.server))) changes at the next start")
         }
         return restartNeeded
+    }
+
+    /// Reads the certificates again — ACME obtained one (docs/tls.md): new connections get it, open
+    /// ones keep theirs. A certificate that cannot be read leaves those in force.
+    public func refreshCertificates() throws(EngineError) {
+        // Under the lock of the configuration, so that a reload at the same time is not undone.
+        try contexts.certificateSource.withLock { config throws(EngineError) in
+            let certificates = try Self.certificates(config)
+            contexts.certificates.withLock { $0 = certificates }
+        }
     }
 
     /// Every listener of `config`.

@@ -15,7 +15,8 @@ import PagiCore
 public struct CertificateSelector: Sendable {
     /// One set of TLS settings, as a handshake uses it.
     struct Offer: Sendable {
-        let context: NIOSSLContext
+        /// Nil for an ACME certificate not obtained yet: the handshake is refused with an alert.
+        let context: NIOSSLContext?
         /// Client certificates are asked for and verified (`client_ca`).
         let verifiesClients: Bool
         /// Tells offers apart: two names served with the same settings share one.
@@ -26,6 +27,8 @@ public struct CertificateSelector: Sendable {
     /// Per host (by index), its settings when it has its own.
     private let hostOffers: [Offer?]
     private let fallback: Offer
+    /// The ACME storages whose TLS-ALPN-01 challenge certificates this listener presents.
+    private let tlsALPNChallenges: [String]
 
     /// Several settings are offered and one of them verifies client certificates: only then can a
     /// request ask for a host its connection's handshake would not have chosen (`TLSSession.misdirects`).
@@ -34,12 +37,13 @@ public struct CertificateSelector: Sendable {
     /// Nil for a listener that does not serve TLS.
     public init?(for listener: ListenConfig, in config: Config) throws(EngineError) {
         guard listener.tls else { return nil }
+        tlsALPNChallenges = Set(config.hosts.compactMap { host in host.tls?.acme.flatMap { $0.challenge == .tlsALPN01 ? $0.storage : nil } }).sorted()
         // ALPN offers `h2` (docs/http2.md) with `server.http2` and the listener's `http2`.
         let http2 = config.server.http2 && listener.http2
         var made: [TLSConfig: Offer] = [:]
         func context(_ settings: TLSConfig) throws(EngineError) -> Offer {
             if let known = made[settings] { return known }
-            let offer = Offer(context: try Self.makeContext(settings, http2: http2, texts: config.sources), verifiesClients: settings.clientCA != nil, id: made.count)
+            let offer = Offer(context: try Self.context(settings, http2: http2, texts: config.sources), verifiesClients: settings.clientCA != nil, id: made.count)
             made[settings] = offer
             return offer
         }
@@ -64,6 +68,27 @@ public struct CertificateSelector: Sendable {
         canMisdirect = made.count > 1 && made.values.contains(where: \.verifiesClients)
     }
 
+    /// Some host obtains its certificate by TLS-ALPN-01: client hellos are checked for `acme-tls/1`.
+    var answersTLSALPNChallenges: Bool { !tlsALPNChallenges.isEmpty }
+
+    /// The TLS-ALPN-01 challenge certificate published for `serverName` (RFC 8737 §3), made into a
+    /// context that speaks `acme-tls/1` only; nil when none is pending. Read from the storage, so
+    /// every worker answers, whichever process runs the ACME client; handshakes asking for
+    /// `acme-tls/1` are rare.
+    func challengeContext(for serverName: String) -> NIOSSLContext? {
+        for storage in tlsALPNChallenges {
+            guard let file = ACMEStorage.tlsALPN01File(storage: storage, name: serverName),
+                  let pem = FileManager.default.contents(atPath: file),
+                  let chain = try? NIOSSLCertificate.fromPEMBytes(Array(pem)), !chain.isEmpty,
+                  let key = try? NIOSSLPrivateKey(bytes: Array(pem), format: .pem) else { continue }
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                        privateKey: .privateKey(key))
+            configuration.applicationProtocols = ["acme-tls/1"]
+            return try? NIOSSLContext(configuration: configuration)
+        }
+        return nil
+    }
+
     /// What a connection that asked for `serverName` (nil: it named none) is served with.
     func offer(for serverName: String?) -> Offer {
         guard let serverName, !hostOffers.isEmpty else { return fallback }
@@ -80,6 +105,14 @@ public struct CertificateSelector: Sendable {
         .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     ]
+
+    /// The context of `settings`; for an ACME certificate, nil until it is in the storage (or while
+    /// what is there cannot be used: the ACME client replaces it).
+    private static func context(_ settings: TLSConfig, http2: Bool, texts: [String: String]) throws(EngineError) -> NIOSSLContext? {
+        guard settings.acme != nil else { return try makeContext(settings, http2: http2, texts: texts) }
+        guard texts[settings.cert] != nil || FileManager.default.fileExists(atPath: settings.cert) else { return nil }
+        return try? makeContext(settings, http2: http2, texts: texts)
+    }
 
     /// Reads the certificate chain, key and client CA of `settings` into a context.
     /// `texts`: the files' contents as the loader read them (`Config.sources`; a worker's come from

@@ -11,8 +11,13 @@ final class TLSSession {
         self.certificates = certificates
     }
 
-    /// The settings for the name the client's hello asked for.
-    func choose(serverName: String?) -> NIOSSLContext {
+    /// The client's hello offered ALPN `acme-tls/1`: an ACME server validating a TLS-ALPN-01 challenge.
+    var offersACMEChallenge = false
+
+    /// The settings for the name the client's hello asked for; nil when that name's certificate
+    /// has not been obtained yet (ACME).
+    func choose(serverName: String?) -> NIOSSLContext? {
+        if offersACMEChallenge, let serverName, let challenge = certificates.challengeContext(for: serverName) { return challenge }
         let offer = certificates.offer(for: serverName)
         negotiated = offer
         return offer.context
