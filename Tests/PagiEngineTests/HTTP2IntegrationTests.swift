@@ -86,6 +86,55 @@ final class HTTP2IntegrationTests: XCTestCase {
         XCTAssertTrue(log.contains("\"GET /files/big.bin HTTP/2.0\" 200 \(big.count)"), log)
     }
 
+    /// `publish` (to an SSE subscriber on another stream), `openapi` with validation, `metrics` and
+    /// a throttled body: handlers see the same requests over streams.
+    func testPublishOpenAPIMetricsAndThrottleOverHTTP2() throws {
+        try writeFile(dir, "api/users.yaml", OpenAPIFixtures.usersSpec)
+        let slow = String(repeating: "0123456789", count: 300)
+        server = try TestServer(yaml: """
+            tls: {cert: certs/localhost.crt, key: certs/localhost.key}
+            hosts:
+              - names: [localhost]
+                routes:
+                  - {path: /news, methods: [POST], publish: news}
+                  - {path: /feed, sse: {subscribe: news}}
+                  - {path: /api/, openapi: {spec: api/users.yaml, validate: true}}
+                  - {path: /metrics, metrics: prometheus}
+                  - {path: /slow, respond: {body: "\(slow)", throttle: 10KiB/s}}
+            """, directory: dir, tls: true)
+        let format = " %{http_version} %{http_code}"
+        // A subscriber on its own HTTP/2 connection, then a message published over another one.
+        let subscriber = Process()
+        subscriber.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        subscriber.arguments = ["-sN", "--http2", "--max-time", "3", "--cacert", certificate,
+                                "--resolve", "localhost:\(server.port):127.0.0.1", "-o", dir.appendingPathComponent("feed.txt").path, "\(secureURL)/feed"]
+        try subscriber.run()
+        let deadline = Date().addingTimeInterval(5)
+        var published = try curl(["--http2", "-d", "over h2", "-w", format, "\(secureURL)/news"])
+        while !published.output.contains("\"receivers\":1"), Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            published = try curl(["--http2", "-d", "over h2", "-w", format, "\(secureURL)/news"])
+        }
+        XCTAssertEqual(published.output, "{\"channel\":\"news\",\"receivers\":1}\n 2 202")
+        subscriber.waitUntilExit()
+        let feed = try String(contentsOf: dir.appendingPathComponent("feed.txt"), encoding: .utf8)
+        XCTAssertTrue(feed.contains("data: over h2\n\n"), feed)
+        // OpenAPI: an example by operation, and a body its schema refuses.
+        let user = try curl(["--http2", "-w", format, "\(secureURL)/api/users/7"])
+        XCTAssertEqual(user.output, #"{"id":1,"name":"Ada"} 2 200"#)
+        let refused = try curl(["--http2", "-H", "Content-Type: application/json", "-d", "{}", "-o", "/dev/null", "-w", format, "\(secureURL)/api/users"])
+        XCTAssertEqual(refused.output, " 2 400")
+        // A throttled body arrives whole, paced (3,000 bytes at 10 KiB/s: about 0.3 s).
+        let started = Date()
+        let paced = try curl(["--http2", "-w", format, "\(secureURL)/slow"])
+        XCTAssertEqual(paced.output, slow + " 2 200")
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 0.2)
+        // The metrics counted the streams under their routes.
+        let metrics = try curl(["--http2", "\(secureURL)/metrics"]).output
+        XCTAssertTrue(metrics.contains(#"pagi_http_requests_total{host="localhost",route="/api/users/{id}",method="GET",status="2xx"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"pagi_http_requests_total{host="localhost",route="/slow",method="GET",status="2xx"} 1"#), metrics)
+    }
+
     /// The server-wide limits hold on a stream as on an HTTP/1.1 connection.
     func testServerLimitsHoldOnStreams() throws {
         server = try TestServer(yaml: """
