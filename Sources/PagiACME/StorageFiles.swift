@@ -101,3 +101,27 @@ struct StoredCertificate {
         Set(wanted).isSubset(of: names)
     }
 }
+
+extension ACMEStorage {
+    /// Workers that serve as another user answer challenges from `<storage>/challenges`: a
+    /// directory above the storage they may not pass through (a storage under root's home, 0700)
+    /// would fail every validation. The first such directory of `config`'s storages, with why.
+    public static func unreachable(in config: Config, by worker: RunAs) -> String? {
+        let storages = Set(config.hosts.compactMap { $0.tls?.acme?.storage })
+        for storage in storages.sorted() {
+            var directory = (storage as NSString).deletingLastPathComponent
+            while !directory.isEmpty {
+                var info = stat()
+                if stat(directory, &info) == 0 {
+                    let search: mode_t = info.st_uid == worker.uid ? 0o100 : info.st_gid == worker.gid ? 0o010 : 0o001
+                    if info.st_mode & search == 0 {
+                        return "workers serving as '\(worker.user)' cannot pass through \(directory) to answer ACME challenges from \(storage): set tls.acme.storage to a directory they can reach, e.g. /var/lib/pagi-serve/acme"
+                    }
+                }
+                if directory == "/" { break }
+                directory = (directory as NSString).deletingLastPathComponent
+            }
+        }
+        return nil
+    }
+}

@@ -130,6 +130,9 @@ final class Supervisor: @unchecked Sendable {
                 // Certificates are read here first: a key that cannot be used stops the start
                 // with its place in the file, not a loop of workers failing one after another.
                 try HTTPServer.validateCertificates(config)
+                if let worker = try Privileges.workerIdentity(config.server.runAs), let problem = ACMEStorage.unreachable(in: config, by: worker) {
+                    throw EngineError(problem)
+                }
                 try supervisor.openSockets()
                 try supervisor.prepareFiles(for: config)
             } catch {

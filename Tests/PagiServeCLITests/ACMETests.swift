@@ -86,6 +86,32 @@ final class ACMETests: XCTestCase {
         XCTAssertEqual(RawClient.get(port: httpPort, "/", headers: ["Host": "site.test"])?.text, "hello")
     }
 
+    /// Workers that drop privileges answer challenges from the storage: one they cannot reach stops
+    /// the start with the reason, rather than every validation failing later.
+    func testWorkersWithoutPrivilegesRefuseAStorageTheyCannotReach() throws {
+        try XCTSkipUnless(geteuid() == 0, "needs root: only root can switch users")
+        guard getpwnam("nobody") != nil else { throw XCTSkip("this system has no user 'nobody'") }
+        guard let binary = ProcessInfo.processInfo.environment["PAGI_RELEASE_BINARY"] else {
+            throw XCTSkip("PAGI_RELEASE_BINARY names no release build of pagi-serve (scripts/test sets it)")
+        }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("private"), withIntermediateDirectories: true)
+        XCTAssertEqual(chmod(dir.appendingPathComponent("private").path, 0o700), 0)
+        try writeFile(dir, "config.yaml", """
+            server:
+              listen: ["127.0.0.1:\(try freePort())", {address: "127.0.0.1:\(try freePort())", tls: true}]
+              workers: 2
+              user: nobody
+            tls: {acme: {storage: private/acme}}
+            hosts:
+              - names: [site.test]
+                routes: [{path: /, respond: {body: hello}}]
+            """)
+        let process = try ServedProcess(arguments: ["config.yaml"], directory: dir, binary: URL(fileURLWithPath: binary), servingAs: nil)
+        served = process
+        XCTAssertEqual(process.waitForExit(), 1)
+        XCTAssertTrue(process.log.contains("workers serving as 'nobody' cannot pass through \(dir.path)/private to answer ACME challenges"), process.log)
+    }
+
     // MARK: - Helpers
 
     private func writeConfig(listen: String, challenge: String, pebble: Pebble, server: String = "") throws {
