@@ -87,6 +87,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `proxy` (docs/proxy.md): upstream pools and balancing, on async-http-client.
+        .target(
+            name: "PagiProxy",
+            dependencies: [
+                "PagiCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "PagiRealtime",
             dependencies: [
@@ -126,7 +138,7 @@ let package = Package(
         .target(
             name: "PagiBuiltins",
             dependencies: [
-                "PagiCore", "PagiEngine", "PagiMiddleware", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI", "PagiWebSocket",
+                "PagiCore", "PagiEngine", "PagiMiddleware", "PagiRealtime", "PagiRespond", "PagiMetrics", "PagiOpenAPI", "PagiWebSocket", "PagiProxy",
             ]
         ),
         .executableTarget(

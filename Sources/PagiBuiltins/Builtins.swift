@@ -4,6 +4,7 @@ import PagiEngine
 import PagiMetrics
 import PagiMiddleware
 import PagiOpenAPI
+import PagiProxy
 import PagiRealtime
 import PagiRespond
 import PagiWebSocket
@@ -66,7 +67,7 @@ public enum Builtins {
             case .static(let options): return StaticHandler(config: options, pattern: route.pattern)
             case .respond(let options): return try RespondHandler(options, location: location)
             case .redirect(let options): return try RedirectHandler(options, location: location)
-            case .proxy: return UnavailableHandler()
+            case .proxy(let options): return ProxyHandler(options, pattern: route.pattern)
             case .websocket(let options): return try WebSocketHandler(options, pattern: route.pattern, broker: broker, location: location)
             case .sse(let options): return try Realtime.sse(options, pattern: route.pattern, location: location, broker: broker)
             case .publish(let channel): return try Realtime.publish(channel: channel, pattern: route.pattern, location: location, broker: broker)
@@ -76,10 +77,4 @@ public enum Builtins {
             }
         }
     }
-}
-
-/// The routes of a handler the contract names but this release does not serve yet (`proxy`):
-/// the loader warns at start-up, and requests get an honest 501.
-struct UnavailableHandler: Handler {
-    func handle(_ request: Request) -> Response { Response(status: 501) }
 }

@@ -10,9 +10,7 @@ extension ConfigBuilder {
         case .static: return readStatic(node).map(HandlerConfig.static)
         case .respond: return readRespond(node).map { HandlerConfig.respond(RespondOptions(responses: $0)) }
         case .redirect: return readRedirect(node).map(HandlerConfig.redirect)
-        case .proxy:
-            log.warning("handler 'proxy' is not supported yet: its routes answer 501", at: keyLocation)
-            return readProxy(node).map(HandlerConfig.proxy)
+        case .proxy: return readProxy(node).map(HandlerConfig.proxy)
         case .websocket: return readWebSocket(node).map(HandlerConfig.websocket)
         case .sse: return readSSE(node).map(HandlerConfig.sse)
         case .publish: return string(node, "a channel name").map { HandlerConfig.publish(channel: $0) }
@@ -171,8 +169,13 @@ extension ConfigBuilder {
                 options.upstreams.append(item.text)
             }
         }
+        if options.upstreams.isEmpty, case .list(let items) = toNode.kind, items.isEmpty {
+            log.error("proxy needs at least one upstream in 'to'", at: toNode.location)
+        }
         if let value = section["balance"], let balance = choice(value, "balance", among: ProxyOptions.Balance.allCases) { options.balance = balance }
         if let value = section["health"], let health = self.section(value, "proxy health", keys: ["path", "interval", "timeout"]) {
+            log.warning("active health checks are not built yet: an upstream that fails is left out for 10 s instead (docs/proxy.md)",
+                        at: section.keyLocation("health") ?? value.location)
             var check = ProxyOptions.Health()
             if let path = health["path"], let text = urlPath(path) { check.path = text }
             if let interval = health["interval"].flatMap(duration) { check.interval = interval }

@@ -93,7 +93,7 @@ public struct RedirectOptions: Sendable, Hashable {
     public init(to: String) { self.to = to }
 }
 
-/// `proxy` (not served by this release: its routes answer 501 and the loader warns).
+/// `proxy` (docs/proxy.md).
 public struct ProxyOptions: Sendable, Hashable {
     public enum Balance: String, Sendable, CaseIterable { case roundRobin = "round_robin", leastConn = "least_conn", random, ipHash = "ip_hash" }
     public struct Health: Sendable, Hashable {

@@ -24,16 +24,3 @@ struct ResponseHeaderEdit: ResponseEdit {
     let edits: HeaderEdits
     func apply(to response: inout Response) { response.headers.apply(edits) }
 }
-
-extension HeaderFields {
-    /// Removes, then sets, then adds. Removing `Server` leaves an empty `Server` field, which the
-    /// engine takes as "send none" (it adds its own otherwise).
-    mutating func apply(_ edits: HeaderEdits) {
-        for name in edits.remove {
-            remove(name)
-            if name.asciiCaseInsensitiveEquals("server") { add("Server", "") }
-        }
-        for pair in edits.set { set(pair.name, pair.value) }
-        for pair in edits.add { add(pair.name, pair.value) }
-    }
-}

@@ -62,6 +62,20 @@ public struct HeaderFields: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     public mutating func prepareFieldLines() { fieldLines = FieldLines(self) }
 }
 
+extension HeaderFields {
+    /// `headers: {set, add, remove}` (the `headers` middleware, `proxy`): removes, then sets, then
+    /// adds. Removing `Server` leaves an empty `Server` field, which the engine takes as "send none"
+    /// (it adds its own otherwise).
+    public mutating func apply(_ edits: HeaderEdits) {
+        for name in edits.remove {
+            remove(name)
+            if name.asciiCaseInsensitiveEquals("server") { add("Server", "") }
+        }
+        for pair in edits.set { set(pair.name, pair.value) }
+        for pair in edits.add { add(pair.name, pair.value) }
+    }
+}
+
 /// Header fields as HTTP/1.1 field lines (`Name: value` CRLF each), without the framing fields
 /// the engine writes itself from the real message (`Content-Length`, `Transfer-Encoding`,
 /// `Connection`, `Date`): a handler's copy of those could contradict what is actually sent.
@@ -227,12 +241,14 @@ public struct RequestContext: Sendable {
         var parsedJSONBody: ParsedJSONBody?
         var clientSubject: String?
         var isHTTP2 = false
+        var trustedPeer: String?
 
         func copy() -> Facts {
             let copy = Facts()
             (copy.requestID, copy.user, copy.scheme) = (requestID, user, scheme)
             (copy.forwardedHost, copy.hostName, copy.routePattern) = (forwardedHost, hostName, routePattern)
             (copy.parsedJSONBody, copy.clientSubject, copy.isHTTP2) = (parsedJSONBody, clientSubject, isHTTP2)
+            copy.trustedPeer = trustedPeer
             return copy
         }
     }
@@ -273,6 +289,13 @@ public struct RequestContext: Sendable {
     public var isHTTP2: Bool {
         get { facts?.isHTTP2 ?? false }
         set { writable().isHTTP2 = newValue }
+    }
+    /// The address of the peer when it is one of `trusted_proxies` (the client address is then the one
+    /// it forwarded): a `proxy` route appends to the forwarding chain such a peer sent, and
+    /// replaces one that anybody else sent (docs/proxy.md).
+    public var trustedPeer: String? {
+        get { facts?.trustedPeer }
+        set { writable().trustedPeer = newValue }
     }
     /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
     /// `Forwarded: host=`); routing still uses the request's own `Host`.

@@ -21,6 +21,7 @@ public struct TrustedProxies: Sendable {
     public func apply(to request: inout Request, peer: String) {
         request.clientAddress = peer
         guard !networks.isEmpty, contains(peer) else { return }
+        request.context.trustedPeer = peer
         let hops: [Hop]
         if let forwarded = request.headers.combinedValue("Forwarded") {
             hops = Self.forwardedHops(forwarded)

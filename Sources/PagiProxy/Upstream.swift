@@ -1,0 +1,66 @@
+import Foundation
+import PagiConfig
+import Synchronization
+
+/// One upstream of a `proxy` route (docs/proxy.md) and what the balancer knows of it: requests in
+/// flight (`least_conn`, counted across every thread) and whether it failed lately. A failed
+/// connection or answer ejects it for `ejection` seconds, as nginx's `max_fails=1 fail_timeout=10s`
+/// does by default: the next requests go to the others, and after that it is tried again.
+final class Upstream: Sendable {
+    /// `scheme://host:port`, no path.
+    let origin: String
+    /// The path of the URL, without a trailing `/` ("" for none): prefixed to every request's path.
+    let basePath: String
+    let inFlight = Atomic<Int>(0)
+    private let ejectedUntil = Mutex<Date>(.distantPast)
+    static let ejection: TimeInterval = 10
+
+    init?(_ text: String) {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host else { return nil }
+        let hostText = host.contains(":") ? "[\(host)]" : host
+        origin = "\(scheme)://\(hostText)" + (url.port.map { ":\($0)" } ?? "")
+        let path = url.path
+        basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    var isAvailable: Bool { ejectedUntil.withLock { $0 } <= Date() }
+
+    func failed() { ejectedUntil.withLock { $0 = Date().addingTimeInterval(Self.ejection) } }
+    func answered() { ejectedUntil.withLock { $0 = .distantPast } }
+}
+
+/// Chooses the order in which a request tries the upstreams (`balance`): the first is the
+/// balancer's pick, the others are where an idempotent request is retried. Ejected upstreams go
+/// last rather than away: when every upstream failed lately, one is still tried.
+final class Balancer: Sendable {
+    let upstreams: [Upstream]
+    let balance: ProxyOptions.Balance
+    private let turn = Atomic<Int>(0)
+
+    init(_ upstreams: [Upstream], balance: ProxyOptions.Balance) {
+        self.upstreams = upstreams
+        self.balance = balance
+    }
+
+    func order(client: String) -> [Upstream] {
+        let count = upstreams.count
+        let first: Int
+        switch balance {
+        case .roundRobin: first = turn.add(1, ordering: .relaxed).oldValue % count
+        case .random: first = Int.random(in: 0..<count)
+        case .ipHash: first = Int(Self.fnv1a(client) % UInt64(count))
+        case .leastConn:
+            // The fewest requests in flight; ties broken in turn, so an idle pool is still spread.
+            let start = turn.add(1, ordering: .relaxed).oldValue % count
+            let rotated = (0..<count).map { (start + $0) % count }
+            first = rotated.min { upstreams[$0].inFlight.load(ordering: .relaxed) < upstreams[$1].inFlight.load(ordering: .relaxed) } ?? start
+        }
+        let ordered = (0..<count).map { upstreams[(first + $0) % count] }
+        return ordered.filter(\.isAvailable) + ordered.filter { !$0.isAvailable }
+    }
+
+    /// A stable hash of the client address (FNV-1a): the same client, the same upstream.
+    private static func fnv1a(_ text: String) -> UInt64 {
+        text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+}

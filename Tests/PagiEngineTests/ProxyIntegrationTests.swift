@@ -1,0 +1,187 @@
+import Foundation
+import PagiTestSupport
+import XCTest
+
+/// `proxy` end to end (docs/proxy.md), against upstreams that are pagi-serve servers themselves:
+/// balancing, forwarding headers, prefix stripping, a dead upstream ejected while idempotent
+/// requests are retried and a POST is not, 504, an SSE stream passed on event by event, and a
+/// long answer streamed byte for byte.
+final class ProxyIntegrationTests: XCTestCase {
+    private var dir: URL!
+    private var servers: [TestServer] = []
+    private let big = deterministicBytes(count: 2 * 1024 * 1024 + 3)
+
+    override func setUpWithError() throws {
+        dir = try makeTemporaryDirectory()
+        try writeFile(dir, "upstream/big.bin", big)
+    }
+
+    override func tearDownWithError() throws {
+        for server in servers { server.stop() }
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    /// An upstream that says who it is and what it got.
+    private func upstream(_ name: String) throws -> Int {
+        let folder = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let server = try TestServer(yaml: """
+            hosts:
+              - names: ["*"]
+                routes:
+                  - {path: /files/, static: {root: "\(dir.appendingPathComponent("upstream").path)"}}
+                  - {path: /slow, respond: {body: late, delay: 2s}}
+                  - {path: /events, sse: {ticker: {every: 100ms, data: "tick {{count}}"}}}
+                  - {path: /, respond: {status: 200, body: "\(name) {{method}} {{uri}} {{headers}} {{body}}"}}
+            """, directory: folder)
+        servers.append(server)
+        return server.port
+    }
+
+    private func proxy(_ routes: String) throws -> TestServer {
+        let server = try TestServer(yaml: """
+            hosts:
+              - names: [site.test]
+                routes:
+            \(routes)
+            """, directory: dir)
+        servers.append(server)
+        return server
+    }
+
+    private func get(_ server: TestServer, _ path: String, method: String = "GET", headers: [String: String] = [:]) -> RawResponse? {
+        RawClient.get(port: server.port, path, headers: ["Host": "site.test"].merging(headers) { $1 }, method: method)
+    }
+
+    /// The request headers an upstream printed (`{{headers}}`, a JSON object) in its answer.
+    private func headersSeen(in answer: RawResponse) throws -> [String: String] {
+        let text = answer.text
+        let start = try XCTUnwrap(text.firstIndex(of: "{")), end = try XCTUnwrap(text.lastIndex(of: "}"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text[start...end].utf8)) as? [String: String])
+    }
+
+    func testRoundRobinSpreadsTheRequestsAndEachAnswerComesBack() throws {
+        let (a, b) = (try upstream("A"), try upstream("B"))
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\", \"http://127.0.0.1:\(b)\"]}}")
+        let names = (0..<10).compactMap { _ in get(server, "/x?y=1")?.text.split(separator: " ").first.map(String.init) }
+        XCTAssertEqual(names.filter { $0 == "A" }.count, 5, "\(names)")
+        XCTAssertEqual(names.filter { $0 == "B" }.count, 5, "\(names)")
+        XCTAssertTrue(get(server, "/x?y=1")?.text.hasPrefix("A GET /x?y=1 ") ?? false)
+    }
+
+    func testIPHashKeepsAClientOnOneUpstreamAndLeastConnAvoidsABusyOne() throws {
+        let (a, b) = (try upstream("A"), try upstream("B"))
+        let server = try proxy("""
+                  - {path: /hash/, proxy: {to: ["http://127.0.0.1:\(a)", "http://127.0.0.1:\(b)"], balance: ip_hash, strip_prefix: true}}
+                  - {path: /least/, proxy: {to: ["http://127.0.0.1:\(a)", "http://127.0.0.1:\(b)"], balance: least_conn, strip_prefix: true}}
+            """)
+        let hashed = Set((0..<6).compactMap { _ in get(server, "/hash/")?.text.first })
+        XCTAssertEqual(hashed.count, 1, "one client, one upstream: \(hashed)")
+        // A slow request holds one upstream; the next requests go to the other.
+        let port = server.port
+        let busy = Thread { _ = RawClient.get(port: port, "/least/slow", headers: ["Host": "site.test"]) }
+        busy.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        let free = (0..<4).compactMap { _ in get(server, "/least/")?.text.first }
+        XCTAssertEqual(Set(free).count, 1, "\(free)")
+    }
+
+    func testTheUpstreamSeesForwardingHeadersAndNoHopByHopFields() throws {
+        let a = try upstream("A")
+        let server = try proxy("""
+                  - {path: /api/, proxy: {to: ["http://127.0.0.1:\(a)/base/"], strip_prefix: true, headers: {set: {X-Env: prod}}}}
+                  - {path: /host/, proxy: {to: ["http://127.0.0.1:\(a)"], headers: {set: {Host: inner.test}}}}
+            """)
+        let answer = try XCTUnwrap(get(server, "/api/users/7?full=1", headers: [
+            "Connection": "X-Private", "X-Private": "for this hop only", "X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6",
+        ]))
+        XCTAssertEqual(answer.status, 200)
+        XCTAssertTrue(answer.text.hasPrefix("A GET /base/users/7?full=1 "), answer.text)
+        let seen = try headersSeen(in: answer)
+        XCTAssertEqual(seen["host"], "site.test", "the client's Host is kept")
+        XCTAssertEqual(seen["x-forwarded-for"], "127.0.0.1", "a chain from an untrusted client is replaced")
+        XCTAssertEqual(seen["x-forwarded-proto"], "http")
+        XCTAssertEqual(seen["x-forwarded-host"], "site.test")
+        XCTAssertEqual(seen["forwarded"], #"for=127.0.0.1;proto=http;host="site.test""#)
+        XCTAssertEqual(seen["x-env"], "prod")
+        XCTAssertNil(seen["x-private"], "a field the client's Connection names is not forwarded")
+        let renamed = try XCTUnwrap(get(server, "/host/"))
+        XCTAssertTrue(renamed.text.contains(#""host":"inner.test""#), renamed.text)
+    }
+
+    /// Behind a trusted proxy, the chain it forwarded is kept and the proxy's address appended.
+    func testTheChainOfATrustedProxyIsKeptAndAppendedTo() throws {
+        let a = try upstream("A")
+        let server = try TestServer(yaml: """
+            server: {trusted_proxies: [127.0.0.1/32]}
+            hosts:
+              - names: [site.test]
+                routes:
+                  - {path: /, proxy: {to: ["http://127.0.0.1:\(a)"]}}
+            """, directory: dir)
+        servers.append(server)
+        let answer = try XCTUnwrap(RawClient.get(port: server.port, "/", headers: [
+            "Host": "site.test", "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+            "Forwarded": "for=203.0.113.9;proto=https",
+        ]))
+        let seen = try headersSeen(in: answer)
+        XCTAssertEqual(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1")
+        XCTAssertEqual(seen["x-forwarded-proto"], "https", "the scheme the client used, as the trusted proxy said")
+        XCTAssertEqual(seen["forwarded"], #"for=203.0.113.9;proto=https, for=127.0.0.1;proto=https;host="site.test""#)
+    }
+
+    func testADeadUpstreamIsLeftOutAndOnlyIdempotentRequestsAreRetried() throws {
+        let a = try upstream("A")
+        let dead = try freePort()
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(dead)\", \"http://127.0.0.1:\(a)\"]}}")
+        // The first request is the dead upstream's turn: a POST is not sent twice, so it fails.
+        XCTAssertEqual(get(server, "/order", method: "POST")?.status, 502)
+        // The dead upstream is now left out: the POSTs and GETs that follow reach A.
+        for _ in 0..<4 {
+            XCTAssertEqual(get(server, "/order", method: "POST")?.status, 200)
+            XCTAssertEqual(get(server, "/page")?.text.first, "A")
+        }
+    }
+
+    func testEveryUpstreamDownIs502AndASlowOneIs504() throws {
+        let a = try upstream("A")
+        let server = try proxy("""
+                  - {path: /down, proxy: {to: ["http://127.0.0.1:\(try freePort())"]}}
+                  - {path: /slow, proxy: {to: ["http://127.0.0.1:\(a)"], timeout: 300ms}}
+            """)
+        let down = try XCTUnwrap(get(server, "/down"))
+        XCTAssertEqual(down.status, 502)
+        XCTAssertFalse(down.text.contains("127.0.0.1"), "no upstream address reaches the client: \(down.text)")
+        let started = Date()
+        XCTAssertEqual(get(server, "/slow")?.status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5)
+    }
+
+    func testServerSentEventsPassThroughOneByOne() throws {
+        let a = try upstream("A")
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
+        let stream = try EventStreamClient(port: server.port, path: "/events")
+        XCTAssertEqual(stream.status, 200)
+        var arrivals: [Date] = []
+        for expected in 1...4 {
+            XCTAssertEqual(stream.next()?.data, "tick \(expected)")
+            arrivals.append(Date())
+        }
+        // 100 ms apart upstream, so apart here too: nothing waits for a buffer to fill.
+        for (earlier, later) in zip(arrivals, arrivals.dropFirst()) {
+            XCTAssertGreaterThan(later.timeIntervalSince(earlier), 0.05)
+        }
+    }
+
+    func testALongAnswerIsStreamedByteForByte() throws {
+        let a = try upstream("A")
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
+        let client = try RawClient(port: server.port)
+        client.send("GET /files/big.bin HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+        let (head, body) = try XCTUnwrap(decodeChunkedResponse(client.readToEnd()))
+        XCTAssertTrue(head.hasPrefix("HTTP/1.1 200"), head)
+        XCTAssertTrue(head.contains("Transfer-Encoding: chunked"), head)
+        XCTAssertTrue(body == big, "\(body.count) bytes")
+        XCTAssertEqual(get(server, "/files/big.bin", method: "HEAD")?.status, 200)
+    }
+}
