@@ -181,10 +181,32 @@ final class HTTP2IntegrationTests: XCTestCase {
         XCTAssertEqual(RawClient.get(port: server.port, "/")?.text, "hello")
     }
 
+    /// `Upgrade: h2c` (curl --http2 and nghttp -u on http:// URLs): a 101, then the request is
+    /// answered on stream 1 and the connection goes on in HTTP/2; a request with a body stays on 1.1.
+    func testUpgradeToH2CAnswersTheFirstRequestOnStreamOne() throws {
+        try serve(tls: false)
+        let upgraded = try ExternalTool.run("curl", ["-sv", "--http2", "-w", " %{http_version}\n", "\(plainURL)/", "\(plainURL)/files/big.bin", "-o", "/dev/null", "-o", "big.bin"], in: dir)
+        XCTAssertTrue(upgraded.errors.contains("< HTTP/1.1 101 Switching Protocols"), upgraded.errors)
+        XCTAssertEqual(upgraded.output, " 2\n 2\n")
+        XCTAssertTrue(try Data(contentsOf: dir.appendingPathComponent("big.bin")) == Data(big), "the second request, on the upgraded connection")
+        let nghttp = try ExternalTool.run("nghttp", ["-uv", "\(plainURL)/", "\(plainURL)/late"])
+        XCTAssertTrue(nghttp.output.contains("HTTP Upgrade success"), nghttp.output)
+        XCTAssertTrue(nghttp.output.contains("recv (stream_id=1) :status: 200"), nghttp.output)
+        XCTAssertTrue(nghttp.output.contains("hello") && nghttp.output.contains("late"), nghttp.output)
+        let posted = try ExternalTool.run("curl", ["-s", "--http2", "-d", "hi", "-w", " %{http_version}", "\(plainURL)/echo"])
+        XCTAssertEqual(posted.output, "got hi over http 1.1")
+        let log = try String(contentsOf: dir.appendingPathComponent("access.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains("\"GET / HTTP/2.0\" 200"), log)
+    }
+
     func testHTTP2FalseKeepsEveryConnectionOnHTTP11() throws {
         try serve(tls: true, http2: false)
         let answer = try curl(["--http2", "-w", " %{http_version}", "\(secureURL)/"])
         XCTAssertEqual(answer.output, "hello 1.1")
+        server.stop()
+        try serve(tls: false, http2: false)
+        let notUpgraded = try ExternalTool.run("curl", ["-s", "--http2", "-w", " %{http_version}", "\(plainURL)/"])
+        XCTAssertEqual(notUpgraded.output, "hello 1.1", "no Upgrade: h2c without HTTP/2")
     }
 
     func testAFaultResetsItsStreamAndTheConnectionServesTheNext() throws {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP2
 import NIOPosix
 import PagiConfig
 import PagiCore
@@ -128,11 +129,22 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         cancelTimers()
     }
 
-    /// The connection began with the HTTP/2 preface: HTTP/2 handlers take it over, with what was read.
-    private func switchToHTTP2(context: ChannelHandlerContext) {
+    /// The connection began with the HTTP/2 preface, or its first request asked for `Upgrade: h2c`
+    /// (`upgrading`: that request as stream 1, answered after a `101`): HTTP/2 handlers take it
+    /// over, with what was read.
+    private func switchToHTTP2(context: ChannelHandlerContext, upgrading streamOne: ByteBuffer? = nil) {
         cancelTimers()
         do {
-            try HTTP2Connection.configure(context.channel, server: server, tls: tls)
+            if let streamOne {
+                var switching = context.channel.allocator.buffer(capacity: 80)
+                switching.writeStaticString(HTTP2Upgrade.switching)
+                context.writeAndFlush(NIOAny(IOData.byteBuffer(switching)), promise: nil)
+                try HTTP2Connection.configure(context.channel, server: server, tls: tls)
+                let pipeline = context.pipeline.syncOperations
+                try pipeline.addHandler(UpgradedRequestReplay(request: streamOne), position: .before(pipeline.handler(type: NIOHTTP2Handler.self)))
+            } else {
+                try HTTP2Connection.configure(context.channel, server: server, tls: tls)
+            }
         } catch {
             context.close(promise: nil)
             return
@@ -195,6 +207,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch event {
             case .head(let head):
                 headWait.disarm()
+                if acceptsHTTP2Preface && !state.servedAny && HTTP2Upgrade.isRequested(head),
+                   let streamOne = HTTP2Upgrade.streamOne(head, allocator: context.channel.allocator) {
+                    switchToHTTP2(context: context, upgrading: streamOne)
+                    return
+                }
                 startRequest(head, context: context)
             case .body(var chunk):
                 do {
