@@ -88,15 +88,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // `proxy` (docs/proxy.md): upstream pools and balancing, on async-http-client.
+        // `proxy` (docs/proxy.md): upstream pools per event loop and balancing, on SwiftNIO's HTTP/1 codec.
         .target(
             name: "PagiProxy",
             dependencies: [
                 "PagiCore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

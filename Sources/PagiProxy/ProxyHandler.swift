@@ -1,35 +1,32 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import PagiConfig
 import PagiCore
-import NIOPosix
-import Synchronization
 
-/// `proxy` (docs/proxy.md): forwards a request to one of its upstreams and the answer back.
-///
-/// The upstream side is async-http-client, measured against nginx `proxy_pass` in
-/// bench/results/proxy.md: it brings keep-alive pools per event loop, connect and read timeouts,
-/// HTTPS upstreams verified against the system's roots, and streamed bodies with backpressure,
-/// which a client of our own would have to rebuild.
+/// `proxy` (docs/proxy.md): forwards a request to one of its upstreams and the answer back, on
+/// the client connection's own event loop (`UpstreamConnection` says why not async-http-client).
 ///
 /// - The balancer picks an upstream; a connection or protocol failure ejects it for a while and
 ///   an idempotent request is retried on the next — never once any byte of the answer was sent
-///   (the head is the first thing sent, so: never once an upstream answered).
+///   (the head is the first thing sent, so: never once an upstream answered). A kept-alive
+///   connection the upstream had closed meanwhile is replaced, as nginx does, without counting as
+///   a failure.
 /// - `timeout` bounds the wait for the answer's head (504 past it) and each later read.
 /// - The request goes with `X-Forwarded-For/-Proto/-Host` and `Forwarded`, the chain of a trusted
 ///   proxy kept and appended to, anybody else's replaced; hop-by-hop fields are removed both ways;
 ///   `Host` is the client's unless `headers.set` names it.
 /// - An answer of known length up to `bufferedAnswer` arrives whole and goes out with its
-///   `Content-Length`; a longer or open-ended one (SSE) is streamed chunk by chunk as it arrives.
+///   `Content-Length`; a longer or open-ended one (SSE) is streamed chunk by chunk as it arrives,
+///   the upstream read only while the client keeps up.
 public struct ProxyHandler: Handler {
     let balancer: Balancer
     let options: ProxyOptions
     /// Leading path segments removed before forwarding (`strip_prefix`).
     let strippedSegments: Int
-    let client: HTTPClient
+    let timeout: TimeAmount
     static let logger = Logger(label: "pagi-serve.proxy")
     static let bufferedAnswer = 256 * 1024
 
@@ -37,32 +34,8 @@ public struct ProxyHandler: Handler {
         balancer = Balancer(options.upstreams.compactMap(Upstream.init), balance: options.balance)
         self.options = options
         strippedSegments = options.stripPrefix ? pattern.segments.count : 0
-        client = Self.client(timeout: options.timeout)
+        timeout = .nanoseconds(Int64(options.timeout * 1e9))
     }
-
-    /// The client of the routes whose `timeout` is `seconds` (it is also the read timeout, which
-    /// async-http-client sets per client): made on first use, kept for the life of the process,
-    /// shared by those routes so that their upstream connections are pooled together.
-    public static func client(timeout seconds: Double) -> HTTPClient {
-        clients.withLock { clients in
-            if let known = clients[seconds] { return known }
-            var configuration = HTTPClient.Configuration()
-            configuration.redirectConfiguration = .disallow
-            configuration.decompression = .disabled
-            configuration.httpVersion = .http1Only
-            let timeout = TimeAmount.nanoseconds(Int64(seconds * 1e9))
-            configuration.timeout = .init(connect: min(timeout, .seconds(10)), read: timeout)
-            // An upstream that refuses is ejected and the request goes to the next at once, rather
-            // than waiting out its deadline while the client retries the connection.
-            configuration.connectionPool.retryConnectionEstablishment = false
-            // Per upstream; nginx opens as many as the requests need too.
-            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            clients[seconds] = client
-            return client
-        }
-    }
-    private static let clients = Mutex<[Double: HTTPClient]>([:])
 
     public func handle(_ request: Request) -> Response {
         if request.headers["Upgrade"] != nil {
@@ -71,72 +44,26 @@ public struct ProxyHandler: Handler {
             return Response(status: 501)
         }
         let forwarded = forwardedRequest(request)
+        let client = request.clientAddress
         return .later { exchange in
-            Task { await forward(forwarded, method: request.method, client: request.clientAddress, to: exchange) }
-        }
-    }
-
-    private func forward(_ template: HTTPClientRequest, method: String, client address: String, to exchange: any Exchange) async {
-        var status = 502
-        let idempotent = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"].contains(method)
-        for upstream in balancer.order(client: address) {
-            var request = template
-            request.url = upstream.origin + upstream.basePath + template.url
-            upstream.inFlight.add(1, ordering: .relaxed)
-            let response: HTTPClientResponse
-            do {
-                response = try await self.client.execute(request, timeout: .nanoseconds(Int64(options.timeout * 1e9)))
-            } catch {
-                upstream.inFlight.subtract(1, ordering: .relaxed)
-                upstream.failed()
-                let timedOut = (error as? HTTPClientError) == .deadlineExceeded || (error as? HTTPClientError) == .readTimeout
-                status = timedOut ? 504 : 502
-                Self.logger.error("proxy: \(method) \(upstream.origin)\(request.url.dropFirst(upstream.origin.count)) failed: \(Self.describe(error))\(idempotent ? "" : " (not retried: \(method) is not idempotent)")")
-                guard idempotent else { break }
-                continue
-            }
-            upstream.answered()
-            await answer(response, upstream: upstream, isHead: method == "HEAD", to: exchange)
-            return
-        }
-        exchange.send(Response(status: status))
-    }
-
-    /// The upstream's answer, to the client: whole when short, else streamed.
-    private func answer(_ response: HTTPClientResponse, upstream: Upstream, isHead: Bool, to exchange: any Exchange) async {
-        var headers = HeaderFields()
-        let listed = response.headers["Connection"].joined(separator: ",")
-        for field in response.headers where !Self.isHopByHop(field.name, listed: listed) {
-            headers.add(field.name, field.value)
-        }
-        let status = Int(response.status.code)
-        let length = response.headers.first(name: "Content-Length").flatMap(Int.init)
-        if isHead || status == 204 || status == 304 || (length ?? .max) <= Self.bufferedAnswer {
-            do {
-                let body = try await response.body.collect(upTo: Self.bufferedAnswer)
-                upstream.inFlight.subtract(1, ordering: .relaxed)
-                exchange.send(Response(status: status, headers: headers, body: body.readableBytes == 0 ? .empty : .bytes(Array(body.readableBytesView))))
-            } catch {
-                upstream.inFlight.subtract(1, ordering: .relaxed)
-                Self.logger.error("proxy: the answer of \(upstream.origin) broke off: \(Self.describe(error))")
+            // `start` runs on the client connection's loop: the upstream connection joins it.
+            guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
                 exchange.send(Response(status: 502))
+                return
             }
-            return
+            ProxiedRequest(handler: self, head: forwarded.head, body: forwarded.body, order: balancer.order(client: client),
+                           exchange: exchange, loop: loop).next()
         }
-        let events = response.headers.first(name: "Content-Type")?.lowercased().hasPrefix("text/event-stream") ?? false
-        exchange.send(Response(status: status, headers: headers, body: .stream(UpstreamBody(body: response.body, upstream: upstream, isOpenEnded: events))))
     }
 
-    /// The request as the upstream gets it; its `url` is the path and query, the upstream's origin
-    /// and base path go in front of it per attempt.
-    func forwardedRequest(_ request: Request) -> HTTPClientRequest {
+    /// The request as the upstream gets it; its `uri` lacks the upstream's base path, which each
+    /// attempt puts in front.
+    func forwardedRequest(_ request: Request) -> (head: HTTPRequestHead, body: ByteBuffer?) {
         var path = request.path
         if strippedSegments > 0 {
             let rest = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(1 + strippedSegments)
             path = "/" + rest.joined(separator: "/")
         }
-        var forwarded = HTTPClientRequest(url: path + (request.query.map { "?" + $0 } ?? ""))
-        forwarded.method = HTTPMethod(rawValue: request.method)
         var headers = HeaderFields()
         let listed = request.headers.combinedValue("Connection")
         for field in request.headers where !Self.isHopByHop(field.name, listed: listed)
@@ -156,9 +83,12 @@ public struct ProxyHandler: Handler {
         let incomingForwarded = trusted == nil ? nil : request.headers.combinedValue("Forwarded")
         headers.add("Forwarded", incomingForwarded.map { $0 + ", " + hop } ?? hop)
         headers.apply(options.headers)
-        for field in headers { forwarded.headers.add(name: field.name, value: field.value) }
-        if !request.body.isEmpty { forwarded.body = .bytes(ByteBuffer(bytes: request.body)) }
-        return forwarded
+        let hasBody = !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method)
+        if hasBody { headers.add("Content-Length", String(request.body.count)) }
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method),
+                                   uri: path + (request.query.map { "?" + $0 } ?? ""))
+        head.headers = HTTPHeaders(headers.map { ($0.name, $0.value) })
+        return (head, request.body.isEmpty ? nil : ByteBuffer(bytes: request.body))
     }
 
     /// RFC 9110 §7.6.1: fields for one connection only — the fixed ones and those `Connection` names.
@@ -171,55 +101,265 @@ public struct ProxyHandler: Handler {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let client = error as? HTTPClientError {
-            switch client {
-            case .deadlineExceeded: return "no answer within the timeout"
-            case .readTimeout: return "nothing read within the timeout"
-            case .connectTimeout: return "connect timed out"
-            case .remoteConnectionClosed: return "the upstream closed the connection"
-            default: break
-            }
-        }
-        if let io = error as? IOError {
-            return String(cString: strerror(io.errnoCode)).lowercased()
-        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
         if let connect = error as? NIOConnectionError {
-            return "cannot connect (\(connect.connectionErrors.map { "\($0.error)" }.joined(separator: "; ")))"
+            return connect.connectionErrors.first.map { describe($0.error) } ?? "cannot connect"
         }
+        if case .connectTimeout = error as? NIOCore.ChannelError { return "connect timed out" }
         return "\(error)"
     }
 }
 
-/// A long or open-ended answer, passed on as it arrives: each chunk the upstream sends is written
-/// to the client at once (an SSE event is not held back). The upstream is read only while the
-/// client keeps up: past `highWater` bytes queued for the client, reading waits until they drain.
-struct UpstreamBody: BodyStream {
-    let body: HTTPClientResponse.Body
-    let upstream: Upstream
-    /// An event stream, which a graceful shutdown may end cleanly; any other body is left to
-    /// finish, since ending it early would look complete to the client.
-    let isOpenEnded: Bool
-    static let highWater = 1 << 20
+/// Why an attempt ended without an answer in time.
+struct UpstreamTimeout: Error, CustomStringConvertible {
+    let what: String
+    var description: String { what }
+}
 
-    func start(_ sink: any BodySink) {
-        let task = Task {
-            defer { upstream.inFlight.subtract(1, ordering: .relaxed) }
-            do {
-                for try await chunk in body {
-                    guard sink.write(Array(chunk.readableBytesView)) else { return }
-                    while sink.pendingBytes > Self.highWater {
-                        try await Task.sleep(for: .milliseconds(5))
-                    }
-                }
-                sink.finish()
-            } catch {
-                // Cancelled: the client left, which is no upstream's fault.
-                if !Task.isCancelled {
-                    ProxyHandler.logger.error("proxy: the answer of \(upstream.origin) broke off: \(ProxyHandler.describe(error))")
-                }
-                sink.close()
+/// One proxied request, from the first attempt to the last byte of the answer. Lives on the
+/// client connection's event loop, as do its upstream connections.
+final class ProxiedRequest: @unchecked Sendable {
+    // @unchecked: created, used and ended on `loop` only.
+    private let handler: ProxyHandler
+    private let head: HTTPRequestHead
+    private let body: ByteBuffer?
+    private let order: [Upstream]
+    private let exchange: any Exchange
+    private let loop: any EventLoop
+    private let idempotent: Bool
+    private var index = 0
+    private var upstream: Upstream?
+    private var connection: UpstreamConnection?
+    private var reused = false
+    private var countedInFlight = false
+    private var timer: Scheduled<Void>?
+    /// The answer: collected whole while `collected` is set, else streamed through `stream`.
+    private var answerHead: HTTPResponseHead?
+    private var collected: ByteBuffer?
+    private var stream: StreamedAnswer?
+    private var lastFailure = 502
+
+    init(handler: ProxyHandler, head: HTTPRequestHead, body: ByteBuffer?, order: [Upstream], exchange: any Exchange, loop: any EventLoop) {
+        self.handler = handler
+        self.head = head
+        self.body = body
+        self.order = order
+        self.exchange = exchange
+        self.loop = loop
+        idempotent = [.GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE].contains(head.method)
+    }
+
+    /// Tries the next upstream, or answers 502/504 when none is left.
+    func next() {
+        guard index < order.count else {
+            exchange.send(Response(status: lastFailure))
+            return
+        }
+        let upstream = order[index]
+        index += 1
+        self.upstream = upstream
+        upstream.inFlight.add(1, ordering: .relaxed)
+        countedInFlight = true
+        if let pooled = UpstreamPool.current.take(upstream.origin) {
+            send(on: pooled, reused: true)
+        } else {
+            connect(to: upstream)
+        }
+    }
+
+    private func connect(to upstream: Upstream) {
+        UpstreamConnection.connect(to: upstream, on: loop, timeout: min(handler.timeout, .seconds(10))).whenComplete { [self] result in
+            switch result {
+            case .success(let connection): send(on: connection, reused: false)
+            case .failure(let error): attemptFailed(error)
             }
         }
-        sink.onEnd { task.cancel() }
+    }
+
+    private func send(on connection: UpstreamConnection, reused: Bool) {
+        self.connection = connection
+        self.reused = reused
+        var head = self.head
+        head.uri = (upstream?.basePath ?? "") + head.uri
+        arm("no answer within the timeout")
+        connection.send(head, body: body) { [self] event in received(event) }
+    }
+
+    /// `timeout` from now, for the head or the next read.
+    private func arm(_ what: String) {
+        timer?.cancel()
+        timer = loop.scheduleTask(in: handler.timeout) { [self] in
+            connection?.close()
+            received(.failed(UpstreamTimeout(what: what)))
+        }
+    }
+
+    private func received(_ event: UpstreamConnection.Event) {
+        switch event {
+        case .head(let head):
+            answerHead = head
+            upstream?.answered()
+            arm("nothing read within the timeout")
+            startAnswer(head)
+        case .body(let bytes):
+            arm("nothing read within the timeout")
+            if collected != nil {
+                var bytes = bytes
+                collected?.writeBuffer(&bytes)
+                if (collected?.readableBytes ?? 0) > ProxyHandler.bufferedAnswer { received(.failed(UpstreamTimeout(what: "a longer answer than announced"))) }
+            } else {
+                stream?.deliver(bytes)
+            }
+        case .end:
+            timer?.cancel()
+            endAttempt()
+            if let connection, answerHead?.isKeepAlive ?? false { UpstreamPool.current.give(connection) } else { connection?.close() }
+            connection = nil
+            if let collected, let answerHead {
+                exchange.send(Response(status: Int(answerHead.status.code), headers: headers(of: answerHead),
+                                       body: collected.readableBytes == 0 ? .empty : .bytes(Array(collected.readableBytesView))))
+            }
+            stream?.finish()
+        case .failed(let error):
+            timer?.cancel()
+            connection?.close()
+            connection = nil
+            guard answerHead == nil else {
+                // Too late for another upstream: the answer has begun.
+                endAttempt()
+                ProxyHandler.logger.error("proxy: the answer of \(upstream?.origin ?? "?") broke off: \(ProxyHandler.describe(error))")
+                if collected != nil { exchange.send(Response(status: 502)) }
+                stream?.abort()
+                return
+            }
+            attemptFailed(error)
+        }
+    }
+
+    /// No answer from the current upstream.
+    private func attemptFailed(_ error: any Error) {
+        endAttempt()
+        guard let upstream else { return }
+        if reused && !(error is UpstreamTimeout) {
+            // A kept-alive connection the upstream had closed: a fresh one, not a failure.
+            reused = false
+            upstream.inFlight.add(1, ordering: .relaxed)
+            countedInFlight = true
+            connect(to: upstream)
+            return
+        }
+        upstream.failed()
+        lastFailure = error is UpstreamTimeout ? 504 : 502
+        let path = upstream.basePath + head.uri
+        ProxyHandler.logger.error("proxy: \(head.method.rawValue) \(upstream.origin)\(path) failed: \(ProxyHandler.describe(error))\(idempotent ? "" : " (not retried: \(head.method.rawValue) is not idempotent)")")
+        if idempotent {
+            next()
+        } else {
+            exchange.send(Response(status: lastFailure))
+        }
+    }
+
+    private func endAttempt() {
+        guard countedInFlight else { return }
+        countedInFlight = false
+        upstream?.inFlight.subtract(1, ordering: .relaxed)
+    }
+
+    private func startAnswer(_ head: HTTPResponseHead) {
+        let status = Int(head.status.code)
+        let length = head.headers.first(name: "Content-Length").flatMap(Int.init)
+        if self.head.method == .HEAD || status == 204 || status == 304 || (length ?? .max) <= ProxyHandler.bufferedAnswer {
+            collected = ByteBuffer()
+            return
+        }
+        let events = head.headers.first(name: "Content-Type")?.lowercased().hasPrefix("text/event-stream") ?? false
+        let answer = StreamedAnswer(request: self, isOpenEnded: events)
+        stream = answer
+        exchange.send(Response(status: status, headers: headers(of: head), body: .stream(answer)))
+    }
+
+    private func headers(of head: HTTPResponseHead) -> HeaderFields {
+        var headers = HeaderFields()
+        let listed = head.headers["Connection"].joined(separator: ",")
+        for field in head.headers where !ProxyHandler.isHopByHop(field.name, listed: listed) {
+            headers.add(field.name, field.value)
+        }
+        return headers
+    }
+
+    /// The client is behind: stop reading the upstream until it catches up.
+    func pauseUpstream() { connection?.setReading(false) }
+    func resumeUpstream() { connection?.setReading(true) }
+
+    /// The client went away before the answer ended: the upstream connection cannot be reused.
+    func clientLeft() {
+        guard connection != nil else { return }
+        timer?.cancel()
+        connection?.close()
+        connection = nil
+        endAttempt()
+    }
+}
+
+/// A long or open-ended answer, passed on as it arrives: each chunk the upstream sends is written
+/// to the client at once (an SSE event is not held back). Past `highWater` bytes queued for the
+/// client, the upstream is not read until they drain below `lowWater`.
+final class StreamedAnswer: BodyStream, @unchecked Sendable {
+    // @unchecked: used on the client connection's loop only, as its `ProxiedRequest`.
+    private let request: ProxiedRequest
+    let isOpenEnded: Bool
+    private var sink: (any BodySink)?
+    private var early: [ByteBuffer] = []
+    private var ended: Bool?   // true: finished, false: aborted
+    private var paused = false
+    static let highWater = 1 << 20
+    static let lowWater = 256 * 1024
+
+    init(request: ProxiedRequest, isOpenEnded: Bool) {
+        self.request = request
+        self.isOpenEnded = isOpenEnded
+    }
+
+    func start(_ sink: any BodySink) {
+        self.sink = sink
+        sink.onEnd { [self] in if ended == nil { request.clientLeft() } }
+        for bytes in early { deliver(bytes) }
+        early = []
+        if let ended { ended ? sink.finish() : sink.close() }
+    }
+
+    func deliver(_ bytes: ByteBuffer) {
+        guard let sink else {
+            early.append(bytes)
+            return
+        }
+        guard sink.write(Array(bytes.readableBytesView)) else { return }
+        if !paused && sink.pendingBytes > Self.highWater {
+            paused = true
+            request.pauseUpstream()
+            waitForDrain()
+        }
+    }
+
+    private func waitForDrain() {
+        sink?.schedule(after: .milliseconds(2)) { [self] in
+            guard let sink, paused else { return }
+            if sink.pendingBytes < Self.lowWater {
+                paused = false
+                request.resumeUpstream()
+            } else {
+                waitForDrain()
+            }
+        }
+    }
+
+    func finish() {
+        ended = true
+        sink?.finish()
+    }
+
+    func abort() {
+        ended = false
+        sink?.close()
     }
 }

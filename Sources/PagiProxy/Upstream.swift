@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import PagiConfig
 import Synchronization
 
@@ -7,10 +8,16 @@ import Synchronization
 /// connection or answer ejects it for `ejection` seconds, as nginx's `max_fails=1 fail_timeout=10s`
 /// does by default: the next requests go to the others, and after that it is tried again.
 final class Upstream: Sendable {
-    /// `scheme://host:port`, no path.
+    /// `scheme://host:port`, no path: names it in the log and in its loop's pool.
     let origin: String
+    let host: String
+    let port: Int
     /// The path of the URL, without a trailing `/` ("" for none): prefixed to every request's path.
     let basePath: String
+    /// For an `https://` upstream: verified against the system's roots, by name (SNI too) unless
+    /// it is an address.
+    let tls: NIOSSLContext?
+    var serverName: String? { host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host }
     let inFlight = Atomic<Int>(0)
     private let ejectedUntil = Mutex<Date>(.distantPast)
     static let ejection: TimeInterval = 10
@@ -18,9 +25,17 @@ final class Upstream: Sendable {
     init?(_ text: String) {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host else { return nil }
         let hostText = host.contains(":") ? "[\(host)]" : host
+        self.host = host
+        port = url.port ?? (scheme == "https" ? 443 : 80)
         origin = "\(scheme)://\(hostText)" + (url.port.map { ":\($0)" } ?? "")
         let path = url.path
         basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
+        if scheme == "https" {
+            guard let context = try? NIOSSLContext(configuration: .makeClientConfiguration()) else { return nil }
+            tls = context
+        } else {
+            tls = nil
+        }
     }
 
     var isAvailable: Bool { ejectedUntil.withLock { $0 } <= Date() }

@@ -22,10 +22,11 @@ final class ProxyIntegrationTests: XCTestCase {
     }
 
     /// An upstream that says who it is and what it got.
-    private func upstream(_ name: String) throws -> Int {
+    private func upstream(_ name: String, idle: String = "75s") throws -> Int {
         let folder = dir.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let server = try TestServer(yaml: """
+            server: {timeouts: {idle: \(idle)}}
             hosts:
               - names: ["*"]
                 routes:
@@ -141,6 +142,17 @@ final class ProxyIntegrationTests: XCTestCase {
             XCTAssertEqual(get(server, "/order", method: "POST")?.status, 200)
             XCTAssertEqual(get(server, "/page")?.text.first, "A")
         }
+    }
+
+    /// Connections to an upstream are kept alive and reused; one the upstream closed while idle is
+    /// replaced by a fresh one — even for a POST, and without counting as the upstream's failure.
+    func testAKeptAliveConnectionTheUpstreamClosedIsReplaced() throws {
+        let a = try upstream("A", idle: "200ms")
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
+        XCTAssertEqual(get(server, "/one")?.status, 200)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(get(server, "/two", method: "POST")?.text.hasPrefix("A POST /two "), true)
+        XCTAssertEqual(get(server, "/three")?.status, 200)
     }
 
     func testEveryUpstreamDownIs502AndASlowOneIs504() throws {
