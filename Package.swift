@@ -4,7 +4,7 @@ import PackageDescription
 // Modules follow the architecture: config parsing (no NIO) → core (compiled routing table,
 // handler/middleware protocols; no NIO) → engine (SwiftNIO) → feature modules built on the engine
 // → `PagiBuiltins` (registers every built-in handler) → the `pagi-serve` executable.
-// The two modules on every request's path skip Swift's run-time exclusivity checks in release
+// The modules on every request's path (and the proxy's) skip Swift's run-time exclusivity checks in release
 // builds: they cost ~2,300 instructions per request (callgrind) on class properties. Debug builds,
 // and so every test run, keep the checks.
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -98,7 +98,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: hotPath
         ),
         .target(
             name: "PagiRealtime",

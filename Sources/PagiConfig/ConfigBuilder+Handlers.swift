@@ -173,13 +173,13 @@ extension ConfigBuilder {
             log.error("proxy needs at least one upstream in 'to'", at: toNode.location)
         }
         if let value = section["balance"], let balance = choice(value, "balance", among: ProxyOptions.Balance.allCases) { options.balance = balance }
-        if let value = section["health"], let health = self.section(value, "proxy health", keys: ["path", "interval", "timeout"]) {
-            log.warning("active health checks are not built yet: an upstream that fails is left out for 10 s instead (docs/proxy.md)",
-                        at: section.keyLocation("health") ?? value.location)
+        if let value = section["health"], let health = self.section(value, "proxy health", keys: ["path", "interval", "timeout", "rise", "fall"]) {
             var check = ProxyOptions.Health()
             if let path = health["path"], let text = urlPath(path) { check.path = text }
-            if let interval = health["interval"].flatMap(duration) { check.interval = interval }
-            if let timeout = health["timeout"].flatMap(duration) { check.timeout = timeout }
+            if let interval = health["interval"].flatMap(duration) { check.interval = max(interval, 0.01) }
+            if let timeout = health["timeout"].flatMap(duration) { check.timeout = max(timeout, 0.01) }
+            if let rise = health["rise"].flatMap({ integer($0, "checks in a row", in: 1...100) }) { check.rise = rise }
+            if let fall = health["fall"].flatMap({ integer($0, "checks in a row", in: 1...100) }) { check.fall = fall }
             options.health = check
         }
         if let value = section["strip_prefix"], let strip = bool(value) { options.stripPrefix = strip }

@@ -138,7 +138,9 @@ public enum ConfigSchema {
             "redirect": anyOf(string, object(["to": string, "status": oneOfIntegers([301, 302, 303, 307, 308])], required: ["to"])),
             "proxy": object([
                 "to": strings, "balance": oneOfValues(["round_robin", "least_conn", "random", "ip_hash"]),
-                "health": object(["path": string, "interval": duration, "timeout": duration]),
+                "health": object(["path": string, "interval": duration, "timeout": duration,
+                                   "rise": .map([(key: "type", value: .string("integer")), (key: "minimum", value: .int(1))]),
+                                   "fall": .map([(key: "type", value: .string("integer")), (key: "minimum", value: .int(1))])]),
                 "strip_prefix": boolean, "headers": headerEdits, "timeout": duration,
             ], required: ["to"]),
             "websocket": anyOf(.map([(key: "const", value: .string("echo"))]), object([

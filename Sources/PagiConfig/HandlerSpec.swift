@@ -96,10 +96,14 @@ public struct RedirectOptions: Sendable, Hashable {
 /// `proxy` (docs/proxy.md).
 public struct ProxyOptions: Sendable, Hashable {
     public enum Balance: String, Sendable, CaseIterable { case roundRobin = "round_robin", leastConn = "least_conn", random, ipHash = "ip_hash" }
+    /// Active health checks (docs/proxy.md): `rise` checks in a row that pass bring an upstream
+    /// back, `fall` that fail take it out (HAProxy's defaults).
     public struct Health: Sendable, Hashable {
         public var path = "/"
         public var interval: Double = 5
         public var timeout: Double = 2
+        public var rise = 2
+        public var fall = 3
         public init() {}
     }
     public var upstreams: [String]

@@ -35,6 +35,7 @@ public struct ProxyHandler: Handler {
         self.options = options
         strippedSegments = options.stripPrefix ? pattern.segments.count : 0
         timeout = .nanoseconds(Int64(options.timeout * 1e9))
+        if let health = options.health { HealthChecks.start(for: balancer, health) }
     }
 
     public func handle(_ request: Request) -> Response {
@@ -67,7 +68,7 @@ public struct ProxyHandler: Handler {
         var headers = HeaderFields()
         let listed = request.headers.combinedValue("Connection")
         for field in request.headers where !Self.isHopByHop(field.name, listed: listed)
-            && !["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "content-length"].contains(field.name.lowercased()) {
+            && !Self.replaced.contains(where: { field.name.asciiCaseInsensitiveEquals($0) }) {
             headers.add(field.name, field.value)
         }
         let trusted = request.context.trustedPeer
@@ -91,14 +92,21 @@ public struct ProxyHandler: Handler {
         return (head, request.body.isEmpty ? nil : ByteBuffer(bytes: request.body))
     }
 
-    /// RFC 9110 §7.6.1: fields for one connection only — the fixed ones and those `Connection` names.
+    /// RFC 9110 §7.6.1: fields for one connection only — the fixed ones and those `Connection` names
+    /// (compared without allocating: this runs for every field of every request and answer).
     static func isHopByHop(_ name: String, listed: String?) -> Bool {
-        let lowered = name.lowercased()
-        if ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-            "proxy-authenticate", "proxy-authorization"].contains(lowered) { return true }
+        if hopByHop.contains(where: { name.asciiCaseInsensitiveEquals($0) }) { return true }
         guard let listed else { return false }
-        return listed.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == lowered }
+        return listed.split(separator: ",").contains { token in
+            let start = token.drop { $0 == " " || $0 == "\t" }
+            guard let last = start.lastIndex(where: { $0 != " " && $0 != "\t" }) else { return false }
+            return String(start[...last]).asciiCaseInsensitiveEquals(name)
+        }
     }
+    private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+                                   "proxy-authenticate", "proxy-authorization"]
+    /// Set by the proxy itself: the client's own copies are dropped (`Content-Length` is the body's).
+    private static let replaced = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "content-length"]
 
     static func describe(_ error: any Error) -> String {
         if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }

@@ -21,6 +21,8 @@ final class Upstream: Sendable {
     let inFlight = Atomic<Int>(0)
     private let ejectedUntil = Mutex<Date>(.distantPast)
     static let ejection: TimeInterval = 10
+    /// What the active health checks say (`HealthChecks`); true without them.
+    let healthy = Atomic<Bool>(true)
 
     init?(_ text: String) {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host else { return nil }
@@ -38,7 +40,7 @@ final class Upstream: Sendable {
         }
     }
 
-    var isAvailable: Bool { ejectedUntil.withLock { $0 } <= Date() }
+    var isAvailable: Bool { healthy.load(ordering: .relaxed) && ejectedUntil.withLock { $0 } <= Date() }
 
     func failed() { ejectedUntil.withLock { $0 = Date().addingTimeInterval(Self.ejection) } }
     func answered() { ejectedUntil.withLock { $0 = .distantPast } }

@@ -56,9 +56,10 @@ final class HandlerAndMiddlewareTests: XCTestCase {
         XCTAssertTrue(openapi.validate)
         XCTAssertEqual(list.responses.count, 2)
         XCTAssertTrue(list.cycle)
-        // Every handler is served; of proxy, the active health checks are not built yet.
-        XCTAssertEqual(config.warnings.map(\.description),
-                       ["\(directory.path)/config.yaml:9:67: warning: active health checks are not built yet: an upstream that fails is left out for 10 s instead (docs/proxy.md)"])
+        // Every handler is served, proxy's health checks included: nothing to warn about.
+        XCTAssertEqual(config.warnings.map(\.description), [])
+        XCTAssertEqual(proxy.health?.rise, 2)
+        XCTAssertEqual(proxy.health?.fall, 3)
     }
 
     func testRespondListWithoutCycleAndWebSocketMapping() throws {

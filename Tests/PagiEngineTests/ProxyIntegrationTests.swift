@@ -24,13 +24,14 @@ final class ProxyIntegrationTests: XCTestCase {
     /// An upstream that says who it is and what it got.
     private func upstream(_ name: String, idle: String = "75s") throws -> Int {
         let folder = dir.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("checks"), withIntermediateDirectories: true)
         let server = try TestServer(yaml: """
             server: {timeouts: {idle: \(idle)}}
             hosts:
               - names: ["*"]
                 routes:
                   - {path: /files/, static: {root: "\(dir.appendingPathComponent("upstream").path)"}}
+                  - {path: /checks/, static: {root: "\(folder.appendingPathComponent("checks").path)"}}
                   - {path: /slow, respond: {body: late, delay: 2s}}
                   - {path: /events, sse: {ticker: {every: 100ms, data: "tick {{count}}"}}}
                   - {path: /, respond: {status: 200, body: "\(name) {{method}} {{uri}} {{headers}} {{body}}"}}
@@ -153,6 +154,24 @@ final class ProxyIntegrationTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.5)
         XCTAssertEqual(get(server, "/two", method: "POST")?.text.hasPrefix("A POST /two "), true)
         XCTAssertEqual(get(server, "/three")?.status, 200)
+    }
+
+    /// Active health checks take an upstream whose check fails out of the balancing before any
+    /// request fails there, and bring it back once it passes again.
+    func testHealthChecksTakeAnUpstreamOutAndBringItBack() throws {
+        let (a, b) = (try upstream("A"), try upstream("B"))
+        for name in ["A", "B"] { try writeFile(dir, "\(name)/checks/ok.txt", "ok") }
+        let server = try proxy("""
+                  - {path: /, proxy: {to: ["http://127.0.0.1:\(a)", "http://127.0.0.1:\(b)"], health: {path: /checks/ok.txt, interval: 50ms, rise: 2, fall: 2}}}
+            """)
+        func names() -> [Character] { (0..<8).compactMap { _ in get(server, "/")?.text.first } }
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("B/checks/ok.txt"))
+        // Static answers may be reused for a second (docs/performance.md): then two failed checks.
+        Thread.sleep(forTimeInterval: 1.5)
+        XCTAssertEqual(Set(names()), ["A"], "B's check fails (404): B is out")
+        try writeFile(dir, "B/checks/ok.txt", "ok")
+        Thread.sleep(forTimeInterval: 1.5)
+        XCTAssertEqual(Set(names()), ["A", "B"], "B passes again: B is back")
     }
 
     func testEveryUpstreamDownIs502AndASlowOneIs504() throws {
