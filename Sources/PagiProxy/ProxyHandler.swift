@@ -39,21 +39,24 @@ public struct ProxyHandler: Handler {
     }
 
     public func handle(_ request: Request) -> Response {
-        if request.headers["Upgrade"] != nil {
-            // WebSocket through the proxy is not built yet (docs/proxy.md): say so rather than
-            // forward a handshake whose answer could not be tunnelled.
-            return Response(status: 501)
+        var forwarded = forwardedRequest(request)
+        // A WebSocket handshake goes on with its `Upgrade` (a hop-by-hop field, removed from any
+        // other request): the upstream's `101` turns both connections into a tunnel.
+        let tunnel = request.method == "GET" && (request.headers["Upgrade"]?.lowercased().contains("websocket") ?? false)
+        if tunnel {
+            forwarded.head.headers.add(name: "Connection", value: "Upgrade")
+            forwarded.head.headers.add(name: "Upgrade", value: "websocket")
         }
-        let forwarded = forwardedRequest(request)
         let client = request.clientAddress
+        let (head, body) = forwarded
         return .later { exchange in
             // `start` runs on the client connection's loop: the upstream connection joins it.
             guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
                 exchange.send(Response(status: 502))
                 return
             }
-            ProxiedRequest(handler: self, head: forwarded.head, body: forwarded.body, order: balancer.order(client: client),
-                           exchange: exchange, loop: loop).next()
+            ProxiedRequest(handler: self, head: head, body: body, order: balancer.order(client: client),
+                           exchange: exchange, loop: loop, tunnel: tunnel).next()
         }
     }
 
@@ -146,8 +149,13 @@ final class ProxiedRequest: @unchecked Sendable {
     private var collected: ByteBuffer?
     private var stream: StreamedAnswer?
     private var lastFailure = 502
+    /// A WebSocket handshake: its connection is never pooled, and a `101` makes it a tunnel.
+    private let tunnel: Bool
+    private var switching: HTTPResponseHead?
 
-    init(handler: ProxyHandler, head: HTTPRequestHead, body: ByteBuffer?, order: [Upstream], exchange: any Exchange, loop: any EventLoop) {
+    init(handler: ProxyHandler, head: HTTPRequestHead, body: ByteBuffer?, order: [Upstream], exchange: any Exchange,
+         loop: any EventLoop, tunnel: Bool) {
+        self.tunnel = tunnel
         self.handler = handler
         self.head = head
         self.body = body
@@ -168,7 +176,7 @@ final class ProxiedRequest: @unchecked Sendable {
         self.upstream = upstream
         upstream.inFlight.add(1, ordering: .relaxed)
         countedInFlight = true
-        if let pooled = UpstreamPool.current.take(upstream.origin) {
+        if !tunnel, let pooled = UpstreamPool.current.take(upstream.origin) {
             send(on: pooled, reused: true)
         } else {
             connect(to: upstream)
@@ -176,7 +184,7 @@ final class ProxiedRequest: @unchecked Sendable {
     }
 
     private func connect(to upstream: Upstream) {
-        UpstreamConnection.connect(to: upstream, on: loop, timeout: min(handler.timeout, .seconds(10))).whenComplete { [self] result in
+        UpstreamConnection.connect(to: upstream, on: loop, timeout: min(handler.timeout, .seconds(10)), tunnel: tunnel).whenComplete { [self] result in
             switch result {
             case .success(let connection): send(on: connection, reused: false)
             case .failure(let error): attemptFailed(error)
@@ -204,6 +212,11 @@ final class ProxiedRequest: @unchecked Sendable {
 
     private func received(_ event: UpstreamConnection.Event) {
         switch event {
+        case .head(let head) where tunnel && head.status == .switchingProtocols:
+            timer?.cancel()
+            upstream?.answered()
+            answerHead = head
+            switching = head
         case .head(let head):
             answerHead = head
             upstream?.answered()
@@ -218,6 +231,9 @@ final class ProxiedRequest: @unchecked Sendable {
             } else {
                 stream?.deliver(bytes)
             }
+        case .end where switching != nil:
+            // The decoder is still in its callback: the switch goes on at the next turn.
+            loop.execute { [self] in becomeTunnel() }
         case .end:
             timer?.cancel()
             endAttempt()
@@ -241,6 +257,26 @@ final class ProxiedRequest: @unchecked Sendable {
                 return
             }
             attemptFailed(error)
+        }
+    }
+
+    /// The upstream switched protocols: the client gets its `101`, then the connections are glued.
+    private func becomeTunnel() {
+        endAttempt()
+        guard let connection, let head = switching else { return }
+        self.connection = nil
+        var fields = self.headers(of: head)
+        fields.add("Connection", "Upgrade")
+        fields.add("Upgrade", head.headers.first(name: "Upgrade") ?? "websocket")
+        let headers = fields
+        connection.becomeTunnel().assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let end):
+                exchange.switchProtocols(Response(status: 101, headers: headers), to: TunnelUpgrade(upstreamEnd: end))
+            case .failure:
+                connection.close()
+                exchange.send(Response(status: 502))
+            }
         }
     }
 

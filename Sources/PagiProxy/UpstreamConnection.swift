@@ -30,8 +30,10 @@ final class UpstreamConnection {
         self.reader = reader
     }
 
-    /// Connects to `upstream` from `loop`.
-    static func connect(to upstream: Upstream, on loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+    /// Connects to `upstream` from `loop`. `tunnel`: for a protocol switch, after which the bytes
+    /// behind the `101` are kept for the tunnel (`becomeTunnel`).
+    static func connect(to upstream: Upstream, on loop: any EventLoop, timeout: TimeAmount,
+                        tunnel: Bool = false) -> EventLoopFuture<UpstreamConnection> {
         let reader = UpstreamReader()
         let tls = upstream.tls
         return ClientBootstrap(group: loop)
@@ -41,7 +43,11 @@ final class UpstreamConnection {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: upstream.serverName)) }
-                    try pipeline.addHTTPClientHandlers()
+                    // The codec alone (no outbound validator, which `addHTTPClientHandlers` adds): the
+                    // fields sent were checked when the client's request was parsed, and a tunnel
+                    // must be able to take every HTTP handler out.
+                    try pipeline.addHandler(HTTPRequestEncoder())
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: tunnel ? .forwardBytes : .dropBytes)))
                     try pipeline.addHandler(reader)
                 }
             }
@@ -71,11 +77,31 @@ final class UpstreamConnection {
         reader.listener = nil
         channel.close(promise: nil)
     }
+
+    /// After a `101`: HTTP leaves the connection, and a tunnel end takes what follows (the bytes
+    /// the decoder held behind the `101` first). Ready once the HTTP handlers are gone: nothing
+    /// may be written through them after.
+    func becomeTunnel() -> EventLoopFuture<TunnelEnd> {
+        let end = TunnelEnd()
+        let loop = channel.eventLoop
+        do {
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(end)
+            let removals = [
+                pipeline.removeHandler(reader),
+                pipeline.removeHandler(try pipeline.handler(type: HTTPRequestEncoder.self)),
+                pipeline.removeHandler(try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)),
+            ]
+            return EventLoopFuture.andAllSucceed(removals, on: loop).map { end }
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+    }
 }
 
 /// The end of an upstream connection's pipeline: hands each part of the answer to the request
 /// being served.
-private final class UpstreamReader: ChannelInboundHandler, @unchecked Sendable {
+private final class UpstreamReader: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     // @unchecked: used on its channel's event loop only.
     typealias InboundIn = HTTPClientResponsePart
     var listener: ((UpstreamConnection.Event) -> Void)?

@@ -34,6 +34,7 @@ final class ProxyIntegrationTests: XCTestCase {
                   - {path: /checks/, static: {root: "\(folder.appendingPathComponent("checks").path)"}}
                   - {path: /slow, respond: {body: late, delay: 2s}}
                   - {path: /events, sse: {ticker: {every: 100ms, data: "tick {{count}}"}}}
+                  - {path: /ws, websocket: echo}
                   - {path: /, respond: {status: 200, body: "\(name) {{method}} {{uri}} {{headers}} {{body}}"}}
             """, directory: folder)
         servers.append(server)
@@ -202,6 +203,26 @@ final class ProxyIntegrationTests: XCTestCase {
         for (earlier, later) in zip(arrivals, arrivals.dropFirst()) {
             XCTAssertGreaterThan(later.timeIntervalSince(earlier), 0.05)
         }
+    }
+
+    /// A WebSocket handshake reaches the upstream, its 101 comes back, and the connections are
+    /// glued: messages both ways, large ones too, and a close handshake.
+    func testAWebSocketIsTunnelledToTheUpstream() throws {
+        let a = try upstream("A")
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
+        let socket = try WebSocketClient(port: server.port, path: "/ws")
+        XCTAssertEqual(socket.status, 101)
+        XCTAssertNotNil(socket.header("Sec-WebSocket-Accept"))
+        socket.send(text: "through the proxy")
+        XCTAssertEqual(socket.readMessageFrame()?.text, "through the proxy")
+        let large = deterministicBytes(count: 300_000)
+        socket.send(binary: large)
+        XCTAssertTrue(socket.readMessageFrame()?.payload == large)
+        socket.sendClose(code: 1000)
+        XCTAssertEqual(socket.readFrame()?.closeCode, 1000)
+        XCTAssertTrue(socket.waitForTCPClose())
+        // An upgrade to anything else is not passed on: the request is answered as a plain one.
+        XCTAssertEqual(get(server, "/", headers: ["Upgrade": "h2c", "Connection": "Upgrade"])?.status, 200)
     }
 
     func testALongAnswerIsStreamedByteForByte() throws {
