@@ -6,6 +6,10 @@ cases 1.* - 10.*, 12.* and 13.* against it, writes the summary table to conforma
 and exits non-zero unless every case is OK, NON-STRICT or INFORMATIONAL.
 
     conformance/autobahn/run.py --binary .build/debug/pagi-serve [--cases '1.*' ...] [--parallelism N]
+
+With --through-proxy, a second pagi-serve with a `proxy` route (docs/proxy.md) stands between the
+test client and the echo server, and the cases without compression (1.* - 10.*) run through it: the
+tunnel must pass every frame as it comes (summary: conformance/autobahn/summary-proxy.md).
 """
 
 import argparse
@@ -52,15 +56,30 @@ def verdict(result) -> str:
     return behavior
 
 
-def write_summary(results, seconds: float, path: Path) -> None:
+PROXY_CONFIG = """\
+server:
+  listen: ["127.0.0.1:{port}"]
+  access_log: {{to: off}}
+  log_level: error
+hosts:
+  - names: ["*"]
+    routes:
+      - {{path: /, proxy: {{to: ["http://127.0.0.1:{upstream}"]}}}}
+"""
+NON_COMPRESSION_CASES = [f"{group}.*" for group in (1, 2, 3, 4, 5, 6, 7, 9, 10)]
+
+
+def write_summary(results, seconds: float, path: Path, proxied: bool = False) -> None:
     by_group = collections.defaultdict(collections.Counter)
     for result in results:
         by_group[int(result.case_id.split(".")[0])][verdict(result)] += 1
     lines = [
         "# Autobahn|Testsuite results",
         "",
-        "The `websocket` handler (echo route, permessage-deflate on) against the Autobahn cases, run",
-        "by `conformance/autobahn/run.py` through kosoku (called by `scripts/test`).",
+        ("The `websocket` handler (echo route) behind a `proxy` route of a second pagi-serve, against the"
+         if proxied else "The `websocket` handler (echo route, permessage-deflate on) against the"),
+        "Autobahn cases" + (" without compression" if proxied else "") + ", run by `conformance/autobahn/run.py"
+        + (" --through-proxy`" if proxied else "`") + " through kosoku (called by `scripts/test`).",
         "",
         "| group | cases | " + " | ".join(VERDICTS) + " |",
         "|---|---|" + "---|" * len(VERDICTS),
@@ -91,24 +110,36 @@ def main() -> int:
     parser.add_argument("--binary", required=True, help="the pagi-serve executable")
     parser.add_argument("--cases", nargs="*", default=DEFAULT_CASES)
     parser.add_argument("--parallelism", type=int, default=4)
-    parser.add_argument("--summary", default=str(HERE / "summary.md"))
+    parser.add_argument("--summary")
+    parser.add_argument("--through-proxy", action="store_true", help="run the cases without compression through a proxy route")
     args = parser.parse_args()
+    summary = args.summary or str(HERE / ("summary-proxy.md" if args.through_proxy else "summary.md"))
+    cases = NON_COMPRESSION_CASES if args.through_proxy and args.cases == DEFAULT_CASES else args.cases
 
     port = free_port()
+    servers = []
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "autobahn.yaml"
         config.write_text(CONFIG.format(port=port))
-        server = subprocess.Popen([args.binary, str(config)] + serving_as_invoker(args.binary))
+        servers.append(subprocess.Popen([args.binary, str(config)] + serving_as_invoker(args.binary)))
+        target = port
+        if args.through_proxy:
+            target = free_port()
+            proxy = Path(scratch) / "proxy.yaml"
+            proxy.write_text(PROXY_CONFIG.format(port=target, upstream=port))
+            servers.append(subprocess.Popen([args.binary, str(proxy)] + serving_as_invoker(args.binary)))
         try:
-            wait_for_port(port, server)
+            wait_for_port(port, servers[0])
+            wait_for_port(target, servers[-1])
             started = time.monotonic()
-            results = asyncio.run(run_cases(f"ws://127.0.0.1:{port}/", args.cases, args.parallelism))
+            results = asyncio.run(run_cases(f"ws://127.0.0.1:{target}/", cases, args.parallelism))
             seconds = time.monotonic() - started
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    write_summary(results, seconds, Path(args.summary))
-    print(Path(args.summary).read_text())
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+    write_summary(results, seconds, Path(summary), proxied=args.through_proxy)
+    print(Path(summary).read_text())
     bad = [r for r in results if verdict(r) not in ACCEPTED]
     if not results or bad:
         print(f"autobahn: {len(bad)} of {len(results)} cases not passed", file=sys.stderr)
