@@ -149,6 +149,7 @@ let package = Package(
             dependencies: [
                 "CSpawn",
                 "PagiACME",
+                "PagiProxy",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -27,6 +27,8 @@ public struct ProxyHandler: Handler {
     /// Leading path segments removed before forwarding (`strip_prefix`).
     let strippedSegments: Int
     let timeout: TimeAmount
+    /// `pagi-serve record`'s recorder, when it runs.
+    let recorder: (any ProxyRecorder)?
     static let logger = Logger(label: "pagi-serve.proxy")
     static let bufferedAnswer = 256 * 1024
 
@@ -35,6 +37,7 @@ public struct ProxyHandler: Handler {
         self.options = options
         strippedSegments = options.stripPrefix ? pattern.segments.count : 0
         timeout = .nanoseconds(Int64(options.timeout * 1e9))
+        recorder = Self.recording.withLock { $0 }
         if let health = options.health { HealthChecks.start(for: balancer, health) }
     }
 
@@ -49,6 +52,9 @@ public struct ProxyHandler: Handler {
         }
         let client = request.clientAddress
         let (head, body) = forwarded
+        let recording = recorder.map { recorder in
+            (recorder, RecordedExchange(method: request.method, path: request.path, query: request.query, status: 0, headers: [], body: []))
+        }
         return .later { exchange in
             // `start` runs on the client connection's loop: the upstream connection joins it.
             guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
@@ -56,7 +62,7 @@ public struct ProxyHandler: Handler {
                 return
             }
             ProxiedRequest(handler: self, head: head, body: body, order: balancer.order(client: client),
-                           exchange: exchange, loop: loop, tunnel: tunnel).next()
+                           exchange: exchange, loop: loop, tunnel: tunnel, recording: recording).next()
         }
     }
 
@@ -153,9 +159,13 @@ final class ProxiedRequest: @unchecked Sendable {
     private let tunnel: Bool
     private var switching: HTTPResponseHead?
 
+    /// `pagi-serve record`: the exchange so far, and whom to tell once the answer is whole.
+    private var recording: (recorder: any ProxyRecorder, exchange: RecordedExchange)?
+
     init(handler: ProxyHandler, head: HTTPRequestHead, body: ByteBuffer?, order: [Upstream], exchange: any Exchange,
-         loop: any EventLoop, tunnel: Bool) {
+         loop: any EventLoop, tunnel: Bool, recording: (any ProxyRecorder, RecordedExchange)?) {
         self.tunnel = tunnel
+        self.recording = recording.map { (recorder: $0.0, exchange: $0.1) }
         self.handler = handler
         self.head = head
         self.body = body
@@ -220,6 +230,8 @@ final class ProxiedRequest: @unchecked Sendable {
         case .head(let head):
             answerHead = head
             upstream?.answered()
+            recording?.exchange.status = Int(head.status.code)
+            recording?.exchange.headers = headers(of: head).map { ($0.name, $0.value) }
             arm("nothing read within the timeout")
             startAnswer(head)
         case .body(let bytes):
@@ -229,6 +241,11 @@ final class ProxiedRequest: @unchecked Sendable {
                 collected?.writeBuffer(&bytes)
                 if (collected?.readableBytes ?? 0) > ProxyHandler.bufferedAnswer { received(.failed(UpstreamTimeout(what: "a longer answer than announced"))) }
             } else {
+                if let kept = recording?.exchange.body.count, kept + bytes.readableBytes <= ProxyHandler.largestRecorded {
+                    recording?.exchange.body += bytes.readableBytesView
+                } else {
+                    recording = nil
+                }
                 stream?.deliver(bytes)
             }
         case .end where switching != nil:
@@ -242,8 +259,11 @@ final class ProxiedRequest: @unchecked Sendable {
             if let collected, let answerHead {
                 exchange.send(Response(status: Int(answerHead.status.code), headers: headers(of: answerHead),
                                        body: collected.readableBytes == 0 ? .empty : .bytes(Array(collected.readableBytesView))))
+                recording?.exchange.body = Array(collected.readableBytesView)
             }
             stream?.finish()
+            if let recording { recording.recorder.record(recording.exchange) }
+            recording = nil
         case .failed(let error):
             timer?.cancel()
             connection?.close()

@@ -14,7 +14,7 @@ struct PagiServe: ParsableCommand {
         commandName: "pagi-serve",
         abstract: "A web server whose whole behaviour is declared in one YAML file.",
         discussion: "Exit codes: 0 ok, 1 configuration errors, 2 usage errors.",
-        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self, HashPassword.self, Cert.self, Schema.self],
+        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, StaticDir.self, Record.self, HashPassword.self, Cert.self, Schema.self],
         defaultSubcommand: Serve.self
     )
 

@@ -1,0 +1,95 @@
+import Foundation
+import PagiTestSupport
+import XCTest
+
+/// `pagi-serve record` (docs/proxy.md, *Record mode*): traffic through the recording proxy
+/// becomes a stub configuration that `check` accepts and that, served, answers byte for byte as the
+/// upstream did — ids turned into a parameter, queries into conditions, a changing answer into a
+/// list, a long body into a file, and no cookie written down.
+final class RecordTests: XCTestCase {
+    private var dir: URL!
+    private var processes: [ServedProcess] = []
+    private var upstream: TestServer?
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: ServedProcess.binary.path), "pagi-serve not built")
+        dir = try makeTemporaryDirectory()
+    }
+
+    override func tearDownWithError() throws {
+        for process in processes { process.kill() }
+        upstream?.stop()
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    private let requests: [(method: String, path: String)] = [
+        ("GET", "/api/users/1"), ("GET", "/api/users/2"), ("GET", "/api/search?q=shoes"), ("GET", "/api/search?q=hats"),
+        ("GET", "/api/counter"), ("GET", "/api/counter"), ("GET", "/files/photo.bin"), ("POST", "/api/orders"),
+        ("GET", "/api/braces"), ("GET", "/api/session"),
+    ]
+
+    func testARecordedSessionIsServedBackByteForByte() throws {
+        try writeFile(dir, "upstream/files/photo.bin", deterministicBytes(count: 10_000))
+        try writeFile(dir, "upstream/braces.txt", "{{not a template}}")
+        let server = try TestServer(yaml: """
+            hosts:
+              - names: ["*"]
+                routes:
+                  - {path: "/api/users/{id}", respond: {json: {id: "{{path.id}}", name: "User {{path.id}}"}, headers: {X-Trace: abc, Cache-Control: no-store}}}
+                  - {path: /api/search, respond: {body: "results for {{query.q}}"}}
+                  - path: /api/counter
+                    respond: [{body: first}, {status: 503, body: second}]
+                  - {path: /files/, static: {root: upstream/files}}
+                  - {path: /api/orders, methods: [POST], respond: {status: 201, json: {order: 9}, headers: {Location: /api/orders/9}}}
+                  - {path: /api/braces, respond: {file: upstream/braces.txt}}
+                  - {path: /api/session, respond: {body: welcome, headers: {Set-Cookie: "session=secret-value"}}}
+            """, directory: dir)
+        upstream = server
+        let recordPort = try freePort()
+        let recorder = try ServedProcess(arguments: ["record", "--upstream", "http://127.0.0.1:\(server.port)", "--out", "stubs.yaml",
+                                                     "--listen", "127.0.0.1:\(recordPort)"], directory: dir)
+        processes.append(recorder)
+        try recorder.waitForLog("listening on http://127.0.0.1:\(recordPort)")
+        let recorded = requests.map { RawClient.get(port: recordPort, $0.path, method: $0.method) }
+        XCTAssertEqual(recorded.map { $0?.status }, [200, 200, 200, 200, 200, 503, 200, 201, 200, 200])
+        let stubs = dir.appendingPathComponent("stubs.yaml")
+        let deadline = Date().addingTimeInterval(5)
+        while !((try? String(contentsOf: stubs, encoding: .utf8))?.contains("\(requests.count) exchanges") ?? false) {
+            guard Date() < deadline else { return XCTFail("stubs.yaml never held every exchange:\n\(recorder.log)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        recorder.kill()
+        let yaml = try String(contentsOf: stubs, encoding: .utf8)
+        XCTAssertFalse(yaml.contains("secret-value"), "cookies are never written down:\n\(yaml)")
+        XCTAssertTrue(yaml.contains("\"/api/users/{id}\""), yaml)
+        XCTAssertTrue(yaml.contains("query: {\"q\": \"shoes\"}"), yaml)
+        XCTAssertTrue(yaml.contains("file: \"stubs-bodies/"), "the 10 KB body goes to a file:\n\(yaml)")
+
+        let check = Process()
+        check.executableURL = ServedProcess.binary
+        check.arguments = ["check", "stubs.yaml"]
+        check.currentDirectoryURL = dir
+        let errors = Pipe()
+        check.standardError = errors
+        try check.run()
+        let printed = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        XCTAssertEqual(check.terminationStatus, 0, printed + "\n" + yaml)
+
+        let servePort = try freePort()
+        let stubbed = try ServedProcess(arguments: ["stubs.yaml", "--listen", "127.0.0.1:\(servePort)"], directory: dir)
+        processes.append(stubbed)
+        try stubbed.waitForLog("listening on http://127.0.0.1:\(servePort)")
+        for (request, original) in zip(requests, recorded) {
+            let replayed = RawClient.get(port: servePort, request.path, method: request.method)
+            XCTAssertEqual(replayed?.status, original?.status, "\(request)")
+            XCTAssertTrue(replayed?.body == original?.body, "\(request): \(replayed?.text ?? "-") ≠ \(original?.text ?? "-")")
+            XCTAssertEqual(replayed?.header("Content-Type"), original?.header("Content-Type"), "\(request)")
+        }
+        XCTAssertEqual(RawClient.get(port: servePort, "/api/users/2")?.header("X-Trace"), "abc")
+        XCTAssertEqual(RawClient.get(port: servePort, "/api/orders", method: "POST")?.header("Location"), "/api/orders/9")
+        XCTAssertNil(RawClient.get(port: servePort, "/api/session")?.header("Set-Cookie"))
+        // An id never recorded is answered by the parameter route, as the last one recorded.
+        XCTAssertEqual(RawClient.get(port: servePort, "/api/users/77")?.body, recorded[1]?.body)
+    }
+}
