@@ -179,6 +179,16 @@ def compressible_text(size):
     return "".join(lines)[:size - 1] + "\n"
 
 
+# What every pagi-serve config of the benches shares below `server:`: no access log, few log lines,
+# room for wrk's connections, and no timeout cutting a run short.
+PAGI_SERVER_SETTINGS = """\
+  access_log: {to: "off"}
+  log_level: warn
+  limits: {connections: 20000}
+  timeouts: {idle: 10m, header: 10m}
+"""
+
+
 def pagi_config(port, www, middleware):
     """The static and respond routes; with `middleware`, the middleware and gzip routes too (a baseline
     binary gets only the first: an older build may not know the middleware)."""
@@ -197,11 +207,7 @@ def pagi_config(port, www, middleware):
 server:
   listen: ["127.0.0.1:{port}"]
   threads: 1
-  access_log: {{to: "off"}}
-  log_level: warn
-  limits: {{connections: 20000}}
-  timeouts: {{idle: 10m, header: 10m}}
-hosts:
+{PAGI_SERVER_SETTINGS}hosts:
   - names: ["*"]
     routes:
       - path: /

@@ -227,10 +227,7 @@ def main():
                      + (f"{p['header_bytes']:.1f} / {n['header_bytes']:.1f}" if p and n else "—") + " |")
     lines += ["", "The CPU figures are those of each row's median run."]
     if perf:
-        lines += tls.profile_lines(perf, f"{PROFILED} over h2 (TLS)", " By Swift module or library (the first module a "
-                                   "demangled symbol names): " + ", ".join(
-                                       f"{m} {v:.1f} %" for m, v in sorted(perf["modules"].items(), key=lambda x: -x[1])
-                                       if v >= 0.5) + ".")
+        lines += tls.profile_lines(perf, f"{PROFILED} over h2 (TLS)", tls.module_summary(perf))
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
     harness.finish(lines, failures, args.out, args.quick, work)

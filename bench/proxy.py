@@ -86,11 +86,7 @@ def pagi_config(port, upstream_port):
 server:
   listen: ["127.0.0.1:{port}"]
   threads: 1
-  access_log: {{to: "off"}}
-  log_level: warn
-  limits: {{connections: 20000}}
-  timeouts: {{idle: 10m, header: 10m}}
-hosts:
+{harness.PAGI_SERVER_SETTINGS}hosts:
   - names: ["*"]
     routes:
       - path: /
@@ -353,10 +349,7 @@ def main():
               "`requests` over the run ÷ wrk's answers (req/s × run time; the requests in flight at either end make "
               "it differ from 1.00 by a little)."]
     if perf:
-        lines += tls.profile_lines(perf, f"{PROFILED} (keep-alive) through the proxy", " By Swift module or library (the "
-                                   "first module a demangled symbol names): " + ", ".join(
-                                       f"{m} {v:.1f} %" for m, v in sorted(perf["modules"].items(), key=lambda x: -x[1])
-                                       if v >= 0.5) + ".")
+        lines += tls.profile_lines(perf, f"{PROFILED} (keep-alive) through the proxy", tls.module_summary(perf))
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
     harness.finish(lines, failures, args.out, args.quick, work)

@@ -296,6 +296,12 @@ def cpu_row(label, p, n, client):
             + (f"{per_request(p)} / {per_request(n)}" if p and n else "—") + " |")
 
 
+def module_summary(perf):
+    """`perf`'s samples by Swift module or library, for `profile_lines`' `more`."""
+    return (" By Swift module or library (the first module a demangled symbol names): "
+            + ", ".join(f"{m} {v:.1f} %" for m, v in sorted(perf["modules"].items(), key=lambda x: -x[1]) if v >= 0.5) + ".")
+
+
 def profile_lines(perf, subject, more=""):
     """The report's section on a record_profile: samples per thread (then `more`), the hottest symbols."""
     lines = [

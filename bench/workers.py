@@ -59,11 +59,7 @@ def pagi_config(port, www, workers, threads):
   listen: ["127.0.0.1:{port}"]
   workers: {workers}
   threads: {threads}
-  access_log: {{to: "off"}}
-  log_level: warn
-  limits: {{connections: 20000}}
-  timeouts: {{idle: 10m, header: 10m}}
-hosts:
+{harness.PAGI_SERVER_SETTINGS}hosts:
   - names: ["*"]
     routes:
       - path: /

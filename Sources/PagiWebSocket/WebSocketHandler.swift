@@ -26,7 +26,7 @@ public struct WebSocketHandler: Handler {
         case .refuse(let response):
             return response
         case .accept(let agreement):
-            return .switching(Response(status: 101, headers: agreement.headers), to: WebSocketUpgrade(session: WebSocketSession(
+            return .switching(Response(status: agreement.status, headers: agreement.headers), to: WebSocketUpgrade(session: WebSocketSession(
                 options: options, role: role(for: request), deflate: agreement.deflate, broker: broker)))
         }
     }

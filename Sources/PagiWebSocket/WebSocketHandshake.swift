@@ -6,13 +6,18 @@ import PagiCore
 /// either refuses it with an HTTP status or says what was agreed.
 enum WebSocketHandshake {
     struct Agreement {
-        var acceptKey: String
+        /// Nil over HTTP/2 (RFC 8441 §5: no key, no accept, no `Upgrade`).
+        var acceptKey: String?
         var subprotocol: String?
         var deflate: DeflateParameters?
 
-        /// The 101 response's fields.
+        /// The status that accepts: 101 on HTTP/1.1, 200 for an HTTP/2 extended CONNECT.
+        var status: Int { acceptKey == nil ? 200 : 101 }
+
+        /// The accepting response's fields.
         var headers: HeaderFields {
-            var headers: HeaderFields = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": acceptKey]
+            var headers = HeaderFields()
+            if let acceptKey { headers = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": acceptKey] }
             if let subprotocol { headers.add("Sec-WebSocket-Protocol", subprotocol) }
             if let deflate { headers.add("Sec-WebSocket-Extensions", deflate.responseValue) }
             return headers
@@ -29,10 +34,12 @@ enum WebSocketHandshake {
     static func evaluate(_ request: Request, options: WebSocketOptions) -> Outcome {
         guard request.method == "GET" else { return .refuse(Response(status: 405, headers: ["Allow": "GET"])) }
         let headers = request.headers
-        guard request.versionMajor == 1 && request.versionMinor >= 1,
-              tokens(headers, "Upgrade").contains("websocket"),
-              tokens(headers, "Connection").contains("upgrade"),
-              let key = headers["Sec-WebSocket-Key"]?.trimmingOWS, isValidKey(key),
+        // Over HTTP/2 (RFC 8441), the extended CONNECT itself asks for the protocol: no key to prove.
+        let overHTTP2 = request.context.isExtendedConnect
+        let key = headers["Sec-WebSocket-Key"]?.trimmingOWS
+        guard overHTTP2 || request.versionMajor == 1 && request.versionMinor >= 1
+                && tokens(headers, "Upgrade").contains("websocket") && tokens(headers, "Connection").contains("upgrade")
+                && key.map(isValidKey) == true,
               let version = headers["Sec-WebSocket-Version"]?.trimmingOWS
         else { return .refuse(Response(status: 400)) }
         guard version == "13" else {
@@ -46,7 +53,7 @@ enum WebSocketHandshake {
         }
         let offered = headers.values("Sec-WebSocket-Protocol").flatMap { $0.split(separator: ",").map(\.trimmingOWS) }
         return .accept(Agreement(
-            acceptKey: acceptKey(for: key),
+            acceptKey: overHTTP2 ? nil : key.map(acceptKey(for:)),
             subprotocol: offered.first { options.subprotocols.contains($0) },
             deflate: options.compression ? PerMessageDeflateNegotiation.negotiate(headers.values("Sec-WebSocket-Extensions")) : nil))
     }

@@ -52,6 +52,16 @@ enum CLI {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
+    /// Compiles a configuration made on the command line (`static`, `record`); exits 1 when it cannot.
+    static func compileOrExit(_ config: Config, with compiler: Builtins.Compiler) -> RoutingTable {
+        do {
+            return try compiler.compile(config)
+        } catch {
+            printErr("error: \(error)")
+            Foundation.exit(1)
+        }
+    }
+
     /// Loads and compiles; on errors prints every diagnostic and exits 1.
     /// `showWarnings`: false in a worker process, whose supervisor already showed them.
     static func loadAndCompile(_ path: String, compiler: Builtins.Compiler = Builtins.Compiler(),
@@ -254,13 +264,7 @@ struct StaticDir: ParsableCommand {
         guard !options.watch else { throw ValidationError("--watch needs a configuration file; `static` has none") }
         try CLI.applyOverrides(&config, options: options)
         let compiler = Builtins.Compiler()
-        let table: RoutingTable
-        do {
-            table = try compiler.compile(config)
-        } catch {
-            CLI.printErr("error: \(error)")
-            Foundation.exit(1)
-        }
+        let table = CLI.compileOrExit(config, with: compiler)
         ServingProcess.run(path: nil, config: config, table: table, compiler: compiler, overrides: options, watch: false)
     }
 }

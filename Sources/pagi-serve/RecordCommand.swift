@@ -35,13 +35,7 @@ struct Record: ParsableCommand {
         let output = URL(fileURLWithPath: out, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
         ProxyHandler.record(to: StubRecorder(output: output, upstream: upstream))
         let compiler = Builtins.Compiler()
-        let table: RoutingTable
-        do {
-            table = try compiler.compile(config)
-        } catch {
-            CLI.printErr("error: \(error)")
-            Foundation.exit(1)
-        }
+        let table = CLI.compileOrExit(config, with: compiler)
         CLI.printErr("recording \(upstream) into \(output.path)")
         ServingProcess.run(path: nil, config: config, table: table, compiler: compiler, overrides: options, watch: false)
     }
@@ -236,7 +230,8 @@ struct StubFile {
         return pairs.isEmpty ? nil : pairs
     }
 
-    /// A YAML double-quoted scalar (JSON's escapes are YAML's).
+    /// A YAML double-quoted scalar. Not `TextEscaping.jsonString`: YAML wants more escaped than
+    /// JSON does (DEL, C1 controls, U+2028/2029, a byte-order mark), or its parser refuses the file.
     static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {

@@ -41,6 +41,7 @@ final class HTTP2IntegrationTests: XCTestCase {
                   - {path: /old, redirect: {to: "https://{{host}}/new", status: 308}}
                   - {path: /boom, respond: {fault: reset}}
                   - {path: /ticks, sse: {ticker: {every: 50ms, data: "tick {{count}}"}}}
+                  - {path: /ws, websocket: echo}
                   - {path: /, respond: {body: "hello"}}
             """, directory: dir, tls: tls)
     }
@@ -197,6 +198,49 @@ final class HTTP2IntegrationTests: XCTestCase {
         XCTAssertEqual(posted.output, "got hi over http 1.1")
         let log = try String(contentsOf: dir.appendingPathComponent("access.log"), encoding: .utf8)
         XCTAssertTrue(log.contains("\"GET / HTTP/2.0\" 200"), log)
+    }
+
+    /// WebSocket over HTTP/2 (RFC 8441): SETTINGS_ENABLE_CONNECT_PROTOCOL, an extended CONNECT
+    /// answered 200, messages as DATA frames both ways, and a stream of a route that is no
+    /// WebSocket refused rather than told it is open. Spoken with Python's h2.
+    func testWebSocketsOverHTTP2ByExtendedConnect() throws {
+        // The Python on PATH, where scripts/test installs h2.
+        try XCTSkipUnless((try ExternalTool.run("env", ["python3", "-c", "import h2"])).status == 0,
+                          "Python's h2 is needed: scripts/test installs it")
+        try serve(tls: false)
+        let script = #"""
+        import os, socket, sys
+        import h2.config, h2.connection, h2.events
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection(); s.sendall(c.data_to_send())
+        def wait(kind, stream=None):
+            while True:
+                data = s.recv(65536)
+                if not data: raise SystemExit("closed")
+                for event in c.receive_data(data):
+                    if isinstance(event, kind) and (stream is None or event.stream_id == stream):
+                        s.sendall(c.data_to_send()); return event
+                s.sendall(c.data_to_send())
+        settings = wait(h2.events.RemoteSettingsChanged)
+        print("enable_connect_protocol", settings.changed_settings[8].new_value)
+        def connect(stream, path):
+            c.send_headers(stream, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                                    (":path", path), (":authority", "localhost"), ("sec-websocket-version", "13")])
+            s.sendall(c.data_to_send())
+            return dict(wait(h2.events.ResponseReceived, stream).headers)[b":status"].decode()
+        print("status", connect(1, "/ws"))
+        payload = b"hello over h2"; mask = os.urandom(4)
+        c.send_data(1, bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        s.sendall(c.data_to_send())
+        echo = b""
+        while len(echo) < 2 or len(echo) < 2 + echo[1]:
+            echo += wait(h2.events.DataReceived, 1).data
+        print("echo", echo[2:].decode(), hex(echo[0]))
+        print("plain route", connect(3, "/"))
+        """#
+        let run = try ExternalTool.run("env", ["python3", "-c", script, "\(server.port)"])
+        XCTAssertEqual(run.output, "enable_connect_protocol 1\nstatus 200\necho hello over h2 0x81\nplain route 400\n", run.errors)
     }
 
     func testHTTP2FalseKeepsEveryConnectionOnHTTP11() throws {

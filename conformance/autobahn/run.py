@@ -33,7 +33,9 @@ DEFAULT_CASES = [f"{group}.*" for group in (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13)]
 ACCEPTED = {"OK", "NON-STRICT", "INFORMATIONAL"}
 VERDICTS = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "ERROR"]
 
-CONFIG = """\
+def server_config(port: int, route: str) -> str:
+    """A pagi-serve on `port` with one route (`route`: its handler, YAML), quiet."""
+    return f"""\
 server:
   listen: ["127.0.0.1:{port}"]
   access_log: {{to: off}}
@@ -42,9 +44,12 @@ hosts:
   - names: ["*"]
     routes:
       - path: /
-        # Autobahn's largest messages are 16 MiB (9.*); compression on (12.*, 13.*).
-        websocket: {{echo: true, max_message: 32MiB, compression: true, ping_interval: 0}}
+        {route}
 """
+
+
+# Autobahn's largest messages are 16 MiB (9.*); compression on (12.*, 13.*).
+ECHO = "websocket: {echo: true, max_message: 32MiB, compression: true, ping_interval: 0}"
 
 
 def verdict(result) -> str:
@@ -56,16 +61,6 @@ def verdict(result) -> str:
     return behavior
 
 
-PROXY_CONFIG = """\
-server:
-  listen: ["127.0.0.1:{port}"]
-  access_log: {{to: off}}
-  log_level: error
-hosts:
-  - names: ["*"]
-    routes:
-      - {{path: /, proxy: {{to: ["http://127.0.0.1:{upstream}"]}}}}
-"""
 NON_COMPRESSION_CASES = [f"{group}.*" for group in (1, 2, 3, 4, 5, 6, 7, 9, 10)]
 
 
@@ -120,13 +115,13 @@ def main() -> int:
     servers = []
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "autobahn.yaml"
-        config.write_text(CONFIG.format(port=port))
+        config.write_text(server_config(port, ECHO))
         servers.append(subprocess.Popen([args.binary, str(config)] + serving_as_invoker(args.binary)))
         target = port
         if args.through_proxy:
             target = free_port()
             proxy = Path(scratch) / "proxy.yaml"
-            proxy.write_text(PROXY_CONFIG.format(port=target, upstream=port))
+            proxy.write_text(server_config(target, f'proxy: {{to: ["http://127.0.0.1:{port}"]}}'))
             servers.append(subprocess.Popen([args.binary, str(proxy)] + serving_as_invoker(args.binary)))
         try:
             wait_for_port(port, servers[0])

@@ -241,6 +241,7 @@ public struct RequestContext: Sendable {
         var parsedJSONBody: ParsedJSONBody?
         var clientSubject: String?
         var isHTTP2 = false
+        var isExtendedConnect = false
         var trustedPeer: String?
 
         func copy() -> Facts {
@@ -249,6 +250,7 @@ public struct RequestContext: Sendable {
             (copy.forwardedHost, copy.hostName, copy.routePattern) = (forwardedHost, hostName, routePattern)
             (copy.parsedJSONBody, copy.clientSubject, copy.isHTTP2) = (parsedJSONBody, clientSubject, isHTTP2)
             copy.trustedPeer = trustedPeer
+            copy.isExtendedConnect = isExtendedConnect
             return copy
         }
     }
@@ -289,6 +291,12 @@ public struct RequestContext: Sendable {
     public var isHTTP2: Bool {
         get { facts?.isHTTP2 ?? false }
         set { writable().isHTTP2 = newValue }
+    }
+    /// An HTTP/2 extended CONNECT for a WebSocket (RFC 8441; docs/http2.md): routed as a `GET`, its
+    /// handshake has no `Upgrade` or key, and it is accepted with 200 rather than 101.
+    public var isExtendedConnect: Bool {
+        get { facts?.isExtendedConnect ?? false }
+        set { writable().isExtendedConnect = newValue }
     }
     /// The address of the peer when it is one of `trusted_proxies` (the client address is then the one
     /// it forwarded): a `proxy` route appends to the forwarding chain such a peer sent, and

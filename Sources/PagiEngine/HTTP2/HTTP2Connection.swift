@@ -43,6 +43,8 @@ final class HTTP2Connection: ChannelInboundHandler, NIOHTTP2FrameDelegate, @unch
             // The same budget for a request head as on HTTP/1.1 (`limits.header_bytes`).
             HTTP2Setting(parameter: .maxHeaderListSize, value: server.parserLimits.headerBytes),
             HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            // WebSockets over streams (RFC 8441): extended CONNECT with `:protocol`.
+            HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         configuration.targetWindowSize = 1 << 20
         var streams = NIOHTTP2Handler.StreamConfiguration()

@@ -11,7 +11,7 @@ import PagiCore
 /// leave as one DATA frame per write, answers given later go through a `LoopExchange`, and a fault
 /// on purpose resets the stream (RST_STREAM) instead of a connection. NIOHTTP2 below checks the
 /// frames, flow control, SETTINGS and the header blocks (pseudo-headers, forbidden fields).
-final class HTTP2StreamHandler: ChannelInboundHandler {
+final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
@@ -85,7 +85,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
 
     /// Pseudo-headers to the request line, `:authority` to `Host` (RFC 9113 §8.3.1).
     private func start(_ fields: HPACKHeaders, context: ChannelHandlerContext) {
-        var method = "", path = "", authority: String?
+        var method = "", path = "", authority: String?, connectProtocol: String?
         var headers: [(name: String, value: String)] = []
         var hasHost = false
         for (name, value, _) in fields {
@@ -93,13 +93,24 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
             case ":method": method = value
             case ":path": path = value
             case ":authority": authority = value
-            case ":scheme", ":protocol": break
+            case ":protocol": connectProtocol = value
+            case ":scheme": break
             default:
                 if name == "host" { hasHost = true }
                 headers.append((name, value))
             }
         }
         if !hasHost, let authority { headers.append(("host", authority)) }
+        // RFC 8441: a WebSocket is asked for by CONNECT with `:protocol: websocket`, routed as the GET
+        // an HTTP/1.1 client would have sent; another protocol is not served.
+        let extendedConnect = method == "CONNECT" && connectProtocol != nil
+        if extendedConnect {
+            guard connectProtocol?.lowercased() == "websocket" else {
+                fail(ProtocolError(status: 501, reason: "only websocket is served over extended CONNECT"), context: context)
+                return
+            }
+            method = "GET"
+        }
         let head = RequestHead(method: method, target: path, versionMinor: 1, headers: headers, framing: .none, expectsContinue: false)
         var intake = RequestIntake()
         do throws(ProtocolError) {
@@ -116,6 +127,11 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
         }
         accepted = intake.takeAccepted()
         accepted?.request.context.isHTTP2 = true
+        if extendedConnect {
+            // Its stream stays open for the WebSocket's frames: answered now, without a body.
+            accepted?.request.context.isExtendedConnect = true
+            finish(context: context)
+        }
     }
 
     private func armRequestTimer(context: ChannelHandlerContext) {
@@ -180,10 +196,13 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
                 // Misbehaviour on purpose (`respond: {fault}`): this stream is reset, the connection and
                 // its other streams go on.
                 context.close(promise: nil)
-            case .switchProtocols:
-                // WebSocket over HTTP/2 (RFC 8441) is not offered (no SETTINGS_ENABLE_CONNECT_PROTOCOL),
-                // so a client never asks; anything else that switches protocols cannot on a stream.
-                send(Response(status: 501), for: request, observer: table.observer, started: started, context: context)
+            case .switchProtocols(let response, let upgrade):
+                guard request.context.isExtendedConnect, let upgrade = upgrade as? any ChannelUpgrade else {
+                    // Nothing else switches protocols on a stream.
+                    send(Response(status: 501), for: request, observer: table.observer, started: started, context: context)
+                    return
+                }
+                tunnel(response, to: upgrade, for: request, observer: table.observer, started: started, context: context)
             }
         }, eventLoop: loop)
         let timer = NIOLoopBound({ [self] (delay: TimeAmount, work: @escaping @Sendable () -> Void) in
@@ -193,8 +212,36 @@ final class HTTP2StreamHandler: ChannelInboundHandler {
         return LoopExchange(loop: loop, finish: finish, timer: timer)
     }
 
+    /// RFC 8441 §5: the extended CONNECT's 2xx, then the stream carries the new protocol's bytes
+    /// as DATA frames (`HTTP2StreamBytes`) and its handlers take the stream over.
+    private func tunnel(_ response: Response, to upgrade: any ChannelUpgrade, for request: Request,
+                        observer: (any RequestObserver)?, started: NIODeadline, context: ChannelHandlerContext) {
+        var fields = HPACKHeaders()
+        fields.add(name: ":status", value: String(response.status))
+        for field in response.headers where !Self.connectionSpecific(field.name) {
+            fields.add(name: field.name.lowercased(), value: field.value)
+        }
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: fields, endStream: false))), promise: nil)
+        server.recordAnswer(request, status: response.status, bodyBytes: 0, observer: observer, started: started)
+        do {
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandler(HTTP2StreamBytes(connection: connection))
+            try upgrade.install(on: context.channel)
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            server.logger.warning("protocol switch failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
     private func send(_ response: Response, for request: Request, observer: (any RequestObserver)?, started: NIODeadline,
                       context: ChannelHandlerContext) {
+        // A 2xx to an extended CONNECT would tell the client its WebSocket is open (RFC 8441 §5).
+        if request.context.isExtendedConnect, (200..<300).contains(response.status) {
+            let refusal = server.errorResponse(ProtocolError(status: 400, reason: "this route does not speak WebSocket"),
+                                               accept: request.headers["Accept"])
+            return send(refusal, for: request, observer: observer, started: started, context: context)
+        }
         let status = response.status
         let bodyAllowed = status >= 200 && status != 204 && status != 304 && !request.isHead
         var fields = HPACKHeaders()
