@@ -65,16 +65,8 @@ final class RecordTests: XCTestCase {
         XCTAssertTrue(yaml.contains("query: {\"q\": \"shoes\"}"), yaml)
         XCTAssertTrue(yaml.contains("file: \"stubs-bodies/"), "the 10 KB body goes to a file:\n\(yaml)")
 
-        let check = Process()
-        check.executableURL = ServedProcess.binary
-        check.arguments = ["check", "stubs.yaml"]
-        check.currentDirectoryURL = dir
-        let errors = Pipe()
-        check.standardError = errors
-        try check.run()
-        let printed = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        check.waitUntilExit()
-        XCTAssertEqual(check.terminationStatus, 0, printed + "\n" + yaml)
+        let check = try ServedProcess.run(["check", "stubs.yaml"], in: dir)
+        XCTAssertEqual(check.status, 0, check.output + "\n" + yaml)
 
         let servePort = try freePort()
         let stubbed = try ServedProcess(arguments: ["stubs.yaml", "--listen", "127.0.0.1:\(servePort)"], directory: dir)

@@ -32,6 +32,21 @@ final class ServedProcess: @unchecked Sendable {
     }
 
     var pid: Int32 { process.processIdentifier }
+
+    /// Runs the binary to the end (`check`, `cert`…) in `directory`: its status and what it printed.
+    static func run(_ arguments: [String], in directory: URL) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
     var log: String { collected.withLock { $0 } }
 
     func signal(_ number: Int32) { Foundation.kill(process.processIdentifier, number) }

@@ -34,17 +34,7 @@ final class TLSCommandTests: XCTestCase {
 
     private func check(_ yaml: String) throws -> (status: Int32, output: String) {
         try writeFile(dir, "config.yaml", yaml)
-        let process = Process()
-        process.executableURL = ServedProcess.binary
-        process.arguments = ["check", "config.yaml"]
-        process.currentDirectoryURL = dir
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        return try ServedProcess.run(["check", "config.yaml"], in: dir)
     }
 
     func testCheckLoadsTheCertificateAndKeyAndNamesAKeyThatDoesNotMatch() throws {
