@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import PagiCore
 
 /// HTTP/2 by `Upgrade: h2c` on a cleartext listener (RFC 7540 §3.2; docs/http2.md), as
 /// `curl --http2` and `nghttp -u` ask for it on `http://` URLs. RFC 9113 deprecates the mechanism,
@@ -18,7 +19,10 @@ enum HTTP2Upgrade {
     /// The request asks for h2c as RFC 7540 §3.2 says — `Upgrade` names `h2c`, `Connection` names
     /// `Upgrade` and `HTTP2-Settings`, exactly one `HTTP2-Settings` — and has no body to carry over.
     static func isRequested(_ head: RequestHead) -> Bool {
-        guard head.framing == .none, head.versionMinor == 1 else { return false }
+        // Asked of every connection's first request: without an `Upgrade` field (nearly always),
+        // the answer costs one pass over the names and no allocation.
+        guard head.framing == .none, head.versionMinor == 1,
+              head.headers.contains(where: { $0.name.utf8.count == 7 && $0.name.asciiCaseInsensitiveEquals("upgrade") }) else { return false }
         func tokens(_ name: String) -> [String] {
             head.headers.filter { $0.name.lowercased() == name }.flatMap { $0.value.split(separator: ",") }
                 .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
