@@ -112,6 +112,48 @@ final class ProxyIntegrationTests: XCTestCase {
         XCTAssertTrue(renamed.text.contains(#""host":"inner.test""#), renamed.text)
     }
 
+    /// Hop-by-hop fields of the upstream's answer stay between the proxy and the upstream: the fixed
+    /// ones and those its `Connection` names. The upstream is Python's http.server, which sends what
+    /// it is told.
+    func testTheAnswersHopByHopFieldsStayWithTheUpstream() throws {
+        try XCTSkipUnless((try ExternalTool.run("env", ["python3", "-c", "import http.server"])).status == 0, "python3 is needed")
+        let port = try freePort()
+        let upstream = Process()
+        upstream.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        upstream.arguments = ["python3", "-c", #"""
+        import http.server, sys
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def do_GET(self):
+                body = b"from python"
+                self.send_response(200)
+                self.send_header("Connection", "X-Hop-Secret, keep-alive")
+                self.send_header("X-Hop-Secret", "for the proxy only")
+                self.send_header("Keep-Alive", "timeout=5")
+                self.send_header("Proxy-Authenticate", "Basic")
+                self.send_header("X-End-To-End", "kept")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args): pass
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """#, "\(port)"]
+        try upstream.run()
+        defer { upstream.terminate() }
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(port)\"]}}")
+        var answer: RawResponse?
+        let deadline = Date().addingTimeInterval(5)
+        while answer?.status != 200, Date() < deadline {
+            answer = get(server, "/")
+            if answer?.status != 200 { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertEqual(answer?.text, "from python")
+        XCTAssertEqual(answer?.header("X-End-To-End"), "kept")
+        for field in ["X-Hop-Secret", "Keep-Alive", "Proxy-Authenticate"] {
+            XCTAssertNil(answer?.header(field), "\(field) is for one connection only")
+        }
+    }
+
     /// Behind a trusted proxy, the chain it forwarded is kept and the proxy's address appended.
     func testTheChainOfATrustedProxyIsKeptAndAppendedTo() throws {
         let a = try upstream("A")
