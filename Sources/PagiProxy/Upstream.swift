@@ -61,6 +61,9 @@ final class Balancer: Sendable {
 
     func order(client: String) -> [Upstream] {
         let count = upstreams.count
+        // No usable upstream (an `https://` one whose TLS context could not be made): 502, not a
+        // division by zero.
+        guard count > 0 else { return [] }
         let first: Int
         switch balance {
         case .roundRobin: first = turn.add(1, ordering: .relaxed).oldValue % count

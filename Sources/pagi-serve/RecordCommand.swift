@@ -48,16 +48,35 @@ final class StubRecorder: ProxyRecorder {
     private let upstream: String
     private let exchanges = Mutex<[RecordedExchange]>([])
     private let writer = DispatchQueue(label: "pagi-serve.record")
+    private let full = Atomic(false)
 
     init(output: URL, upstream: String) {
         self.output = output
         self.upstream = upstream
     }
 
+    /// What one recording keeps at most: a session longer than this is a load test, not a sample,
+    /// and memory must not grow with it.
+    static let maxExchanges = 10_000
+    static let maxBodyBytes = 512 << 20
+    private let bodyBytes = Mutex(0)
+
     func record(_ exchange: RecordedExchange) {
-        let all = exchanges.withLock { list in
+        let kept = bodyBytes.withLock { total in
+            guard total + exchange.body.count <= Self.maxBodyBytes else { return false }
+            total += exchange.body.count
+            return true
+        }
+        let all: [RecordedExchange]? = kept ? exchanges.withLock { list in
+            guard list.count < Self.maxExchanges else { return nil }
             list.append(exchange)
             return list
+        } : nil
+        guard let all else {
+            if full.exchange(true, ordering: .relaxed) == false {
+                CLI.printErr("warning: the recording is full (\(Self.maxExchanges) exchanges or \(Self.maxBodyBytes >> 20) MiB of bodies): later exchanges are passed on but not written down")
+            }
+            return
         }
         writer.async { [output, upstream] in
             let stubs = StubFile(exchanges: all, upstream: upstream, bodiesFolder: output.deletingPathExtension().lastPathComponent + "-bodies")
