@@ -67,7 +67,7 @@ public enum Builtins {
             case .static(let options): return StaticHandler(config: options, pattern: route.pattern)
             case .respond(let options): return try RespondHandler(options, location: location)
             case .redirect(let options): return try RedirectHandler(options, location: location)
-            case .proxy(let options): return ProxyHandler(options, pattern: route.pattern)
+            case .proxy(let options): return try ProxyHandler(options, pattern: route.pattern, location: location)
             case .websocket(let options): return try WebSocketHandler(options, pattern: route.pattern, broker: broker, location: location)
             case .sse(let options): return try Realtime.sse(options, pattern: route.pattern, location: location, broker: broker)
             case .publish(let channel): return try Realtime.publish(channel: channel, pattern: route.pattern, location: location, broker: broker)

@@ -157,7 +157,7 @@ extension ConfigBuilder {
     }
 
     private func readProxy(_ node: YAMLNode) -> ProxyOptions? {
-        guard let section = section(node, "proxy", keys: ["to", "balance", "health", "strip_prefix", "headers", "timeout"]),
+        guard let section = section(node, "proxy", keys: ["to", "balance", "health", "strip_prefix", "headers", "timeout", "ca"]),
               let toNode = required("to", in: section, "proxy")
         else { return nil }
         var options = ProxyOptions(upstreams: [])
@@ -173,13 +173,15 @@ extension ConfigBuilder {
             log.error("proxy needs at least one upstream in 'to'", at: toNode.location)
         }
         if let value = section["balance"], let balance = choice(value, "balance", among: ProxyOptions.Balance.allCases) { options.balance = balance }
-        if let value = section["health"], let health = self.section(value, "proxy health", keys: ["path", "interval", "timeout", "rise", "fall"]) {
+        if let value = section["health"],
+           let health = self.section(value, "proxy health", keys: ["path", "interval", "timeout", "rise", "fall", "status"]) {
             var check = ProxyOptions.Health()
             if let path = health["path"], let text = urlPath(path) { check.path = text }
             if let interval = health["interval"].flatMap(duration) { check.interval = max(interval, 0.01) }
             if let timeout = health["timeout"].flatMap(duration) { check.timeout = max(timeout, 0.01) }
             if let rise = health["rise"].flatMap({ integer($0, "checks in a row", in: 1...100) }) { check.rise = rise }
             if let fall = health["fall"].flatMap({ integer($0, "checks in a row", in: 1...100) }) { check.fall = fall }
+            if let status = health["status"].flatMap(passingStatuses) { check.status = status }
             options.health = check
         }
         if let value = section["strip_prefix"], let strip = bool(value) { options.stripPrefix = strip }
@@ -187,7 +189,32 @@ extension ConfigBuilder {
             options.headers = decodeHeaderEdits(edits)
         }
         if let value = section["timeout"], let timeout = duration(value) { options.timeout = timeout }
+        if let value = section["ca"], let ca = path(value) {
+            options.ca = ca
+            config.files.append(ca)
+            if !options.upstreams.contains(where: { $0.lowercased().hasPrefix("https://") }) {
+                log.warning("proxy 'ca' is used for https:// upstreams only, and this route has none", at: value.location)
+            }
+        }
         return options
+    }
+
+    /// `health.status`: `200`, a class such as `2xx`, or a list of them.
+    private func passingStatuses(_ node: YAMLNode) -> [ClosedRange<Int>]? {
+        let what = "a status (200), a class of them (2xx) or a list of those"
+        var ranges: [ClosedRange<Int>] = []
+        for item in stringList(node, what) ?? [] {
+            let text = item.text.lowercased()
+            if let code = Int(text), (100...599).contains(code) {
+                ranges.append(code...code)
+            } else if text.count == 3, text.hasSuffix("xx"), let digit = Int(text.prefix(1)), (1...5).contains(digit) {
+                ranges.append(digit * 100...digit * 100 + 99)
+            } else {
+                log.error("expected \(what), got '\(item.text)'", at: item.location)
+                return nil
+            }
+        }
+        return ranges.isEmpty ? nil : ranges
     }
 
     private func readOpenAPI(_ node: YAMLNode) -> OpenAPIOptions? {

@@ -140,8 +140,9 @@ public enum ConfigSchema {
                 "to": strings, "balance": oneOfValues(["round_robin", "least_conn", "random", "ip_hash"]),
                 "health": object(["path": string, "interval": duration, "timeout": duration,
                                    "rise": .map([(key: "type", value: .string("integer")), (key: "minimum", value: .int(1))]),
-                                   "fall": .map([(key: "type", value: .string("integer")), (key: "minimum", value: .int(1))])]),
-                "strip_prefix": boolean, "headers": headerEdits, "timeout": duration,
+                                   "fall": .map([(key: "type", value: .string("integer")), (key: "minimum", value: .int(1))]),
+                                   "status": anyOf(status, string, list(of: anyOf(status, string)))]),
+                "strip_prefix": boolean, "headers": headerEdits, "timeout": duration, "ca": string,
             ], required: ["to"]),
             "websocket": anyOf(.map([(key: "const", value: .string("echo"))]), object([
                 "echo": boolean, "broadcast": string, "subscribe": string, "max_message": size, "ping_interval": duration,

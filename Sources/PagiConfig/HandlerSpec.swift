@@ -104,7 +104,10 @@ public struct ProxyOptions: Sendable, Hashable {
         public var timeout: Double = 2
         public var rise = 2
         public var fall = 3
+        /// The statuses that pass (`status: [200, 3xx]`); 2xx and 3xx unless told, as nginx's `match`.
+        public var status: [ClosedRange<Int>] = [200...399]
         public init() {}
+        public func passes(_ status: Int) -> Bool { self.status.contains { $0.contains(status) } }
     }
     public var upstreams: [String]
     public var balance = Balance.roundRobin
@@ -112,6 +115,9 @@ public struct ProxyOptions: Sendable, Hashable {
     public var stripPrefix = false
     public var headers = HeaderEdits()
     public var timeout: Double = 30
+    /// CA certificates (PEM) that `https://` upstreams are verified against instead of the system's
+    /// roots (`ca`, an addition: docs/proxy.md).
+    public var ca: String?
     public init(upstreams: [String]) { self.upstreams = upstreams }
 }
 

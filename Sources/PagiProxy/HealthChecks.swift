@@ -5,8 +5,9 @@ import NIOPosix
 import PagiConfig
 
 /// Active health checks of a `proxy` route's upstreams (docs/proxy.md): every `interval`, a `GET`
-/// of `path` to each; a 2xx or 3xx answer within `timeout` passes. `fall` failures in a row take
-/// the upstream out of the balancing, `rise` passes in a row bring it back; each change is logged.
+/// of `path` to each; an answer within `timeout` with a status that `status` lists (2xx and 3xx
+/// unless told) passes. `fall` failures in a row take the upstream out of the balancing, `rise`
+/// passes in a row bring it back; each change is logged.
 /// The checks run on an event loop of NIO's shared group and stop when the route's configuration is
 /// gone (a reload compiled another): they hold its balancer weakly.
 enum HealthChecks {
@@ -61,13 +62,14 @@ private final class CheckState: @unchecked Sendable {
                 connection.close()
                 decide(passed: false, "no answer within \(health.timeout) s", done: done)
             }
-            connection.send(head, body: nil) { [self] event in
+            defer { connection.endRequest() }
+            connection.send(head) { [self] event in
                 switch event {
                 case .head(let answer):
                     timer.cancel()
                     connection.close()
                     let status = Int(answer.status.code)
-                    decide(passed: (200..<400).contains(status), "answered \(status)", done: done)
+                    decide(passed: health.passes(status), "answered \(status)", done: done)
                 case .failed(let error):
                     timer.cancel()
                     decide(passed: false, ProxyHandler.describe(error), done: done)

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import PagiConfig
 import PagiCore
 
@@ -18,10 +19,14 @@ import PagiCore
 /// - The request goes with `X-Forwarded-For/-Proto/-Host` and `Forwarded`, the chain of a trusted
 ///   proxy kept and appended to, anybody else's replaced; hop-by-hop fields are removed both ways;
 ///   `Host` is the client's unless `headers.set` names it.
-/// - An answer of known length up to `bufferedAnswer` arrives whole and goes out with its
-///   `Content-Length`; a longer or open-ended one (SSE) is streamed chunk by chunk as it arrives,
-///   the upstream read only while the client keeps up.
-public struct ProxyHandler: Handler {
+/// - A request body longer than `bufferedBody`, or chunked, is streamed to the upstream as it
+///   arrives, the client read only while the upstream takes it (`StreamsRequestBody`); such a
+///   request goes on a new connection and is never retried once its body began to flow. Shorter
+///   bodies arrive whole first, so that a retry can send them again.
+/// - An answer of known length up to `bufferedAnswer` arrives whole; a longer or open-ended one
+///   (SSE) is streamed chunk by chunk as it arrives, the upstream read only while the client keeps
+///   up. Either keeps the upstream's `Content-Length`.
+public struct ProxyHandler: StreamsRequestBody {
     let balancer: Balancer
     let options: ProxyOptions
     /// Leading path segments removed before forwarding (`strip_prefix`).
@@ -31,14 +36,33 @@ public struct ProxyHandler: Handler {
     let recorder: (any ProxyRecorder)?
     static let logger = Logger(label: "pagi-serve.proxy")
     static let bufferedAnswer = 256 * 1024
+    static let bufferedBody = 64 * 1024
 
-    public init(_ options: ProxyOptions, pattern: RoutePattern) {
-        balancer = Balancer(options.upstreams.compactMap(Upstream.init), balance: options.balance)
+    /// Throws when the route's `ca` cannot be used: an upstream left unverified is not an option.
+    public init(_ options: ProxyOptions, pattern: RoutePattern, location: SourceLocation) throws {
+        let tls = try options.upstreams.contains { $0.lowercased().hasPrefix("https://") } ? Self.clientTLS(options, location) : nil
+        balancer = Balancer(options.upstreams.compactMap { Upstream($0, tls: tls) }, balance: options.balance)
         self.options = options
         strippedSegments = options.stripPrefix ? pattern.segments.count : 0
         timeout = .nanoseconds(Int64(options.timeout * 1e9))
         recorder = Self.recording.withLock { $0 }
         if let health = options.health { HealthChecks.start(for: balancer, health) }
+    }
+
+    /// The system's roots, or only the route's `ca` certificates.
+    private static func clientTLS(_ options: ProxyOptions, _ location: SourceLocation) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = options.ca { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            let source = options.ca.map { "the CA certificates in '\($0)'" } ?? "the system's CA certificates"
+            throw ConfigError(diagnostics: [Diagnostic(.error, "proxy: cannot use \(source) to verify https upstreams: \(error)", at: location)])
+        }
+    }
+
+    public func streamsBody(ofLength length: Int?) -> Bool {
+        length.map { $0 > Self.bufferedBody } ?? true
     }
 
     public func handle(_ request: Request) -> Response {
@@ -52,6 +76,7 @@ public struct ProxyHandler: Handler {
         }
         let client = request.clientAddress
         let (head, body) = forwarded
+        let source = request.context.bodySource
         let recording = recorder.map { recorder in
             (recorder, RecordedExchange(method: request.method, path: request.path, query: request.query, status: 0, headers: [], body: []))
         }
@@ -61,7 +86,8 @@ public struct ProxyHandler: Handler {
                 exchange.send(Response(status: 502))
                 return
             }
-            ProxiedRequest(handler: self, head: head, body: body, order: balancer.order(client: client),
+            ProxiedRequest(handler: self, head: head, body: source.map { .streamed($0) } ?? body.map { .whole($0) },
+                           order: balancer.order(client: client),
                            exchange: exchange, loop: loop, tunnel: tunnel, recording: recording).next()
         }
     }
@@ -93,8 +119,15 @@ public struct ProxyHandler: Handler {
         let incomingForwarded = trusted == nil ? nil : request.headers.combinedValue("Forwarded")
         headers.add("Forwarded", incomingForwarded.map { $0 + ", " + hop } ?? hop)
         headers.apply(options.headers)
-        let hasBody = !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method)
-        if hasBody { headers.add("Content-Length", String(request.body.count)) }
+        if let source = request.context.bodySource {
+            if let length = source.declaredLength {
+                headers.add("Content-Length", String(length))
+            } else {
+                headers.add("Transfer-Encoding", "chunked")
+            }
+        } else if !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method) {
+            headers.add("Content-Length", String(request.body.count))
+        }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method),
                                    uri: path + (request.query.map { "?" + $0 } ?? ""))
         head.headers = HTTPHeaders(headers.map { ($0.name, $0.value) })
@@ -123,6 +156,10 @@ public struct ProxyHandler: Handler {
             return connect.connectionErrors.first.map { describe($0.error) } ?? "cannot connect"
         }
         if case .connectTimeout = error as? NIOCore.ChannelError { return "connect timed out" }
+        if case .handshakeFailed(let cause) = error as? NIOSSLError {
+            // BoringSSL's own text names the source file it failed in.
+            return "\(cause)".contains("CERTIFICATE_VERIFY_FAILED") ? "its TLS certificate could not be verified" : "TLS handshake failed"
+        }
         return "\(error)"
     }
 }
@@ -139,7 +176,7 @@ final class ProxiedRequest: @unchecked Sendable {
     // @unchecked: created, used and ended on `loop` only.
     private let handler: ProxyHandler
     private let head: HTTPRequestHead
-    private let body: ByteBuffer?
+    private let body: Body?
     private let order: [Upstream]
     private let exchange: any Exchange
     private let loop: any EventLoop
@@ -162,7 +199,16 @@ final class ProxiedRequest: @unchecked Sendable {
     /// `pagi-serve record`: the exchange so far, and whom to tell once the answer is whole.
     private var recording: (recorder: any ProxyRecorder, exchange: RecordedExchange)?
 
-    init(handler: ProxyHandler, head: HTTPRequestHead, body: ByteBuffer?, order: [Upstream], exchange: any Exchange,
+    enum Body {
+        case whole(ByteBuffer)
+        /// Forwarded as it arrives: once it began to flow, no other upstream can be tried.
+        case streamed(any RequestBodySource)
+    }
+    /// A streamed body began to flow to the current upstream, and has not ended yet.
+    private var bodyFlowing = false
+    private var bodyFlowed = false
+
+    init(handler: ProxyHandler, head: HTTPRequestHead, body: Body?, order: [Upstream], exchange: any Exchange,
          loop: any EventLoop, tunnel: Bool, recording: (any ProxyRecorder, RecordedExchange)?) {
         self.tunnel = tunnel
         self.recording = recording.map { (recorder: $0.0, exchange: $0.1) }
@@ -186,7 +232,7 @@ final class ProxiedRequest: @unchecked Sendable {
         self.upstream = upstream
         upstream.inFlight.add(1, ordering: .relaxed)
         countedInFlight = true
-        if !tunnel, let pooled = UpstreamPool.current.take(upstream.origin) {
+        if !tunnel, !isStreamed, let pooled = UpstreamPool.current.take(upstream.origin) {
             send(on: pooled, reused: true)
         } else {
             connect(to: upstream)
@@ -202,13 +248,62 @@ final class ProxiedRequest: @unchecked Sendable {
         }
     }
 
+    /// A streamed body goes on a new connection: a kept-alive one the upstream closed meanwhile
+    /// could only be noticed once the body had begun to flow, too late to try again.
+    private var isStreamed: Bool {
+        if case .streamed = body { true } else { false }
+    }
+
     private func send(on connection: UpstreamConnection, reused: Bool) {
         self.connection = connection
         self.reused = reused
         var head = self.head
         head.uri = (upstream?.basePath ?? "") + head.uri
+        connection.send(head) { [self] event in received(event) }
+        switch body {
+        case .whole(let bytes):
+            connection.write(body: bytes, flush: false)
+        case .streamed(let source):
+            connection.flush()
+            stream(source, to: connection)
+            return
+        case nil:
+            break
+        }
+        connection.endRequest()
         arm("no answer within the timeout")
-        connection.send(head, body: body) { [self] event in received(event) }
+    }
+
+    /// The client's body, passed on as it arrives. While the upstream does not take it, the client
+    /// is not read (backpressure), for at most `timeout` (504 past it).
+    private func stream(_ source: any RequestBodySource, to connection: UpstreamConnection) {
+        bodyFlowing = true
+        bodyFlowed = true
+        connection.onWritable = { [self] in
+            timer?.cancel()
+            source.resume()
+        }
+        source.read { [self] part in
+            guard bodyFlowing, let current = self.connection, current === connection else { return }
+            switch part {
+            case .bytes(let bytes):
+                connection.write(body: ByteBuffer(bytes: bytes), flush: true)
+                if !connection.isWritable {
+                    source.pause()
+                    arm("the upstream took no more of the request body within the timeout")
+                }
+            case .end:
+                bodyFlowing = false
+                connection.onWritable = nil
+                connection.endRequest()
+                if answerHead == nil { arm("no answer within the timeout") }
+            case .failed:
+                // The client broke off its body; the engine has answered or closed.
+                bodyFlowing = false
+                clientLeft()
+                exchange.send(Response(status: 400))
+            }
+        }
     }
 
     /// `timeout` from now, for the head or the next read.
@@ -254,11 +349,16 @@ final class ProxiedRequest: @unchecked Sendable {
         case .end:
             timer?.cancel()
             endAttempt()
-            if let connection, answerHead?.isKeepAlive ?? false { UpstreamPool.current.give(connection) } else { connection?.close() }
+            // A connection still carrying a streamed body (the upstream answered before it ended) is not reused.
+            if let connection, answerHead?.isKeepAlive ?? false, !bodyFlowing {
+                UpstreamPool.current.give(connection)
+            } else {
+                connection?.close()
+            }
             connection = nil
             if let collected, let answerHead {
                 exchange.send(Response(status: Int(answerHead.status.code), headers: headers(of: answerHead),
-                                       body: collected.readableBytes == 0 ? .empty : .bytes(Array(collected.readableBytesView))))
+                                       body: body(of: answerHead, collected)))
                 recording?.exchange.body = Array(collected.readableBytesView)
             }
             stream?.finish()
@@ -315,8 +415,11 @@ final class ProxiedRequest: @unchecked Sendable {
         upstream.failed()
         lastFailure = error is UpstreamTimeout ? 504 : 502
         let path = upstream.basePath + head.uri
-        ProxyHandler.logger.error("proxy: \(head.method.rawValue) \(upstream.origin)\(path) failed: \(ProxyHandler.describe(error))\(idempotent ? "" : " (not retried: \(head.method.rawValue) is not idempotent)")")
-        if idempotent {
+        let unrepeatable = !idempotent ? " (not retried: \(head.method.rawValue) is not idempotent)"
+            : bodyFlowed ? " (not retried: its body was streamed)" : ""
+        ProxyHandler.logger.error("proxy: \(head.method.rawValue) \(upstream.origin)\(path) failed: \(ProxyHandler.describe(error))\(unrepeatable)")
+        bodyFlowing = false
+        if unrepeatable.isEmpty {
             next()
         } else {
             exchange.send(Response(status: lastFailure))
@@ -337,9 +440,18 @@ final class ProxiedRequest: @unchecked Sendable {
             return
         }
         let events = head.headers.first(name: "Content-Type")?.lowercased().hasPrefix("text/event-stream") ?? false
-        let answer = StreamedAnswer(request: self, isOpenEnded: events)
+        let answer = StreamedAnswer(request: self, isOpenEnded: events, length: length)
         stream = answer
         exchange.send(Response(status: status, headers: headers(of: head), body: .stream(answer)))
+    }
+
+    /// What was collected; for `HEAD`, the length the upstream announced for a `GET`.
+    private func body(of answer: HTTPResponseHead, _ collected: ByteBuffer) -> ResponseBody {
+        let status = answer.status.code
+        if head.method == .HEAD, status >= 200, status != 204, status != 304 {
+            return .omitted(length: answer.headers.first(name: "Content-Length").flatMap(Int.init))
+        }
+        return collected.readableBytes == 0 ? .empty : .bytes(Array(collected.readableBytesView))
     }
 
     private func headers(of head: HTTPResponseHead) -> HeaderFields {
@@ -372,6 +484,8 @@ final class StreamedAnswer: BodyStream, @unchecked Sendable {
     // @unchecked: used on the client connection's loop only, as its `ProxiedRequest`.
     private let request: ProxiedRequest
     let isOpenEnded: Bool
+    /// The upstream's `Content-Length`, passed on (a download keeps its progress bar).
+    let length: Int?
     private var sink: (any BodySink)?
     private var early: [ByteBuffer] = []
     private var ended: Bool?   // true: finished, false: aborted
@@ -379,9 +493,10 @@ final class StreamedAnswer: BodyStream, @unchecked Sendable {
     static let highWater = 1 << 20
     static let lowWater = 256 * 1024
 
-    init(request: ProxiedRequest, isOpenEnded: Bool) {
+    init(request: ProxiedRequest, isOpenEnded: Bool, length: Int?) {
         self.request = request
         self.isOpenEnded = isOpenEnded
+        self.length = length
     }
 
     func start(_ sink: any BodySink) {

@@ -14,8 +14,8 @@ final class Upstream: Sendable {
     let port: Int
     /// The path of the URL, without a trailing `/` ("" for none): prefixed to every request's path.
     let basePath: String
-    /// For an `https://` upstream: verified against the system's roots, by name (SNI too) unless
-    /// it is an address.
+    /// For an `https://` upstream: verified against the system's roots or the route's `ca`, by
+    /// name (SNI too) unless it is an address.
     let tls: NIOSSLContext?
     var serverName: String? { host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host }
     let inFlight = Atomic<Int>(0)
@@ -24,7 +24,8 @@ final class Upstream: Sendable {
     /// What the active health checks say (`HealthChecks`); true without them.
     let healthy = Atomic<Bool>(true)
 
-    init?(_ text: String) {
+    /// `tls`: the route's client context, for an `https://` URL.
+    init?(_ text: String, tls: NIOSSLContext?) {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host else { return nil }
         let hostText = host.contains(":") ? "[\(host)]" : host
         self.host = host
@@ -33,10 +34,10 @@ final class Upstream: Sendable {
         let path = url.path
         basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
         if scheme == "https" {
-            guard let context = try? NIOSSLContext(configuration: .makeClientConfiguration()) else { return nil }
-            tls = context
+            guard let tls else { return nil }
+            self.tls = tls
         } else {
-            tls = nil
+            self.tls = nil
         }
     }
 

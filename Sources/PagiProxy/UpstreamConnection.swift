@@ -57,14 +57,33 @@ final class UpstreamConnection {
 
     var isUsable: Bool { channel.isActive && reader.isIdle }
 
-    /// Sends one request; `events` hears its answer (and nothing after `.end` or `.failed`).
-    func send(_ head: HTTPRequestHead, body: ByteBuffer?, events: @escaping (Event) -> Void) {
+    /// Sends the head of one request; `events` hears its answer (and nothing after `.end` or
+    /// `.failed`). Its body follows with `write(body:)` and `endRequest()`.
+    func send(_ head: HTTPRequestHead, events: @escaping (Event) -> Void) {
         reader.listener = events
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+    }
+
+    /// A piece of the request body; `flush` when it should leave now (a streamed body).
+    func write(body bytes: ByteBuffer, flush: Bool) {
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
+        if flush { channel.flush() }
+    }
+
+    func flush() { channel.flush() }
+
+    func endRequest() {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenFailure { [reader] error in reader.fail(error) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: promise)
+    }
+
+    /// The upstream takes what is written (a streamed body pauses while it does not).
+    var isWritable: Bool { channel.isWritable }
+    /// Called when the upstream drained what was queued for it.
+    var onWritable: (() -> Void)? {
+        get { reader.onWritable }
+        set { reader.onWritable = newValue }
     }
 
     /// Reading pauses while the client is behind (backpressure).
@@ -75,6 +94,7 @@ final class UpstreamConnection {
 
     func close() {
         reader.listener = nil
+        reader.onWritable = nil
         channel.close(promise: nil)
     }
 
@@ -105,6 +125,7 @@ private final class UpstreamReader: ChannelInboundHandler, RemovableChannelHandl
     // @unchecked: used on its channel's event loop only.
     typealias InboundIn = HTTPClientResponsePart
     var listener: ((UpstreamConnection.Event) -> Void)?
+    var onWritable: (() -> Void)?
     var isIdle: Bool { listener == nil }
 
     struct Closed: Error, CustomStringConvertible {
@@ -122,7 +143,13 @@ private final class UpstreamReader: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { onWritable?() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        onWritable = nil
         fail(Closed())
         context.fireChannelInactive()
     }

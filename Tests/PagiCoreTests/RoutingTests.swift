@@ -299,10 +299,10 @@ final class RoutingMiddlewareTests: XCTestCase {
             ]),
             F.host(["b"], line: 10, routes: [F.route("/", line: 11)]),
         ])
-        XCTAssertEqual(table.bodyLimit(for: F.request("POST", "/small", host: "a")), 10)
-        XCTAssertEqual(table.bodyLimit(for: F.request("POST", "/big", host: "a")), 4096, "the host's limit still holds")
-        XCTAssertEqual(table.bodyLimit(for: F.request("POST", "/none", host: "a")), 4096)
-        XCTAssertNil(table.bodyLimit(for: F.request("POST", "/", host: "b")))
+        XCTAssertEqual(table.bodyIntake(for: F.request("POST", "/small", host: "a"), length: 100).limit, 10)
+        XCTAssertEqual(table.bodyIntake(for: F.request("POST", "/big", host: "a"), length: 100).limit, 4096, "the host's limit still holds")
+        XCTAssertEqual(table.bodyIntake(for: F.request("POST", "/none", host: "a"), length: 100).limit, 4096)
+        XCTAssertNil(table.bodyIntake(for: F.request("POST", "/", host: "b"), length: 100).limit)
     }
 
     func testStackCyclesAndUnknownStacksAreErrors() {

@@ -9,6 +9,8 @@ import XCTest
 final class ProxyIntegrationTests: XCTestCase {
     private var dir: URL!
     private var servers: [TestServer] = []
+    /// Python upstreams, kept (and stopped) until the test ends.
+    private var pythonUpstreams: [PythonServer] = []
     private let big = deterministicBytes(count: 2 * 1024 * 1024 + 3)
 
     override func setUpWithError() throws {
@@ -18,6 +20,7 @@ final class ProxyIntegrationTests: XCTestCase {
 
     override func tearDownWithError() throws {
         for server in servers { server.stop() }
+        for upstream in pythonUpstreams { upstream.stop() }
         if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 
@@ -116,11 +119,7 @@ final class ProxyIntegrationTests: XCTestCase {
     /// ones and those its `Connection` names. The upstream is Python's http.server, which sends what
     /// it is told.
     func testTheAnswersHopByHopFieldsStayWithTheUpstream() throws {
-        try XCTSkipUnless((try ExternalTool.run("env", ["python3", "-c", "import http.server"])).status == 0, "python3 is needed")
-        let port = try freePort()
-        let upstream = Process()
-        upstream.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        upstream.arguments = ["python3", "-c", #"""
+        let upstream = try PythonServer(#"""
         import http.server, sys
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -137,16 +136,10 @@ final class ProxyIntegrationTests: XCTestCase {
                 self.wfile.write(body)
             def log_message(self, *args): pass
         http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-        """#, "\(port)"]
-        try upstream.run()
-        defer { upstream.terminate() }
-        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(port)\"]}}")
-        var answer: RawResponse?
-        let deadline = Date().addingTimeInterval(5)
-        while answer?.status != 200, Date() < deadline {
-            answer = get(server, "/")
-            if answer?.status != 200 { Thread.sleep(forTimeInterval: 0.1) }
-        }
+        """#)
+        pythonUpstreams.append(upstream)
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(upstream.port)\"]}}")
+        let answer = get(server, "/")
         XCTAssertEqual(answer?.text, "from python")
         XCTAssertEqual(answer?.header("X-End-To-End"), "kept")
         for field in ["X-Hop-Secret", "Keep-Alive", "Proxy-Authenticate"] {
@@ -188,15 +181,42 @@ final class ProxyIntegrationTests: XCTestCase {
         }
     }
 
-    /// Connections to an upstream are kept alive and reused; one the upstream closed while idle is
-    /// replaced by a fresh one — even for a POST, and without counting as the upstream's failure.
-    func testAKeptAliveConnectionTheUpstreamClosedIsReplaced() throws {
-        let a = try upstream("A", idle: "200ms")
-        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
-        XCTAssertEqual(get(server, "/one")?.status, 200)
-        Thread.sleep(forTimeInterval: 0.5)
-        XCTAssertEqual(get(server, "/two", method: "POST")?.text.hasPrefix("A POST /two "), true)
-        XCTAssertEqual(get(server, "/three")?.status, 200)
+    /// Connections to an upstream are kept alive and reused — the upstream (Python) answers with
+    /// the port the proxy connected from; one the upstream closed while idle is replaced by a fresh
+    /// one — even for a POST, and without counting as the upstream's failure.
+    func testAKeptAliveConnectionIsReusedAndOneTheUpstreamClosedIsReplaced() throws {
+        let upstream = try PythonServer(#"""
+        import http.server, sys
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 0.3  # an idle keep-alive connection is closed after 0.3 s
+            def answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = f"{self.command} {self.client_address[1]}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = do_POST = answer
+            def log_message(self, *args): pass
+        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """#)
+        pythonUpstreams.append(upstream)
+        // One thread: one loop, one pool, whichever connection the client comes on.
+        let server = try TestServer(yaml: """
+            server: {threads: 1}
+            hosts:
+              - names: [site.test]
+                routes: [{path: /, proxy: {to: ["http://127.0.0.1:\(upstream.port)"]}}]
+            """, directory: dir)
+        servers.append(server)
+        let first = try XCTUnwrap(get(server, "/one")?.text.split(separator: " ").last)
+        XCTAssertEqual(get(server, "/two")?.text.split(separator: " ").last, first, "the same upstream connection")
+        Thread.sleep(forTimeInterval: 0.6)
+        let post = try XCTUnwrap(get(server, "/three", method: "POST", headers: ["Content-Length": "0"])?.text)
+        XCTAssertTrue(post.hasPrefix("POST "), post)
+        XCTAssertNotEqual(post.split(separator: " ").last, first, "a new connection replaced the closed one")
+        XCTAssertEqual(get(server, "/four")?.text.split(separator: " ").last, post.split(separator: " ").last)
     }
 
     /// Active health checks take an upstream whose check fails out of the balancing before any
@@ -215,6 +235,44 @@ final class ProxyIntegrationTests: XCTestCase {
         try writeFile(dir, "B/checks/ok.txt", "ok")
         Thread.sleep(forTimeInterval: 1.5)
         XCTAssertEqual(Set(names()), ["A", "B"], "B passes again: B is back")
+    }
+
+    /// `health.status` says which answers pass: told that only 4xx does, the check of an upstream
+    /// that answers 200 fails and the one that answers 404 passes.
+    func testTheHealthCheckStatusThatPassesIsConfigurable() throws {
+        let (a, b) = (try upstream("A"), try upstream("B"))
+        try writeFile(dir, "A/checks/ok.txt", "ok")
+        let server = try proxy("""
+                  - {path: /, proxy: {to: ["http://127.0.0.1:\(a)", "http://127.0.0.1:\(b)"], health: {path: /checks/ok.txt, interval: 50ms, rise: 1, fall: 1, status: 4xx}}}
+            """)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(Set((0..<6).compactMap { _ in get(server, "/")?.text.first }), ["B"])
+    }
+
+    /// An `https://` upstream is verified: against the route's `ca`, by name, the request goes
+    /// through; against the system's roots (no `ca`) the test CA's certificate is refused (502). A
+    /// `ca` that cannot be read is a configuration error, never an unverified upstream.
+    func testAnHTTPSUpstreamIsVerifiedAgainstTheRoutesCA() throws {
+        let ca = try TestCertificateAuthority(in: dir.appendingPathComponent("certs"))
+        let issued = try ca.issue(["localhost"], as: "upstream")
+        let upstream = try TestServer(yaml: """
+            hosts:
+              - names: [localhost]
+                tls: {cert: "\(issued.cert)", key: "\(issued.key)"}
+                routes: [{path: /, respond: {body: "secure {{scheme}} {{uri}}"}}]
+            """, directory: dir, tls: true)
+        servers.append(upstream)
+        let server = try proxy("""
+                  - {path: /trusted/, proxy: {to: ["https://localhost:\(upstream.port)"], ca: certs/ca.crt, strip_prefix: true}}
+                  - {path: /, proxy: {to: ["https://localhost:\(upstream.port)"]}}
+            """)
+        XCTAssertEqual(get(server, "/trusted/x")?.text, "secure https /x")
+        XCTAssertEqual(get(server, "/x")?.status, 502, "not signed by a CA of the system")
+        XCTAssertThrowsError(try proxy("""
+                  - {path: /, proxy: {to: ["https://localhost:\(upstream.port)"], ca: certs/missing.crt}}
+            """)) { error in
+            XCTAssertTrue("\(error)".contains("missing.crt"), "\(error)")
+        }
     }
 
     func testEveryUpstreamDownIs502AndASlowOneIs504() throws {
@@ -271,11 +329,19 @@ final class ProxyIntegrationTests: XCTestCase {
         let a = try upstream("A")
         let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
         let client = try RawClient(port: server.port)
-        client.send("GET /files/big.bin HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
-        let (head, body) = try XCTUnwrap(decodeChunkedResponse(client.readToEnd()))
-        XCTAssertTrue(head.hasPrefix("HTTP/1.1 200"), head)
-        XCTAssertTrue(head.contains("Transfer-Encoding: chunked"), head)
-        XCTAssertTrue(body == big, "\(body.count) bytes")
-        XCTAssertEqual(get(server, "/files/big.bin", method: "HEAD")?.status, 200)
+        client.send("GET /files/big.bin HTTP/1.1\r\nHost: site.test\r\n\r\n")
+        let answer = try XCTUnwrap(client.readResponse())
+        XCTAssertEqual(answer.status, 200)
+        XCTAssertEqual(answer.header("Content-Length"), String(big.count), "the upstream's length is kept")
+        XCTAssertNil(answer.header("Transfer-Encoding"))
+        XCTAssertTrue(answer.body == big, "\(answer.body.count) bytes")
+        // The connection goes on after a streamed answer of known length.
+        client.send("GET /files/big.bin HTTP/1.1\r\nHost: site.test\r\nRange: bytes=0-9\r\n\r\n")
+        XCTAssertEqual(client.readResponse()?.body, Array(big[0..<10]))
+        // HEAD tells the length a GET gets, as the upstream said it.
+        let headAnswer = get(server, "/files/big.bin", method: "HEAD")
+        XCTAssertEqual(headAnswer?.status, 200)
+        XCTAssertEqual(headAnswer?.header("Content-Length"), String(big.count))
+        XCTAssertEqual(headAnswer?.body.count, 0)
     }
 }

@@ -243,6 +243,7 @@ public struct RequestContext: Sendable {
         var isHTTP2 = false
         var isExtendedConnect = false
         var trustedPeer: String?
+        var bodySource: (any RequestBodySource)?
 
         func copy() -> Facts {
             let copy = Facts()
@@ -251,6 +252,7 @@ public struct RequestContext: Sendable {
             (copy.parsedJSONBody, copy.clientSubject, copy.isHTTP2) = (parsedJSONBody, clientSubject, isHTTP2)
             copy.trustedPeer = trustedPeer
             copy.isExtendedConnect = isExtendedConnect
+            copy.bodySource = bodySource
             return copy
         }
     }
@@ -304,6 +306,12 @@ public struct RequestContext: Sendable {
     public var trustedPeer: String? {
         get { facts?.trustedPeer }
         set { writable().trustedPeer = newValue }
+    }
+    /// The body, still arriving, of a request routed to a `StreamsRequestBody` handler (`body` is
+    /// then empty); nil for every other request.
+    public var bodySource: (any RequestBodySource)? {
+        get { facts?.bodySource }
+        set { writable().bodySource = newValue }
     }
     /// The `Host` the client asked the trusted proxy for, when it says so (`X-Forwarded-Host` /
     /// `Forwarded: host=`); routing still uses the request's own `Host`.
@@ -364,11 +372,15 @@ public enum ResponseBody: Sendable {
     /// A body produced over time (SSE, throttled bodies): sent chunked on HTTP/1.1, or until the
     /// connection closes on HTTP/1.0. Its length is not known in advance.
     case stream(any BodyStream)
+    /// No body, in an answer to `HEAD` only, telling the length a `GET` would get (a `proxy` relays
+    /// its upstream's `Content-Length`); nil: not known, a `GET` would get it chunked.
+    case omitted(length: Int?)
 
     /// Number of body bytes, for `Content-Length` (0 for a stream, whose length is unknown).
     public var length: Int {
         switch self {
         case .empty, .stream: return 0
+        case .omitted(let length): return length ?? 0
         case .bytes(let b): return b.count
         case .file(_, _, let length): return length
         case .multipart(_, let parts, let trailer):

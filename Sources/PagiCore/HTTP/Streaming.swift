@@ -6,10 +6,15 @@ public protocol BodyStream: Sendable {
     /// (a throttled or compressed body) is left to finish within `timeouts.shutdown` — ending it
     /// early would hand the client a shortened body that looks complete.
     var isOpenEnded: Bool { get }
+    /// The body's length when it is known in advance (a proxied answer with a `Content-Length`):
+    /// it is then sent with that `Content-Length` instead of chunked, and a stream that ends short
+    /// of it closes the connection. nil: unknown.
+    var length: Int? { get }
 }
 
 extension BodyStream {
     public var isOpenEnded: Bool { false }
+    public var length: Int? { nil }
 }
 
 /// Where a streamed body goes; implemented by the engine. Every method may be called from any
@@ -67,4 +72,34 @@ public struct ThrottledBody: BodyStream {
         let wait = Duration.milliseconds(1000 * (end - offset) / bytesPerSecond)
         sink.schedule(after: max(wait, .milliseconds(1))) { send(from: end, to: sink) }
     }
+}
+
+/// A handler that can take a request body as it arrives rather than whole (`proxy`; docs/proxy.md,
+/// "Streamed uploads"): for the requests it says yes to, the engine routes once the head is in and
+/// hands the body over through `request.context.bodySource`, so a large upload never sits in memory.
+/// Only routes without `body_json` conditions qualify (those need the body to route).
+public protocol StreamsRequestBody: Handler {
+    /// Whether a body of `length` bytes (nil: chunked, length unknown) is streamed to this handler.
+    func streamsBody(ofLength length: Int?) -> Bool
+}
+
+/// What a streamed request body delivers, in order: bytes, then `.end` or `.failed`.
+public enum RequestBodyPart: Sendable {
+    case bytes([UInt8])
+    case end
+    /// The body broke off: the client went away, sent it too slowly or too much (the engine has
+    /// answered or closed; the handler's answer is not sent).
+    case failed
+}
+
+/// A request body still arriving; implemented by the engine. Used on the connection's thread only.
+/// Nothing is read from the client until `read` is called, nor while paused: a handler's slow
+/// destination slows the client down through TCP instead of filling memory.
+public protocol RequestBodySource: AnyObject, Sendable {
+    /// The length the client declared (`Content-Length`), nil for a chunked body.
+    var declaredLength: Int? { get }
+    /// Starts the delivery; `consumer` is called on the connection's thread for each part.
+    func read(_ consumer: @escaping (RequestBodyPart) -> Void)
+    func pause()
+    func resume()
 }

@@ -1,5 +1,13 @@
 import PagiConfig
 
+/// How a request body is taken in (`RoutingTable.bodyIntake(for:length:)`).
+public struct BodyIntake: Sendable, Equatable {
+    /// The smallest `body_limit` on the way, if any.
+    public var limit: Int?
+    /// Handed to the handler as it arrives (`Request.context.bodySource`) instead of read whole first.
+    public var streamed = false
+}
+
 /// A virtual host after compilation.
 /// A class for the same reason as `CompiledRoute`: routing hands it around for every request.
 public final class CompiledHost: Sendable {
@@ -88,8 +96,10 @@ public final class RoutingTable: Sendable {
     /// Some route answers every method itself (`AnswersEveryMethod`): the engine lets unknown
     /// methods through to routing.
     public let routesUnknownMethods: Bool
-    /// Some host or route has a `body_limit` (else `bodyLimit(for:)` has nothing to find).
+    /// Some host or route has a `body_limit`, or a handler that streams bodies (else
+    /// `bodyIntake(for:length:)` has nothing to find).
     let hasBodyLimits: Bool
+    let hasStreamingRoutes: Bool
     /// Requests carry their host and route in their context (for metrics labels).
     let labelsRequests: Bool
     /// `services.observer`, kept apart: read for every answered request.
@@ -105,6 +115,7 @@ public final class RoutingTable: Sendable {
         self.knownMethods = knownMethods
         self.serverWideAllow = knownMethods.subtracting(["CONNECT", "TRACE"]).sorted().joined(separator: ", ")
         self.hasBodyLimits = hosts.contains { $0.bodyLimit != nil || $0.routes.contains { $0.bodyLimit != nil } }
+        self.hasStreamingRoutes = hosts.contains { $0.routes.contains { $0.bodyStreamer != nil } }
         self.routesUnknownMethods = hosts.contains { $0.routes.contains(where: \.answersEveryMethod) }
     }
 
@@ -140,14 +151,15 @@ public final class RoutingTable: Sendable {
         ErrorResponses.fillBody(&response, accept: request.headers["Accept"], customPage: page)
     }
 
-    /// The `body_limit` that applies to `request` (whose body has not been read yet): its route's
-    /// when the head alone finds one, else its host's. Routes told apart only by `body_json`
-    /// are checked again by the middleware once the body is in.
-    public func bodyLimit(for request: Request) -> Int? {
-        guard hasBodyLimits else { return nil }
+    /// How the body of `request` (only its head has arrived) is taken in: the `body_limit` that
+    /// applies — its route's when the head alone finds one, else its host's (routes told apart only
+    /// by `body_json` are checked again by the middleware once the body is in) — and whether its
+    /// route's handler takes it as it arrives (`StreamsRequestBody`; `length` nil: chunked).
+    public func bodyIntake(for request: Request, length: Int?) -> BodyIntake {
+        guard hasBodyLimits || hasStreamingRoutes else { return BodyIntake() }
         let host = host(named: request.host)
-        if case .matched(let route, _) = Self.lookup(request, in: host.trie).lookup { return route.bodyLimit }
-        return host.bodyLimit
+        guard case .matched(let route, _) = Self.lookup(request, in: host.trie).lookup else { return BodyIntake(limit: host.bodyLimit) }
+        return BodyIntake(limit: route.bodyLimit, streamed: route.bodyStreamer?.streamsBody(ofLength: length) ?? false)
     }
 
     /// Host selection: case-insensitive, port ignored, exact beats wildcard (longest wildcard

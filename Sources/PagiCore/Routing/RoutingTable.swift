@@ -25,6 +25,9 @@ public final class CompiledRoute: Sendable {
     public let answersPreflight: Bool
     /// The handler answers every method itself (`AnswersEveryMethod`), unknown ones included.
     public let answersEveryMethod: Bool
+    /// The handler, when it can take bodies as they arrive and nothing in the routing needs them
+    /// whole first (no `body_json` condition).
+    public let bodyStreamer: (any StreamsRequestBody)?
     public let location: SourceLocation
 
     public init(pattern: String, methods: Set<String>?, headers: [String: String], query: [String: String],
@@ -42,6 +45,7 @@ public final class CompiledRoute: Sendable {
         self.bodyLimit = bodyLimit
         self.answersPreflight = middleware.contains { $0 is any PreflightAnswering }
         self.answersEveryMethod = handler is any AnswersEveryMethod
+        self.bodyStreamer = bodyJSON.isEmpty ? handler as? any StreamsRequestBody : nil
         self.location = location
     }
 }

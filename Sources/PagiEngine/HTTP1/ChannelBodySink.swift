@@ -4,11 +4,15 @@ import NIOHTTP2
 import PagiCore
 
 /// The engine's `BodySink`: writes a streamed body onto one channel — as HTTP/1.1 chunks, as raw
-/// bytes until the connection closes for an HTTP/1.0 client, or as the DATA frames of an HTTP/2
-/// stream. Callable from any thread; everything touching the channel hops to its event loop.
+/// bytes of the length its head announced, as raw bytes until the connection closes for an HTTP/1.0
+/// client, or as the DATA frames of an HTTP/2 stream. Callable from any thread; everything touching
+/// the channel hops to its event loop.
 final class ChannelBodySink: BodySink {
-    enum Framing {
+    enum Framing: Equatable {
         case chunked
+        /// `Content-Length` was sent: bytes past it are not written, and a body that ends short of
+        /// it closes the connection (the client then knows it is incomplete).
+        case length(Int)
         case untilClose
         case http2
     }
@@ -19,6 +23,8 @@ final class ChannelBodySink: BodySink {
     private let ended = ManagedAtomic(false)
     private let pending = ManagedAtomic(0)
     private let endHandlers: NIOLoopBoundBox<[@Sendable () -> Void]>
+    /// What is still owed of a body of announced length (`.length`).
+    private let owed: NIOLoopBoundBox<Int>
     /// Tells the connection the stream is over; `closeConnection` when it must not be reused.
     private let onFinished: NIOLoopBound<(_ closeConnection: Bool) -> Void>
 
@@ -27,6 +33,8 @@ final class ChannelBodySink: BodySink {
         self.context = NIOLoopBound(context, eventLoop: context.eventLoop)
         self.framing = framing
         endHandlers = NIOLoopBoundBox([], eventLoop: context.eventLoop)
+        let announced = if case .length(let length) = framing { length } else { 0 }
+        owed = NIOLoopBoundBox(announced, eventLoop: loop)
         self.onFinished = NIOLoopBound(onFinished, eventLoop: context.eventLoop)
     }
 
@@ -41,12 +49,17 @@ final class ChannelBodySink: BodySink {
             guard !ended.load(ordering: .acquiring) else { return }
             let context = context.value
             var buffer = context.channel.allocator.buffer(capacity: bytes.count + 16)
-            if framing == .chunked {
+            switch framing {
+            case .chunked:
                 buffer.writeString(String(bytes.count, radix: 16))
                 buffer.writeStaticString("\r\n")
                 buffer.writeBytes(bytes)
                 buffer.writeStaticString("\r\n")
-            } else {
+            case .length:
+                let allowed = bytes.prefix(owed.value)
+                owed.value -= allowed.count
+                buffer.writeBytes(allowed)
+            case .untilClose, .http2:
                 buffer.writeBytes(bytes)
             }
             let written = context.eventLoop.makePromise(of: Void.self)
@@ -68,11 +81,12 @@ final class ChannelBodySink: BodySink {
                                       promise: nil)
             case .http2:
                 context.writeAndFlush(Self.wrap(ByteBuffer(), framing: .http2, end: true), promise: nil)
-            case .untilClose:
+            case .untilClose, .length:
                 break
             }
-            // Without framing only closing the connection tells the client the body is complete.
-            onFinished.value(framing == .untilClose)
+            // Without framing only closing the connection tells the client the body is complete;
+            // with a length, only closing tells it the body fell short.
+            onFinished.value(framing == .untilClose || owed.value > 0)
         }
     }
 

@@ -31,6 +31,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The streamed body being written, if any, and whether it has no end of its own (SSE).
     private var stream: ChannelBodySink?
     private var streamIsOpenEnded = false
+    /// A request body being handed to its handler as it arrives (`StreamedRequestBody`): its
+    /// request is answered (or being answered) while the body is still parsed.
+    private var streamedBody: StreamedRequestBody?
+    /// `process` is running: a streamed body's handler that resumes from inside it is not re-entered.
+    private var processing = false
     /// A read the pipeline asked for while input is paused (see `inputPaused`).
     private var readRequested = false
     /// Looked up once: `remoteAddress` costs a getpeername(2) per call.
@@ -74,6 +79,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
+        _ = intake.abandon()
+        streamedBody = nil
         stream?.connectionClosed()
         stream = nil
         context.fireChannelInactive()
@@ -186,8 +193,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Not passed on: nothing behind this handler needs it (one pipeline step less per request).
     func channelReadComplete(context: ChannelHandlerContext) {}
 
+    /// Parses what was read while it may: the next requests while answers are not pending (and
+    /// the peer reads them), or a streamed body while its handler takes it.
     private func process(context: ChannelHandlerContext) {
-        while state.mayParse && peerReading {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while streamedBody.map(\.isReading) ?? (state.mayParse && peerReading) {
             if !state.wantsInput(requestInProgress: requestInProgress) { return }
             let wasIdle = !requestInProgress
             let event: ParseEvent?
@@ -227,6 +239,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 finishRequest(context: context)
             }
         }
+        if let streamedBody, !streamedBody.isReading {
+            // Not read because its handler cannot take more: not the client's delay.
+            bodyTimer?.cancel()
+            bodyTimer = nil
+        }
         if buffer.readableBytes == 0 {
             // Idle connections hold no buffer memory (thousands of keep-alive clients add up).
             buffer = Self.noBytes
@@ -265,10 +282,35 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.writeAndFlush(NIOAny(IOData.byteBuffer(interim)), promise: nil)
         }
         scheduleBodyTimer(context: context)
+        if intake.streamsBody { answerBeforeBody(head, context: context) }
+    }
+
+    /// The route takes the body as it arrives (docs/proxy.md, "Streamed uploads"): the request is
+    /// answered now, and its body parsed while the handler reads it.
+    private func answerBeforeBody(_ head: RequestHead, context: ChannelHandlerContext) {
+        let length: Int? = if case .length(let length) = head.framing { length } else { nil }
+        let body = StreamedRequestBody(declaredLength: length) { [self] in
+            scheduleBodyTimer(context: context)
+            process(context: context)
+        }
+        guard let accepted = intake.handOver(body) else { return }
+        streamedBody = body
+        answer(accepted, context: context)
     }
 
     private func finishRequest(context: ChannelHandlerContext) {
-        guard var accepted = intake.finish() else { return }
+        guard streamedBody == nil else {
+            // Its request is answered already.
+            streamedBody = nil
+            _ = intake.finish()
+            return
+        }
+        guard let accepted = intake.finish() else { return }
+        answer(accepted, context: context)
+    }
+
+    private func answer(_ accepted: RequestIntake.Accepted, context: ChannelHandlerContext) {
+        var accepted = accepted
         state.requestFinished()
         server.requestBudget?.spend()
         let response = accepted.table.respond(to: &accepted.request)
@@ -309,7 +351,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func exchangeEnded(_ outcome: LoopExchange.Outcome, for request: Request, table: RoutingTable,
                                started: NIODeadline, context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
+        // After a protocol error in a streamed body, that error was the answer.
+        guard context.channel.isActive, !state.failed else { return }
         state.awaitingResponse = false
         cancelExchangeTimers()
         switch outcome {
@@ -363,6 +406,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
     private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
         cancelTimers()
+        if streamedBody != nil {
+            streamedBody = nil
+            _ = intake.abandon()
+            if state.responsesInFlight > 0 || state.streaming {
+                // The handler's answer has begun: an error answer cannot follow it.
+                stream?.close()
+                state.fail()
+                context.close(promise: nil)
+                return
+            }
+            // The handler's answer, still to come, is dropped (`exchangeEnded`): this one replaces it.
+            state.awaitingResponse = false
+        }
         state.fail()
         // Forget the broken message entirely: nothing after it on this connection is parsed.
         buffer.clear()
@@ -381,7 +437,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                       context: ChannelHandlerContext) {
         let streamed: (any BodyStream)? = if case .stream(let body) = response.body, !request.isHead,
                                              response.status >= 200, response.status != 204, response.status != 304 { body } else { nil }
-        if streamed != nil && request.versionMinor == 0 {
+        if streamed != nil && streamed?.length == nil && request.versionMinor == 0 {
             // An HTTP/1.0 client learns where a body of unknown length ends only from the close.
             state.close()
         }
@@ -402,7 +458,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         if let streamed {
-            let sink = ChannelBodySink(context: context, framing: request.versionMinor >= 1 ? .chunked : .untilClose) { [self] closeConnection in
+            let framing: ChannelBodySink.Framing = if let length = streamed.length { .length(length) }
+                else if request.versionMinor >= 1 { .chunked } else { .untilClose }
+            let sink = ChannelBodySink(context: context, framing: framing) { [self] closeConnection in
                 stream = nil
                 state.streaming = false
                 if closeConnection { state.close() }
@@ -423,7 +481,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// A response is completely handed to the socket: close, linger, or wait for the next request.
     private func responseDone(context: ChannelHandlerContext) {
-        switch state.responseDone(requestInProgress: requestInProgress) {
+        let next = state.responseDone(requestInProgress: requestInProgress)
+        if streamedBody != nil && state.responsesInFlight == 0 && !state.streaming {
+            // Answered in full before the client sent all of its body, which nobody reads now: close,
+            // after a linger so the client gets the answer (nginx closes too, past a small body).
+            streamedBody = nil
+            _ = intake.abandon()
+            parser = RequestParser(limits: server.parserLimits)
+            buffer.clear()
+            state.fail()
+            lingerAndClose(context: context)
+            return
+        }
+        switch next {
         case .nothing:
             break
         case .lingerAndClose:

@@ -16,6 +16,13 @@ struct RequestIntake {
     }
 
     private var accepted: Accepted?
+    /// The body handed to the handler as it arrives (`StreamsRequestBody`), once `handOver` made it.
+    private var streamed: StreamedRequestBody?
+    /// Bytes of a streamed body so far, and its request's `bodyLimit`.
+    private var streamedBytes = 0
+    private var streamedLimit: Int?
+    /// The route takes this request's body as it arrives: route it once the head is in (`handOver`).
+    private(set) var streamsBody = false
     /// The head of the request being received, kept until it completes or fails (an error answer
     /// is logged with its method and target, and honours its `Accept`).
     private(set) var head: RequestHead?
@@ -43,16 +50,37 @@ struct RequestIntake {
         if encrypted { accepted.request.context.scheme = .https }
         if let clientSubject { accepted.request.context.clientSubject = clientSubject }
         if !trustedProxies.isEmpty { accepted.request.believeForwarding(from: trustedProxies, peer: peerIP) }
-        if head.framing != .none, let limit = table.bodyLimit(for: accepted.request) {
-            // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
-            if case .length(let length) = head.framing, length > limit { throw Self.overBodyLimit }
-            accepted.bodyLimit = limit
+        streamsBody = false
+        if head.framing != .none {
+            let length: Int? = if case .length(let length) = head.framing { length } else { nil }
+            let intake = table.bodyIntake(for: accepted.request, length: length)
+            if let limit = intake.limit {
+                // `body_limit` (docs/configuration.md §10): refused before reading when the length is known.
+                if let length, length > limit { throw Self.overBodyLimit }
+                accepted.bodyLimit = limit
+            }
+            streamsBody = intake.streamed
         }
         self.accepted = accepted
     }
 
+    /// The request, to be answered now, its body to follow through `body` (docs/proxy.md,
+    /// "Streamed uploads"). The request stays in progress until its body ends.
+    mutating func handOver(_ body: StreamedRequestBody) -> Accepted? {
+        guard var handed = accepted.take() else { return nil }
+        handed.request.context.bodySource = body
+        (streamed, streamedBytes, streamedLimit) = (body, 0, handed.bodyLimit)
+        return handed
+    }
+
     /// A piece of the body arrived.
     mutating func append(_ chunk: inout ByteBuffer) throws(ProtocolError) {
+        if let streamed {
+            streamedBytes += chunk.readableBytes
+            if let limit = streamedLimit, streamedBytes > limit { throw Self.overBodyLimit }
+            streamed.deliver(chunk)
+            return
+        }
         guard let received = accepted?.request.body.count else { return }
         if let limit = accepted?.bodyLimit, received + chunk.readableBytes > limit { throw Self.overBodyLimit }
         accepted?.request.body.append(contentsOf: chunk.readableBytesView)
@@ -60,14 +88,18 @@ struct RequestIntake {
 
     /// The request is complete. Moved out rather than copied: a copy of a request retains every
     /// string in it.
+    /// A streamed body is told it ended, and nil returned: its request was answered already.
     mutating func finish() -> Accepted? {
         head = nil
+        streamed.take()?.end()
         return accepted.take()
     }
 
-    /// Forgets the request (a protocol error ends the connection); returns its head, if any.
+    /// Forgets the request (a protocol error ends the connection, or its answer was complete before
+    /// its streamed body); returns its head, if any. A streamed body is told it broke off.
     mutating func abandon() -> RequestHead? {
         accepted = nil
+        streamed.take()?.fail()
         return head.take()
     }
 

@@ -33,10 +33,13 @@ struct ResponseWriter {
             : response.headers.fieldLines ?? FieldLines(response.headers)
         var framing = Framing.none
         if bodyAllowed {
-            if case .stream = response.body {
+            switch response.body {
+            case .stream(let stream) where stream.length != nil:
+                framing = .length(stream.length ?? 0)
+            case .stream, .omitted(length: nil):
                 // Unknown length: chunked for HTTP/1.1; an HTTP/1.0 client reads until the close.
                 if !http10Client { framing = .chunked }
-            } else {
+            default:
                 framing = .length(response.body.length)
             }
         }
@@ -51,7 +54,7 @@ struct ResponseWriter {
             return Outcome(bodyBytes: 0)
         }
         switch response.body {
-        case .empty, .stream:
+        case .empty, .stream, .omitted:
             // A stream's chunks follow from its `BodySink`.
             context.writeAndFlush(NIOAny(IOData.byteBuffer(head)), promise: promise)
         case .bytes:

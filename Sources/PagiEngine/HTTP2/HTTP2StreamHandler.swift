@@ -25,8 +25,20 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var timers: [Scheduled<Void>] = []
     private var answered = false
     /// `timeouts.body`: a stream whose request does not end in time is answered 408 (a slow
-    /// client holding streams open is the HTTP/2 form of slowloris).
+    /// client holding streams open is the HTTP/2 form of slowloris). For a streamed body: no
+    /// progress in time, while its handler takes what comes.
     private var requestTimer: Scheduled<Void>?
+    /// The response's HEADERS went out (or an error answer did): nothing else is sent on the stream.
+    private var responseBegun = false
+    /// A request body handed to its handler as it arrives (docs/proxy.md, *Streamed uploads*), the
+    /// DATA read but not yet taken, whether the last has come, and the bytes so far (limits).
+    private var streamedBody: StreamedRequestBody?
+    private var heldData: [ByteBuffer] = []
+    private var streamedBodyComplete = false
+    private var streamedBytes = 0
+    private var flowing = false
+    /// The stream channel reads by itself (`autoRead`), as it does until a streamed body pauses it.
+    private var streamReading = true
 
     /// The server's `limits.body_bytes`, or the route's smaller `body_limit`.
     private var bodyLimit: Int {
@@ -40,11 +52,15 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if streamedBody != nil {
+            takeStreamedBody(unwrapInboundIn(data), context: context)
+            return
+        }
         guard !answered else { return }
         switch unwrapInboundIn(data) {
         case .headers(let headers):
             if accepted == nil {
-                start(headers.headers, context: context)
+                start(headers.headers, endStream: headers.endStream, context: context)
                 if !headers.endStream, !answered { armRequestTimer(context: context) }
             }
             if headers.endStream { finish(context: context) }
@@ -70,6 +86,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         for timer in timers { timer.cancel() }
         timers = []
         requestTimer?.cancel()
+        streamedBody?.fail()
+        streamedBody = nil
         sink?.connectionClosed()
         sink = nil
         context.fireChannelInactive()
@@ -84,7 +102,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - The request
 
     /// Pseudo-headers to the request line, `:authority` to `Host` (RFC 9113 §8.3.1).
-    private func start(_ fields: HPACKHeaders, context: ChannelHandlerContext) {
+    private func start(_ fields: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
         var method = "", path = "", authority: String?, connectProtocol: String?
         var headers: [(name: String, value: String)] = []
         var hasHost = false
@@ -111,7 +129,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             method = "GET"
         }
-        let head = RequestHead(method: method, target: path, versionMinor: 1, headers: headers, framing: .none, expectsContinue: false)
+        // Whether a body follows, and its length when `content-length` says (NIOHTTP2 holds the DATA to it).
+        let declared = fields.first(name: "content-length").flatMap(Int.init)
+        let framing: BodyFraming = endStream || extendedConnect ? .none : declared.map { .length($0) } ?? .chunked
+        let head = RequestHead(method: method, target: path, versionMinor: 1, headers: headers, framing: framing, expectsContinue: false)
         var intake = RequestIntake()
         do throws(ProtocolError) {
             // The same limits as an HTTP/1.1 head (`limits.uri_bytes`, `limits.headers`); the header
@@ -131,15 +152,87 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Its stream stays open for the WebSocket's frames: answered now, without a body.
             accepted?.request.context.isExtendedConnect = true
             finish(context: context)
+        } else if intake.streamsBody {
+            // Answered now; its DATA goes to the handler as it arrives.
+            let body = StreamedRequestBody(declaredLength: declared) { [self] in flowStreamedBody(context: context) }
+            streamedBody = body
+            accepted?.request.context.bodySource = body
+            finish(context: context)
+            flowStreamedBody(context: context)
         }
+    }
+
+    /// DATA (or trailers) of a streamed body: held until its handler takes them.
+    private func takeStreamedBody(_ frame: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
+        switch frame {
+        case .data(let data):
+            if case .byteBuffer(let bytes) = data.data, bytes.readableBytes > 0 {
+                streamedBytes += bytes.readableBytes
+                if streamedBytes > bodyLimit {
+                    abandonStreamedBody(ProtocolError(status: 413, reason: "request body too large"), context: context)
+                    return
+                }
+                heldData.append(bytes)
+            }
+            if data.endStream { streamedBodyComplete = true }
+        case .headers(let trailers):
+            if trailers.endStream { streamedBodyComplete = true }
+        default:
+            return
+        }
+        flowStreamedBody(context: context)
+    }
+
+    /// Hands what was held to the handler while it takes it; the stream is read only while nothing
+    /// is held, so HTTP/2 flow control (no WINDOW_UPDATE for what is not read) holds the client back.
+    /// Turning reading on or asking for a read may deliver frames at once, from inside this
+    /// function: hence the loop.
+    private func flowStreamedBody(context: ChannelHandlerContext) {
+        guard let body = streamedBody, !flowing else { return }
+        flowing = true
+        defer { flowing = false }
+        repeat {
+            while body.isReading, !heldData.isEmpty { body.deliver(heldData.removeFirst()) }
+            if heldData.isEmpty && streamedBodyComplete {
+                streamedBody = nil
+                requestTimer?.cancel()
+                body.end()
+                return
+            }
+            let reading = body.isReading && heldData.isEmpty
+            requestTimer?.cancel()
+            if reading != streamReading {
+                streamReading = reading
+                context.channel.setOption(ChannelOptions.autoRead, value: reading).whenComplete { _ in }
+            }
+            if reading {
+                armRequestTimer(context: context)
+                context.read()
+            }
+        } while streamedBody === body && body.isReading && !heldData.isEmpty
+    }
+
+    /// A streamed body broke off (over its limit, too slow): the handler is told, and the client
+    /// answered — or, when the handler's answer has begun, the stream reset.
+    private func abandonStreamedBody(_ error: ProtocolError, context: ChannelHandlerContext) {
+        streamedBody?.fail()
+        streamedBody = nil
+        heldData = []
+        guard !responseBegun else {
+            context.close(promise: nil)
+            return
+        }
+        fail(error, context: context)
     }
 
     private func armRequestTimer(context: ChannelHandlerContext) {
         let seconds = server.server.timeouts.body
         guard seconds > 0 else { return }
         requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [self] in
+            let late = ProtocolError(status: 408, reason: "request body not received in time")
+            if streamedBody != nil { return abandonStreamedBody(late, context: context) }
             guard !answered else { return }
-            fail(ProtocolError(status: 408, reason: "request body not received in time"), context: context)
+            fail(late, context: context)
         }
     }
 
@@ -186,7 +279,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                           context: ChannelHandlerContext) -> LoopExchange {
         let loop = context.eventLoop
         let finish = NIOLoopBound({ [self] (outcome: LoopExchange.Outcome) in
-            guard context.channel.isActive else { return }
+            // After an error answer to a streamed body that broke off, that was the answer.
+            guard context.channel.isActive, !responseBegun else { return }
             for timer in timers { timer.cancel() }
             timers = []
             switch outcome {
@@ -236,6 +330,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func send(_ response: Response, for request: Request, observer: (any RequestObserver)?, started: NIODeadline,
                       context: ChannelHandlerContext) {
+        responseBegun = true
         // A 2xx to an extended CONNECT would tell the client its WebSocket is open (RFC 8441 §5).
         if request.context.isExtendedConnect, (200..<300).contains(response.status) {
             let refusal = server.errorResponse(ProtocolError(status: 400, reason: "this route does not speak WebSocket"),
@@ -254,8 +349,11 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         if server.server.serverHeader, !response.headers.contains("Server") { fields.add(name: "server", value: "pagi-serve") }
         var streamed: (any BodyStream)?
         switch response.body {
-        case .stream(let stream): if bodyAllowed { streamed = stream }
+        case .stream(let stream):
+            if bodyAllowed { streamed = stream }
+            if let length = stream.length { fields.add(name: "content-length", value: String(length)) }
         case .empty: if status >= 200, status != 204, status != 304 { fields.add(name: "content-length", value: "0") }
+        case .omitted(length: nil): break
         default: if status >= 200, status != 204, status != 304 { fields.add(name: "content-length", value: String(response.body.length)) }
         }
         let bodyless = !bodyAllowed || response.body.length == 0 && streamed == nil
@@ -281,7 +379,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.sink = sink
             streamIsOpenEnded = stream.isOpenEnded
             stream.start(sink)
-        case .empty:
+        case .empty, .omitted:
             context.flush()
         }
     }
