@@ -78,7 +78,8 @@ public struct ProxyHandler: StreamsRequestBody {
         let (head, body) = forwarded
         let source = request.context.bodySource
         let recording = recorder.map { recorder in
-            (recorder, RecordedExchange(method: request.method, path: request.path, query: request.query, status: 0, headers: [], body: []))
+            (recorder, RecordedExchange(method: request.method, path: request.path, query: request.query, status: 0, headers: [], body: [],
+                                        requestBody: request.body))
         }
         return .later { exchange in
             // `start` runs on the client connection's loop: the upstream connection joins it.

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// One exchange a `proxy` route passed on, as `pagi-serve record` keeps it (docs/proxy.md,
-/// *Record mode*): the request's method, path and query, and the answer as the client got it.
+/// *Record mode*): the request's method, path, query and body, and the answer as the client got it.
 public struct RecordedExchange: Sendable {
     public var method: String
     public var path: String
@@ -10,6 +10,9 @@ public struct RecordedExchange: Sendable {
     /// The answer's fields, hop-by-hop ones removed.
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// The request's body when it was read whole (none for a streamed one): record mode tells
+    /// apart JSON requests that got different answers by it.
+    public var requestBody: [UInt8] = []
 }
 
 /// Told about every exchange a proxy route completed (`pagi-serve record`).

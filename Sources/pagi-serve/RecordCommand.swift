@@ -91,7 +91,9 @@ final class StubRecorder: ProxyRecorder {
 
 /// The recorded exchanges as a configuration (docs/proxy.md, *Record mode*):
 /// - one route per method and path, with a `query` condition per query that got its own answer;
-///   answers that changed between identical requests become a `respond` list, served in turn;
+///   JSON requests that got different answers also get routes with `body_json` conditions on the
+///   top-level fields that tell them apart; answers that changed between identical requests become
+///   a `respond` list, served in turn;
 /// - paths that differ in one segment only (`/users/1`, `/users/2`) also get a route with a
 ///   parameter there (`/users/{id}`), answering as the last of them for ids never recorded;
 /// - the answer's status, the fields worth keeping (content type, caching, location, links, CORS,
@@ -149,12 +151,60 @@ struct StubFile {
                 } else if query != nil && queries.contains(where: { $0 == nil }) {
                     continue  // a query that cannot be a condition: the unconditioned route answers it
                 }
+                for (condition, alike) in Self.bodyConditions(answers) {
+                    lines += route + ["        body_json: {\(condition)}"] + respond(alike, files: &files)
+                }
                 route += respond(answers, files: &files)
                 lines += route
             }
         }
         lines += parameterRoutes(order: order, groups: groups, files: &files)
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// When `answers` differ and their requests are JSON objects: a `body_json` condition on the
+    /// top-level scalar fields whose values differ between them, and the answers given to each
+    /// combination of values (routes with more conditions are tried first, so these come before the
+    /// route without). None when the bodies do not tell the answers apart.
+    private static func bodyConditions(_ answers: [RecordedExchange]) -> [(condition: String, answers: [RecordedExchange])] {
+        guard Set(answers.map { [UInt8](String($0.status).utf8) + [0] + $0.body }).count > 1 else { return [] }
+        let fields = answers.map { jsonFields($0.requestBody) }
+        guard let first = fields.first, var common = first.map({ Set($0.keys) }) else { return [] }
+        for object in fields.dropFirst() {
+            guard let object else { return [] }
+            common.formIntersection(object.keys)
+        }
+        let telling = common.filter { key in Set(fields.compactMap { $0?[key] }).count > 1 }.sorted()
+        guard !telling.isEmpty else { return [] }
+        var groups: [(condition: String, answers: [RecordedExchange])] = []
+        for (answer, object) in zip(answers, fields) {
+            let condition = telling.map { "\(quoted("$." + $0)): \(object?[$0] ?? "null")" }.joined(separator: ", ")
+            if let index = groups.firstIndex(where: { $0.condition == condition }) {
+                groups[index].answers.append(answer)
+            } else {
+                groups.append((condition, [answer]))
+            }
+        }
+        return groups
+    }
+
+    /// The top-level scalar members of a JSON object body as YAML scalars of the same type (`7`,
+    /// `"7"`, `true`, `null`), for names a `body_json` path can hold; nil when the body is not an object.
+    private static func jsonFields(_ body: [UInt8]) -> [String: String]? {
+        guard case .object(let members)? = JSONValue.parse(body) else { return nil }
+        var fields: [String: String] = [:]
+        for (key, value) in members
+        where key.first.map({ $0.isLetter || $0 == "_" }) ?? false && key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
+            switch value {
+            case .string(let text): fields[key] = quoted(text)
+            case .integer(let number): fields[key] = String(number)
+            case .number(let number) where number.isFinite: fields[key] = String(number)
+            case .bool(let flag): fields[key] = String(flag)
+            case .null: fields[key] = "null"
+            default: fields.removeValue(forKey: key)
+            }
+        }
+        return fields
     }
 
     /// `/users/{id}` for paths of one method that differ in exactly one segment.

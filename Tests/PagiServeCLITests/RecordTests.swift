@@ -84,4 +84,53 @@ final class RecordTests: XCTestCase {
         // An id never recorded is answered by the parameter route, as the last one recorded.
         XCTAssertEqual(RawClient.get(port: servePort, "/api/users/77")?.body, recorded[1]?.body)
     }
+
+    /// JSON requests to one path that got different answers are told apart by the fields of their
+    /// bodies that differ (`body_json`), typed as they were sent; any other body gets the route
+    /// without conditions.
+    func testJSONRequestsToldApartByTheirBodyBecomeBodyConditions() throws {
+        let server = try TestServer(yaml: """
+            hosts:
+              - names: ["*"]
+                routes:
+                  - {path: /login, methods: [POST], body_json: {"$.user": ada}, respond: {body: "welcome ada"}}
+                  - {path: /login, methods: [POST], body_json: {"$.user": bob, "$.code": 7}, respond: {status: 403, body: "not bob"}}
+                  - {path: /login, methods: [POST], respond: {status: 401, body: "who?"}}
+            """, directory: dir)
+        upstream = server
+        let recordPort = try freePort()
+        let recorder = try ServedProcess(arguments: ["record", "--upstream", "http://127.0.0.1:\(server.port)", "--out", "stubs.yaml",
+                                                     "--listen", "127.0.0.1:\(recordPort)"], directory: dir)
+        processes.append(recorder)
+        try recorder.waitForLog("listening on http://127.0.0.1:\(recordPort)")
+        func login(_ port: Int, _ json: String) -> RawResponse? {
+            guard let client = try? RawClient(port: port) else { return nil }
+            client.send("POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json)
+            return client.readResponse()
+        }
+        let bodies = [#"{"user": "ada", "code": 1}"#, #"{"user": "bob", "code": 7}"#, #"{"user": "eve", "code": 7}"#]
+        let recorded = bodies.map { login(recordPort, $0) }
+        XCTAssertEqual(recorded.map { $0?.text }, ["welcome ada", "not bob", "who?"])
+        let stubs = dir.appendingPathComponent("stubs.yaml")
+        let deadline = Date().addingTimeInterval(5)
+        while !((try? String(contentsOf: stubs, encoding: .utf8))?.contains("3 exchanges") ?? false) {
+            guard Date() < deadline else { return XCTFail("stubs.yaml never held every exchange:\n\(recorder.log)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        recorder.kill()
+        let yaml = try String(contentsOf: stubs, encoding: .utf8)
+        XCTAssertTrue(yaml.contains(#"body_json: {"$.code": 7, "$.user": "bob"}"#), yaml)
+        XCTAssertEqual(try ServedProcess.run(["check", "stubs.yaml"], in: dir).status, 0, yaml)
+        let servePort = try freePort()
+        let stubbed = try ServedProcess(arguments: ["stubs.yaml", "--listen", "127.0.0.1:\(servePort)"], directory: dir)
+        processes.append(stubbed)
+        try stubbed.waitForLog("listening on http://127.0.0.1:\(servePort)")
+        for (body, original) in zip(bodies, recorded) {
+            let replayed = login(servePort, body)
+            XCTAssertEqual(replayed?.status, original?.status, body)
+            XCTAssertEqual(replayed?.text, original?.text, body)
+        }
+        // A code sent as a string is another value: not bob's route.
+        XCTAssertEqual(login(servePort, #"{"user": "bob", "code": "7"}"#)?.status, 200, "the route without conditions answers in turn")
+    }
 }
