@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of pagi-serve, nginx, lighttpd and Caddy (issue: speed is shown as ratios
-measured in the same run on the same machine). Called by bench/run, which installs the tools and
-builds pagi-serve in release mode.
+"""Side-by-side benchmark of pagi-serve, nginx, lighttpd, Caddy and h2o (issue: speed is shown as
+ratios measured in the same run on the same machine). Called by bench/run, which installs the tools
+and builds pagi-serve in release mode. A server whose binary is missing is left out, with a note.
 
 Every server is started pinned to CPU 0 with its access log off, warmed up, loaded from CPU 1 with
-wrk (keep-alive), then stopped by PID. Results: a Markdown table and a PNG chart of the ratios to
-nginx in bench/results/.
+wrk (keep-alive), then stopped by PID. Results: a Markdown table and a PNG chart in bench/results/,
+with two ratios per row: pagi-serve ÷ nginx, and pagi-serve ÷ the best peer (the fastest server other
+than pagi-serve on that row, by req/s, named in the cell).
 
 Workload sets (--only SET runs one; --only TEXT the rows whose name contains TEXT):
   static         1 KiB, 64 KiB, 1 MiB, 304, range, 404
@@ -14,7 +15,7 @@ Workload sets (--only SET runs one; --only TEXT the rows whose name contains TEX
                  cors, ip_filter, rate_limit), an `Origin` header sent to both; the cost is reported
                  as five/none per server
   gzip           a 64 KiB text file compressed on the fly at level 5 (`compress` vs nginx `gzip on`,
-                 lighttpd mod_deflate, Caddy `encode`), `Accept-Encoding: gzip` sent by wrk; every
+                 lighttpd mod_deflate, Caddy `encode`, h2o `compress`), `Accept-Encoding: gzip` sent by wrk; every
                  server's answer is checked with curl (Content-Encoding and the decompressed bytes)
                  before it is measured
 --baseline PATH adds a second pagi-serve binary ("before") as a column on the static and respond
@@ -39,7 +40,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from serverprocess import serving_as_invoker  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PORTS = {"pagi-serve": 18081, "baseline": 18085, "nginx": 18082, "lighttpd": 18083, "caddy": 18084}
+PORTS = {"pagi-serve": 18081, "baseline": 18085, "nginx": 18082, "lighttpd": 18083, "caddy": 18084, "h2o": 18086}
+# Not peers of pagi-serve in the "pagi ÷ best" column: pagi-serve itself, and its other build.
+NOT_PEERS = ("pagi-serve", "baseline")
 LABELS = {"baseline": "pagi-serve (baseline)"}
 GZIP_FILE = "/gzip/64k.txt"
 # The five middleware of the "middleware: five" row, in pagi-serve's configuration syntax.
@@ -303,12 +306,38 @@ http://127.0.0.1:{PORTS['caddy']} {{
   file_server
 }}
 """)
+    # h2o: one thread like the others; no access log (none is configured); ETags on (its default, said
+    # anyway); compression only under /gzip/ (`compress` is off by default). As root it runs as root
+    # (no `user:`), which reads the work dir as the other servers do.
+    write(os.path.join(work, "h2o.yaml"), f"""
+num-threads: 1
+max-connections: 20000
+http1-request-timeout: 600
+error-log: {work}/h2o-error.log
+file.mime.addtypes:
+  application/octet-stream: .bin
+  text/plain: .txt
+hosts:
+  default:
+    listen:
+      host: 127.0.0.1
+      port: {PORTS['h2o']}
+    paths:
+      /gzip:
+        file.dir: {www}/gzip
+        compress:
+          gzip: 5
+      /:
+        file.dir: {www}
+        file.etag: ON
+""")
     commands = {
         "pagi-serve": [binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(binary),
         "baseline": [baseline, os.path.join(work, "pagi-baseline.yaml")] + (serving_as_invoker(baseline) if baseline else []),
         "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
         "lighttpd": ["lighttpd", "-D", "-f", os.path.join(work, "lighttpd.conf")],
         "caddy": ["caddy", "run", "--config", os.path.join(work, "Caddyfile"), "--adapter", "caddyfile"],
+        "h2o": ["h2o", "-c", os.path.join(work, "h2o.yaml")],
     }
     if not baseline:
         del commands["baseline"]
@@ -450,6 +479,9 @@ def main():
     www = make_site(work)
     commands = configs(work, www, args.binary, args.baseline)
     servers = [s for s in commands if shutil.which(commands[s][0]) or os.path.exists(commands[s][0])]
+    missing = [s for s in commands if s not in servers]
+    for server in missing:
+        print(f"{server}: `{commands[server][0]}` not found, left out of this run", file=sys.stderr)
     with open(os.path.join(www, GZIP_FILE.lstrip("/")), "rb") as f:
         gzip_original = f.read()
 
@@ -469,12 +501,13 @@ def main():
         ("gzip: 64 KiB text, level 5", GZIP_FILE, ["Accept-Encoding: gzip"], "gzip"),
     ]
     # Rows a server cannot express in its plain configuration are left empty: lighttpd has no inline
-    # response without Lua (mod_magnet); Caddy's placeholders use braces, which clash with JSON text,
-    # and it has no rate limit or address filter without plugins. The baseline binary runs the static
-    # and respond rows only.
+    # response without Lua (mod_magnet), h2o none without mruby; Caddy's placeholders use braces, which
+    # clash with JSON text, and it has no rate limit or address filter without plugins. The baseline
+    # binary runs the static and respond rows only.
     unsupported = {("lighttpd", "respond: fixed 13 B"), ("lighttpd", "respond: templated json"),
                    ("caddy", "respond: templated json"), ("lighttpd", "middleware: none"),
                    ("lighttpd", "middleware: five"), ("caddy", "middleware: five")}
+    unsupported |= {("h2o", w[0]) for w in workloads if w[3] in ("respond", "middleware")}
     if not lighttpd_deflate():
         unsupported.add(("lighttpd", "gzip: 64 KiB text, level 5"))
     unsupported |= {("baseline", w[0]) for w in workloads if w[3] not in ("static", "respond")}
@@ -495,9 +528,10 @@ def main():
                 continue
             idle_rss = rss_kib([process.pid])
             _, headers = fetch(port, "/1k.bin")
+            headers = {k.lower(): v for k, v in headers.items()}  # h2o sends its field names in lower case
             # Revalidate with the ETag where the server sends one (lighttpd's default sends none).
-            etag = headers.get("ETag") or headers.get("Etag")
-            revalidation = f"If-None-Match: {etag}" if etag else f"If-Modified-Since: {headers.get('Last-Modified')}"
+            etag = headers.get("etag")
+            revalidation = f"If-None-Match: {etag}" if etag else f"If-Modified-Since: {headers.get('last-modified')}"
             expected = {"304 revalidation": 304, "range of 1 MiB file": 206, "404": 404}
             for name, path, header_templates, group in workloads:
                 if (server, name) in unsupported:
@@ -559,20 +593,29 @@ def main():
         "",
         f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · server pinned to CPU 0, `wrk -t1 -c64 --latency` on CPU 1 · access logs off",
         "",
-        "| workload | " + " | ".join(f"{LABELS.get(s, s)} req/s (p50 / p99 ms)" for s in servers) + " | pagi/nginx |"
+        "| workload | " + " | ".join(f"{LABELS.get(s, s)} req/s (p50 / p99 ms)" for s in servers) + " | pagi/nginx | pagi ÷ best |"
         + (" after/before |" if args.baseline else ""),
-        "|---|" + "---|" * (len(servers) + 1 + bool(args.baseline)),
+        "|---|" + "---|" * (len(servers) + 2 + bool(args.baseline)),
     ]
-    ratios = {}
+    ratios, best_ratios = {}, {}
     for name, _, _, _ in workloads:
         cells = [wrk_cell(results.get((s, name))) for s in servers]
         pagi, nginx = results.get(("pagi-serve", name)), results.get(("nginx", name))
         ratios[name] = {s: results[(s, name)]["rps"] / nginx["rps"] for s in servers if (s, name) in results and nginx}
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio_text(pagi, nginx)} |"
+        best = best_peer(results, servers, name)
+        if pagi and best:
+            best_ratios[name] = (pagi["rps"] / results[(best, name)]["rps"], best)
+        best_cell = f"{best_ratios[name][0]:.2f}× ({LABELS.get(best, best)})" if name in best_ratios else "—"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio_text(pagi, nginx)} | {best_cell} |"
                      + (f" {ratio_text(pagi, results.get(('baseline', name)))} |" if args.baseline else ""))
-    lines += ["", "— : the server cannot express the workload in its plain configuration (lighttpd has no inline "
-              "response without Lua; Caddy's placeholders use braces, which clash with JSON text), or the row does "
-              "not apply to it. nginx answers the `respond` rows with `return 200` and the same body."]
+    lines += ["", "pagi ÷ best: pagi-serve's req/s ÷ the req/s of the fastest other server on the row (named; "
+              "the baseline build is not a peer). On the file rows req/s and MB/s give the same ratio.",
+              "", "— : the server cannot express the workload in its plain configuration (lighttpd has no inline "
+              "response without Lua, h2o none without mruby; Caddy's placeholders use braces, which clash with JSON "
+              "text), or the row does not apply to it. nginx answers the `respond` rows with `return 200` and the "
+              "same body."]
+    if missing:
+        lines += ["", "Not installed on this machine, left out: " + ", ".join(LABELS.get(s, s) for s in missing) + "."]
     if args.baseline:
         lines += ["", f"pagi-serve (baseline): another build (`--baseline`; its folders are left out, they name this machine), on the static and respond rows; "
                   "after/before = pagi-serve ÷ baseline req/s. The two binaries ran one after the other, "
@@ -595,7 +638,8 @@ def main():
         sizes = ", ".join(f"{LABELS.get(s, s)} {compressed_sizes[s]:,} B" for s in servers if compressed_sizes.get(s))
         lines += ["", f"gzip: `{GZIP_FILE}` ({len(gzip_original):,} B of generated text), `Accept-Encoding: gzip`, "
                   "compressed per request at level 5 (pagi-serve `compress`, nginx `gzip on; gzip_comp_level 5`, "
-                  "lighttpd mod_deflate `deflate.compression-level = 5`, Caddy `encode gzip 5`). Checked with curl "
+                  "lighttpd mod_deflate `deflate.compression-level = 5`, Caddy `encode gzip 5`, h2o "
+                  "`compress: {gzip: 5}`). Checked with curl "
                   f"before measuring; bytes on the wire: {sizes or 'none'}."]
     lines += ["", "| memory | " + " | ".join(LABELS.get(s, s) for s in servers) + " |", "|---|" + "---|" * len(servers)]
     lines.append("| RSS at idle | " + " | ".join(f"{resources[s]['idle'] / 1024:.1f} MiB" if s in resources else "—" for s in servers) + " |")
@@ -609,7 +653,11 @@ def main():
     table_path = os.path.join(ROOT, "bench", "results", f"static{suffix}.md")
     write(table_path, "\n".join(lines) + "\n")
     print("\n".join(lines))
-    chart(ratios, servers, os.path.join(ROOT, "bench", "results", f"static{suffix}.png"), stamp)
+    print("\npagi-serve ÷ best peer, per row:")
+    for name in names:
+        ratio, peer = best_ratios.get(name, (None, None))
+        print(f"  {name:<28} " + (f"{ratio:.2f}× ({LABELS.get(peer, peer)})" if ratio else "—"))
+    chart(ratios, best_ratios, servers, os.path.join(ROOT, "bench", "results", f"static{suffix}.png"), stamp)
     shutil.rmtree(work, ignore_errors=True)
     if failures:
         print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
@@ -624,11 +672,20 @@ def wrk_cell(result):
     return "{:,.0f} ({:.2f} / {:.2f}){}".format(result["rps"], result["p50"], result["p99"], throughput)
 
 
+def best_peer(results, servers, name):
+    """The fastest server on row `name` by req/s, pagi-serve and the baseline build left out; None if
+    no peer ran the row."""
+    peers = [s for s in servers if s not in NOT_PEERS and (s, name) in results]
+    return max(peers, key=lambda s: results[(s, name)]["rps"]) if peers else None
+
+
 def ratio_text(numerator, denominator):
     return f"{numerator['rps'] / denominator['rps']:.2f}×" if numerator and denominator else "—"
 
 
-def chart(ratios, servers, path, stamp):
+def chart(ratios, best_ratios, servers, path, stamp):
+    """Two panels: every server's req/s relative to nginx per row; below, pagi-serve ÷ the best peer of
+    the row, in that peer's colour and named over the bar."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -637,17 +694,34 @@ def chart(ratios, servers, path, stamp):
         print("matplotlib missing: no chart", file=sys.stderr)
         return
     names = list(ratios)
+    colours = {s: f"C{i}" for i, s in enumerate(servers)}
     width = 0.8 / max(1, len(servers))
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, (ax, best_ax) = plt.subplots(2, 1, figsize=(11, 8.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
     for i, server in enumerate(servers):
         values = [ratios[n].get(server, 0) for n in names]
-        ax.bar([x + i * width for x in range(len(names))], values, width, label=LABELS.get(server, server))
+        ax.bar([x + i * width for x in range(len(names))], values, width, label=LABELS.get(server, server),
+               color=colours[server])
+    centres = [x + width * (len(servers) - 1) / 2 for x in range(len(names))]
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(names))], names, fontsize=8,
-                  rotation=15, ha="right")
     ax.set_ylabel("req/s relative to nginx")
     ax.set_title(f"Throughput relative to nginx (same run, {stamp:%Y-%m-%d})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2)
+    values = [best_ratios.get(n, (0, None))[0] for n in names]
+    bars = best_ax.bar(centres, values, 0.5, color=[colours.get(best_ratios.get(n, (0, None))[1], "grey") for n in names])
+    for bar, name in zip(bars, names):
+        if name in best_ratios:
+            ratio, peer = best_ratios[name]
+            best_ax.annotate(f"{ratio:.2f}×\nvs {LABELS.get(peer, peer)}", (bar.get_x() + bar.get_width() / 2, ratio),
+                             xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+        else:
+            best_ax.annotate("—", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 2),
+                             textcoords="offset points", ha="center", va="bottom", fontsize=7)
+    best_ax.axhline(1.0, color="black", linewidth=0.8)
+    best_ax.set_ylim(0, max([1.0] + values) * 1.3)
+    best_ax.set_ylabel("pagi-serve ÷ best peer")
+    best_ax.set_title("pagi-serve ÷ the fastest other server on the row (bar in that server's colour)", fontsize=10)
+    best_ax.set_xticks(centres, names, fontsize=8, rotation=15, ha="right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -24,17 +24,24 @@ struct TextTemplate: Sendable {
 
     /// Throws a `ConfigError` pointing into the config (or stub file) when `text` does not parse.
     init(_ text: String, escaping: Escaping, origin: TemplateOrigin) throws {
-        guard text.contains("{{") else {
+        // A byte scan first: `contains("{{")` goes through Foundation, for every string of every stub.
+        guard text.utf8.contains(UInt8(ascii: "{")), text.contains("{{") else {
             form = .literal(text)
             return
         }
         do {
-            // Parsed as written first, so an error's line and column are the user's own.
-            let asWritten = try MustacheTemplate(string: text)
             if escaping == .html {
-                form = .mustache(asWritten)
+                form = .mustache(try MustacheTemplate(string: text))
             } else {
-                let template = try MustacheTemplate(string: Self.textPragma + text)
+                let template: MustacheTemplate
+                do {
+                    template = try MustacheTemplate(string: Self.textPragma + text)
+                } catch {
+                    // Parsed again as written, so that the error's line and column are the user's own
+                    // (only on failure: parsing is most of what compiling a large config costs).
+                    _ = try MustacheTemplate(string: text)
+                    throw error
+                }
                 form = References(text).map { .references($0, fallback: template) } ?? .mustache(template)
             }
         } catch let error as MustacheTemplate.ParserError {
