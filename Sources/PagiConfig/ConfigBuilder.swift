@@ -240,10 +240,24 @@ final class ConfigBuilder {
     }
 
     static func resolve(_ path: String, relativeTo file: String) -> String {
-        absolutePath(path.hasPrefix("/") ? path : (absolutePath(file) as NSString).deletingLastPathComponent + "/" + path)
+        if path.hasPrefix("/") { return absolutePath(path) }
+        let directory = absolutePath(file).split(separator: "/").dropLast().joined(separator: "/")
+        return absolutePath("/" + directory + "/" + path)
     }
 
+    /// `path` made absolute against the working directory, its `.` and `..` segments and repeated
+    /// slashes removed — what `URL.standardized` does (symbolic links are not followed), on the
+    /// string itself: through `URL` it was a fifth of `check`'s time on 10,000 `static` routes.
     static func absolutePath(_ path: String) -> String {
-        URL(fileURLWithPath: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path).standardized.path
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var segments: [Substring] = []
+        for segment in full.split(separator: "/") {
+            switch segment {
+            case ".": continue
+            case "..": _ = segments.popLast()
+            default: segments.append(segment)
+            }
+        }
+        return "/" + segments.joined(separator: "/")
     }
 }
