@@ -51,6 +51,7 @@ let package = Package(
             name: "PagiEngine",
             dependencies: [
                 "PagiCore",
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -69,6 +70,8 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         // glibc's posix_spawn_file_actions_addclosefrom_np, hidden from Swift's Glibc module.
         .systemLibrary(name: "CSpawn", path: "Sources/CSpawn"),
+        // glibc's malloc_trim (<malloc.h>), for MemoryTrim.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .target(
             name: "PagiMiddleware",
             dependencies: ["PagiCore", "CZlib", "CCrypt", .product(name: "Crypto", package: "swift-crypto")]

@@ -22,6 +22,8 @@ final class ChannelBodySink: BodySink {
     private let framing: Framing
     private let ended = ManagedAtomic(false)
     private let pending = ManagedAtomic(0)
+    /// The most ever queued: a stream that held much is followed by a `MemoryTrim` when it ends.
+    private let mostPending = ManagedAtomic(0)
     private let endHandlers: NIOLoopBoundBox<[@Sendable () -> Void]>
     /// What is still owed of a body of announced length (`.length`).
     private let owed: NIOLoopBoundBox<Int>
@@ -44,7 +46,8 @@ final class ChannelBodySink: BodySink {
     func write(_ bytes: [UInt8]) -> Bool {
         guard !ended.load(ordering: .acquiring) else { return false }
         guard !bytes.isEmpty else { return true }
-        pending.wrappingIncrement(by: bytes.count, ordering: .relaxed)
+        let queued = pending.wrappingIncrementThenLoad(by: bytes.count, ordering: .relaxed)
+        if queued > mostPending.load(ordering: .relaxed) { mostPending.store(queued, ordering: .relaxed) }
         onLoop { [self] in
             guard !ended.load(ordering: .acquiring) else { return }
             let context = context.value
@@ -124,6 +127,7 @@ final class ChannelBodySink: BodySink {
         guard ended.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             return false
         }
+        if mostPending.load(ordering: .relaxed) >= MemoryTrim.threshold { MemoryTrim.soon(on: loop) }
         let handlers = endHandlers.value
         endHandlers.value = []
         for handler in handlers { handler() }
