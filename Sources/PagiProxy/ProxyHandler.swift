@@ -68,11 +68,21 @@ public struct ProxyHandler: StreamsRequestBody {
     public func handle(_ request: Request) -> Response {
         var forwarded = forwardedRequest(request)
         // A WebSocket handshake goes on with its `Upgrade` (a hop-by-hop field, removed from any
-        // other request): the upstream's `101` turns both connections into a tunnel.
-        let tunnel = request.method == "GET" && (request.headers["Upgrade"]?.lowercased().contains("websocket") ?? false)
+        // other request): the upstream's `101` turns both connections into a tunnel. Over HTTP/2 the
+        // handshake is an extended CONNECT (RFC 8441), without a key: the upstream, on HTTP/1.1,
+        // gets an RFC 6455 handshake with one of ours.
+        let extendedConnect = request.context.isExtendedConnect
+        let tunnel = extendedConnect || request.method == "GET" && (request.headers["Upgrade"]?.lowercased().contains("websocket") ?? false)
         if tunnel {
             forwarded.head.headers.add(name: "Connection", value: "Upgrade")
             forwarded.head.headers.add(name: "Upgrade", value: "websocket")
+        }
+        if extendedConnect {
+            let key = (0..<16).map { _ in UInt8.random(in: 0...255) }
+            forwarded.head.headers.replaceOrAdd(name: "Sec-WebSocket-Key", value: Data(key).base64EncodedString())
+            if !forwarded.head.headers.contains(name: "Sec-WebSocket-Version") {
+                forwarded.head.headers.add(name: "Sec-WebSocket-Version", value: "13")
+            }
         }
         let client = request.clientAddress
         let (head, body) = forwarded
@@ -89,7 +99,8 @@ public struct ProxyHandler: StreamsRequestBody {
             }
             ProxiedRequest(handler: self, head: head, body: source.map { .streamed($0) } ?? body.map { .whole($0) },
                            order: balancer.order(client: client),
-                           exchange: exchange, loop: loop, tunnel: tunnel, recording: recording).next()
+                           exchange: exchange, loop: loop, tunnel: tunnel, extendedConnect: extendedConnect,
+                           recording: recording).next()
         }
     }
 
@@ -195,6 +206,8 @@ final class ProxiedRequest: @unchecked Sendable {
     private var lastFailure = 502
     /// A WebSocket handshake: its connection is never pooled, and a `101` makes it a tunnel.
     private let tunnel: Bool
+    /// The handshake came as an HTTP/2 extended CONNECT: the client's stream is told with a 200.
+    private let extendedConnect: Bool
     private var switching: HTTPResponseHead?
 
     /// `pagi-serve record`: the exchange so far, and whom to tell once the answer is whole.
@@ -210,8 +223,9 @@ final class ProxiedRequest: @unchecked Sendable {
     private var bodyFlowed = false
 
     init(handler: ProxyHandler, head: HTTPRequestHead, body: Body?, order: [Upstream], exchange: any Exchange,
-         loop: any EventLoop, tunnel: Bool, recording: (any ProxyRecorder, RecordedExchange)?) {
+         loop: any EventLoop, tunnel: Bool, extendedConnect: Bool, recording: (any ProxyRecorder, RecordedExchange)?) {
         self.tunnel = tunnel
+        self.extendedConnect = extendedConnect
         self.recording = recording.map { (recorder: $0.0, exchange: $0.1) }
         self.handler = handler
         self.head = head
@@ -387,13 +401,18 @@ final class ProxiedRequest: @unchecked Sendable {
         guard let connection, let head = switching else { return }
         self.connection = nil
         var fields = self.headers(of: head)
-        fields.add("Connection", "Upgrade")
-        fields.add("Upgrade", head.headers.first(name: "Upgrade") ?? "websocket")
-        let headers = fields
+        if extendedConnect {
+            // RFC 8441 §5: accepted with a 200, which carries no key and no accept.
+            fields.remove("Sec-WebSocket-Accept")
+        } else {
+            fields.add("Connection", "Upgrade")
+            fields.add("Upgrade", head.headers.first(name: "Upgrade") ?? "websocket")
+        }
+        let response = Response(status: extendedConnect ? 200 : 101, headers: fields)
         connection.becomeTunnel().assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let end):
-                exchange.switchProtocols(Response(status: 101, headers: headers), to: TunnelUpgrade(upstreamEnd: end))
+                exchange.switchProtocols(response, to: TunnelUpgrade(upstreamEnd: end))
             case .failure:
                 connection.close()
                 exchange.send(Response(status: 502))

@@ -325,6 +325,78 @@ final class ProxyIntegrationTests: XCTestCase {
         XCTAssertEqual(get(server, "/", headers: ["Upgrade": "h2c", "Connection": "Upgrade"])?.status, 200)
     }
 
+    /// A WebSocket asked for over HTTP/2 (extended CONNECT, RFC 8441; Firefox does so when the
+    /// server allows it) reaches an HTTP/1.1 upstream as an RFC 6455 handshake with a key of the
+    /// proxy's; the client's stream gets a 200 and carries the frames both ways, a 100 KB message and
+    /// the close handshake included.
+    func testAWebSocketOverHTTP2IsTunnelledToTheUpstream() throws {
+        try XCTSkipUnless((try ExternalTool.run("env", ["python3", "-c", "import h2"])).status == 0, "python3 with h2 is needed")
+        let a = try upstream("A")
+        let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
+        let script = #"""
+        import os, socket, sys
+        import h2.config, h2.connection, h2.events
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection(); s.sendall(c.data_to_send())
+        received, events = b"", []
+        def pump():
+            global received
+            data = s.recv(65536)
+            if not data: raise SystemExit("closed")
+            for event in c.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    c.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    received += event.data
+                events.append(event)
+            s.sendall(c.data_to_send())
+        def wait(kind):
+            while True:
+                for index, event in enumerate(events):
+                    if isinstance(event, kind):
+                        del events[:index + 1]
+                        return event
+                pump()
+        wait(h2.events.RemoteSettingsChanged)
+        c.send_headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/ws"),
+                           (":authority", "site.test"), ("sec-websocket-version", "13")])
+        s.sendall(c.data_to_send())
+        headers = dict(wait(h2.events.ResponseReceived).headers)
+        print("status", headers[b":status"].decode(), "accept" if b"sec-websocket-accept" in headers else "no accept")
+        def frame(opcode, payload):
+            mask = os.urandom(4)
+            size = bytes([0x80 | len(payload)]) if len(payload) < 126 else bytes([0x80 | 127]) + len(payload).to_bytes(8, "big")
+            return bytes([0x80 | opcode]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        def message():
+            global received
+            while True:
+                if len(received) >= 2:
+                    size, start = received[1] & 0x7f, 2
+                    if size == 126: size, start = int.from_bytes(received[2:4], "big"), 4
+                    elif size == 127: size, start = int.from_bytes(received[2:10], "big"), 10
+                    if len(received) >= start + size:
+                        opcode, payload, received = received[0] & 0x0f, received[start:start + size], received[start + size:]
+                        return opcode, payload
+                pump()
+        for payload in [b"through the proxy over h2", os.urandom(100_000)]:
+            data = frame(2, payload)
+            while data:
+                room = min(c.local_flow_control_window(1), c.max_outbound_frame_size)
+                if room <= 0:
+                    wait(h2.events.WindowUpdated)
+                    continue
+                c.send_data(1, data[:room]); data = data[room:]
+                s.sendall(c.data_to_send())
+            opcode, echoed = message()
+            print("echo", opcode, echoed == payload)
+        c.send_data(1, frame(8, (1000).to_bytes(2, "big"))); s.sendall(c.data_to_send())
+        opcode, code = message()
+        print("close", opcode, int.from_bytes(code[:2], "big"))
+        """#
+        let run = try ExternalTool.run("env", ["python3", "-c", script, "\(server.port)"])
+        XCTAssertEqual(run.output, "status 200 no accept\necho 2 True\necho 2 True\nclose 8 1000\n", run.errors)
+    }
+
     func testALongAnswerIsStreamedByteForByte() throws {
         let a = try upstream("A")
         let server = try proxy("      - {path: /, proxy: {to: [\"http://127.0.0.1:\(a)\"]}}")
