@@ -28,6 +28,38 @@ final class RecordTests: XCTestCase {
         ("GET", "/api/braces"), ("GET", "/api/session"),
     ]
 
+    /// `pagi-serve record` in front of `server`, listening on the port it returns.
+    private func startRecorder(for server: TestServer) throws -> (port: Int, process: ServedProcess) {
+        upstream = server
+        let port = try freePort()
+        let recorder = try ServedProcess(arguments: ["record", "--upstream", "http://127.0.0.1:\(server.port)", "--out", "stubs.yaml",
+                                                     "--listen", "127.0.0.1:\(port)"], directory: dir)
+        processes.append(recorder)
+        try recorder.waitForLog("listening on http://127.0.0.1:\(port)")
+        return (port, recorder)
+    }
+
+    /// stubs.yaml once it holds `count` exchanges (the recorder is then stopped).
+    private func recordedStubs(_ count: Int, by recorder: ServedProcess) throws -> String {
+        let stubs = dir.appendingPathComponent("stubs.yaml")
+        let deadline = Date().addingTimeInterval(5)
+        while !((try? String(contentsOf: stubs, encoding: .utf8))?.contains("\(count) exchanges") ?? false) {
+            guard Date() < deadline else { throw ServedProcess.NotLogged(awaited: "\(count) exchanges in stubs.yaml", log: recorder.log) }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        recorder.kill()
+        return try String(contentsOf: stubs, encoding: .utf8)
+    }
+
+    /// stubs.yaml served; its port.
+    private func serveStubs() throws -> Int {
+        let port = try freePort()
+        let stubbed = try ServedProcess(arguments: ["stubs.yaml", "--listen", "127.0.0.1:\(port)"], directory: dir)
+        processes.append(stubbed)
+        try stubbed.waitForLog("listening on http://127.0.0.1:\(port)")
+        return port
+    }
+
     func testARecordedSessionIsServedBackByteForByte() throws {
         try writeFile(dir, "upstream/files/photo.bin", deterministicBytes(count: 10_000))
         try writeFile(dir, "upstream/braces.txt", "{{not a template}}")
@@ -44,22 +76,10 @@ final class RecordTests: XCTestCase {
                   - {path: /api/braces, respond: {file: upstream/braces.txt}}
                   - {path: /api/session, respond: {body: welcome, headers: {Set-Cookie: "session=secret-value"}}}
             """, directory: dir)
-        upstream = server
-        let recordPort = try freePort()
-        let recorder = try ServedProcess(arguments: ["record", "--upstream", "http://127.0.0.1:\(server.port)", "--out", "stubs.yaml",
-                                                     "--listen", "127.0.0.1:\(recordPort)"], directory: dir)
-        processes.append(recorder)
-        try recorder.waitForLog("listening on http://127.0.0.1:\(recordPort)")
+        let (recordPort, recorder) = try startRecorder(for: server)
         let recorded = requests.map { RawClient.get(port: recordPort, $0.path, method: $0.method) }
         XCTAssertEqual(recorded.map { $0?.status }, [200, 200, 200, 200, 200, 503, 200, 201, 200, 200])
-        let stubs = dir.appendingPathComponent("stubs.yaml")
-        let deadline = Date().addingTimeInterval(5)
-        while !((try? String(contentsOf: stubs, encoding: .utf8))?.contains("\(requests.count) exchanges") ?? false) {
-            guard Date() < deadline else { return XCTFail("stubs.yaml never held every exchange:\n\(recorder.log)") }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        recorder.kill()
-        let yaml = try String(contentsOf: stubs, encoding: .utf8)
+        let yaml = try recordedStubs(requests.count, by: recorder)
         XCTAssertFalse(yaml.contains("secret-value"), "cookies are never written down:\n\(yaml)")
         XCTAssertTrue(yaml.contains("\"/api/users/{id}\""), yaml)
         XCTAssertTrue(yaml.contains("query: {\"q\": \"shoes\"}"), yaml)
@@ -68,10 +88,7 @@ final class RecordTests: XCTestCase {
         let check = try ServedProcess.run(["check", "stubs.yaml"], in: dir)
         XCTAssertEqual(check.status, 0, check.output + "\n" + yaml)
 
-        let servePort = try freePort()
-        let stubbed = try ServedProcess(arguments: ["stubs.yaml", "--listen", "127.0.0.1:\(servePort)"], directory: dir)
-        processes.append(stubbed)
-        try stubbed.waitForLog("listening on http://127.0.0.1:\(servePort)")
+        let servePort = try serveStubs()
         for (request, original) in zip(requests, recorded) {
             let replayed = RawClient.get(port: servePort, request.path, method: request.method)
             XCTAssertEqual(replayed?.status, original?.status, "\(request)")
@@ -97,12 +114,7 @@ final class RecordTests: XCTestCase {
                   - {path: /login, methods: [POST], body_json: {"$.user": bob, "$.code": 7}, respond: {status: 403, body: "not bob"}}
                   - {path: /login, methods: [POST], respond: {status: 401, body: "who?"}}
             """, directory: dir)
-        upstream = server
-        let recordPort = try freePort()
-        let recorder = try ServedProcess(arguments: ["record", "--upstream", "http://127.0.0.1:\(server.port)", "--out", "stubs.yaml",
-                                                     "--listen", "127.0.0.1:\(recordPort)"], directory: dir)
-        processes.append(recorder)
-        try recorder.waitForLog("listening on http://127.0.0.1:\(recordPort)")
+        let (recordPort, recorder) = try startRecorder(for: server)
         func login(_ port: Int, _ json: String) -> RawResponse? {
             guard let client = try? RawClient(port: port) else { return nil }
             client.send("POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json)
@@ -111,20 +123,10 @@ final class RecordTests: XCTestCase {
         let bodies = [#"{"user": "ada", "code": 1}"#, #"{"user": "bob", "code": 7}"#, #"{"user": "eve", "code": 7}"#]
         let recorded = bodies.map { login(recordPort, $0) }
         XCTAssertEqual(recorded.map { $0?.text }, ["welcome ada", "not bob", "who?"])
-        let stubs = dir.appendingPathComponent("stubs.yaml")
-        let deadline = Date().addingTimeInterval(5)
-        while !((try? String(contentsOf: stubs, encoding: .utf8))?.contains("3 exchanges") ?? false) {
-            guard Date() < deadline else { return XCTFail("stubs.yaml never held every exchange:\n\(recorder.log)") }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        recorder.kill()
-        let yaml = try String(contentsOf: stubs, encoding: .utf8)
+        let yaml = try recordedStubs(bodies.count, by: recorder)
         XCTAssertTrue(yaml.contains(#"body_json: {"$.code": 7, "$.user": "bob"}"#), yaml)
         XCTAssertEqual(try ServedProcess.run(["check", "stubs.yaml"], in: dir).status, 0, yaml)
-        let servePort = try freePort()
-        let stubbed = try ServedProcess(arguments: ["stubs.yaml", "--listen", "127.0.0.1:\(servePort)"], directory: dir)
-        processes.append(stubbed)
-        try stubbed.waitForLog("listening on http://127.0.0.1:\(servePort)")
+        let servePort = try serveStubs()
         for (body, original) in zip(bodies, recorded) {
             let replayed = login(servePort, body)
             XCTAssertEqual(replayed?.status, original?.status, body)
