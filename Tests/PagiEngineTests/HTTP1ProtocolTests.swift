@@ -12,6 +12,7 @@ final class HTTP1ProtocolTests: XCTestCase {
         dir = try makeTemporaryDirectory()
         try writeFile(dir, "site/index.html", "<h1>home</h1>")
         try writeFile(dir, "site/a.txt", "alpha")
+        try writeFile(dir, "site/big.bin", Self.big)
         try writeFile(dir, "other/index.html", "other host")
         server = try TestServer(yaml: """
             server:
@@ -57,6 +58,25 @@ final class HTTP1ProtocolTests: XCTestCase {
         let head = try XCTUnwrap(client.readResponse(head: true))
         XCTAssertEqual(head.header("Content-Length"), "5")
         XCTAssertEqual(client.readResponse()?.status, 404)
+    }
+
+    private static let big = deterministicBytes(count: 1024 * 1024 + 5)
+
+    /// A file over 256 KiB leaves a slice per turn of the loop (docs/performance.md, *1 MiB file*):
+    /// the answers pipelined behind it wait for its last byte — and so do those behind a range of it.
+    func testAnswersPipelinedBehindALargeFileWaitForItsLastByte() throws {
+        let client = try RawClient(port: server.port)
+        client.send("GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                    + "GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=10-600000,700000-\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let whole = try XCTUnwrap(client.readResponse())
+        XCTAssertTrue(whole.body == Self.big, "\(whole.body.count) bytes")
+        XCTAssertEqual(client.readResponse()?.text, "alpha")
+        let parts = try XCTUnwrap(client.readResponse())
+        XCTAssertEqual(parts.status, 206)
+        let text = String(decoding: parts.body, as: UTF8.self)
+        XCTAssertTrue(text.contains("Content-Range: bytes 700000-\(Self.big.count - 1)/\(Self.big.count)"))
+        XCTAssertTrue(parts.body.count > 600_000 + Self.big.count - 700_000, "\(parts.body.count) bytes")
+        XCTAssertEqual(client.readResponse()?.text, "alpha")
     }
 
     func testConnectionCloseIsHonoured() throws {

@@ -121,6 +121,10 @@ final class TLSIntegrationTests: XCTestCase {
         XCTAssertTrue(text.contains("Content-Range: bytes \(big.count - 10)-\(big.count - 1)/\(big.count)"), text)
         try client.send("GET /files/small.txt HTTP/1.1\r\nHost: c.test\r\n\r\n")
         XCTAssertEqual(client.readResponse()?.text, "small file\n")
+        // Pipelined behind a file read in chunks: the next answer waits for its last byte.
+        try client.send("GET /files/big.bin HTTP/1.1\r\nHost: c.test\r\n\r\nGET /files/small.txt HTTP/1.1\r\nHost: c.test\r\n\r\n")
+        XCTAssertTrue(client.readResponse()?.body == big)
+        XCTAssertEqual(client.readResponse()?.text, "small file\n")
     }
 
     func testMinimumVersionOneThreeRefusesATLS12Client() throws {

@@ -451,10 +451,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let outcome = server.writer.write(response, isHead: request.isHead, keepAlive: staysOpen,
                                           http10Client: request.versionMinor == 0, date: server.clock.httpDate(),
                                           fileReader: fileReader, context: context, promise: promise)
+        // The rest of a file is written later: a pipelined answer waits, or it would land inside it.
+        if outcome.bodyFollows { state.streaming = true }
         if let promise {
             promise.futureResult.assumeIsolated().whenComplete { [self] result in
                 if case .failure = result { context.close(promise: nil); return }
-                if streamed == nil { responseDone(context: context) }
+                guard streamed == nil else { return }
+                responseDone(context: context)
+                if outcome.bodyFollows {
+                    state.streaming = false
+                    if state.mayParse { process(context: context) }
+                }
             }
         }
         if let streamed {
