@@ -42,7 +42,8 @@ final class ProxyStreamingTests: XCTestCase {
 
     /// Python's http.server: `PUT /upload` waits a second, then reads the body (with a length or
     /// chunked) and answers how many bytes came and whether every block was intact; `GET
-    /// /download?mib=N` sends N blocks with a `Content-Length`.
+    /// /download?mib=N` sends N blocks with a `Content-Length`; `GET /last-upload` says how many bytes the
+    /// last upload it read had, whole or cut off.
     private func startUpstream() throws -> Int {
         let server = try PythonServer(#"""
         import http.server, json, sys, time
@@ -51,6 +52,7 @@ final class ProxyStreamingTests: XCTestCase {
         def block(k): return k.to_bytes(8, "big") + BASE[8:]
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            last_upload = -1  # bytes of the last upload read, whole or cut off
             def pieces(self):
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     while True:
@@ -84,12 +86,20 @@ final class ProxyStreamingTests: XCTestCase {
                         intact = intact and pending[:BLOCK] == block(index)
                         pending, index = pending[BLOCK:], index + 1
                 intact = intact and (pending == block(index)[:len(pending)])
+                Handler.last_upload = total
                 body = json.dumps({"bytes": total, "intact": intact}).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
             def do_GET(self):
+                if self.path == "/last-upload":
+                    body = str(Handler.last_upload).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 mib = int(self.path.split("mib=")[1])
                 self.send_response(200)
                 self.send_header("Content-Length", str(mib * BLOCK))
@@ -274,8 +284,9 @@ final class ProxyStreamingTests: XCTestCase {
         XCTAssertEqual(try upload(port: port, blocks: 2, chunked: false)?.text, #"{"bytes": 2097152, "intact": true}"#)
     }
 
-    /// A streamed body whose client stops sending: the engine answers 408, the upstream connection
-    /// is given up, and the proxy serves the next client.
+    /// A streamed body whose client stops sending: what it sent had already gone on to the upstream
+    /// (which a buffered body never would), the engine answers 408, the upstream connection is given
+    /// up — the upstream sees the body cut off — and the proxy serves the next client.
     func testAClientThatStopsInTheMiddleOfAStreamedBodyGets408() throws {
         let (port, proxy) = try startProxy(to: try startUpstream(), bodyTimeout: "2s")
         let client = try RawClient(port: port, timeout: 20)
@@ -283,6 +294,13 @@ final class ProxyStreamingTests: XCTestCase {
         client.send(Self.block(0))
         let answer = client.readResponse()
         XCTAssertEqual(answer?.status, 408, proxy.log)
+        var seen: String?
+        let deadline = Date().addingTimeInterval(5)
+        while seen != String(Self.block), Date() < deadline {
+            seen = RawClient.get(port: port, "/last-upload")?.text
+            if seen != String(Self.block) { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertEqual(seen, String(Self.block), "the upstream read the first MiB, then the body ended")
         XCTAssertEqual(try upload(port: port, blocks: 2, chunked: false)?.text, #"{"bytes": 2097152, "intact": true}"#)
     }
 }

@@ -31,9 +31,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The streamed body being written, if any, and whether it has no end of its own (SSE).
     private var stream: ChannelBodySink?
     private var streamIsOpenEnded = false
-    /// A request body being handed to its handler as it arrives (`StreamedRequestBody`): its
-    /// request is answered (or being answered) while the body is still parsed.
-    private var streamedBody: StreamedRequestBody?
     /// `process` is running: a streamed body's handler that resumes from inside it is not re-entered.
     private var processing = false
     /// A read the pipeline asked for while input is paused (see `inputPaused`).
@@ -80,7 +77,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
         _ = intake.abandon()
-        streamedBody = nil
         stream?.connectionClosed()
         stream = nil
         context.fireChannelInactive()
@@ -199,7 +195,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        while streamedBody.map(\.isReading) ?? (state.mayParse && peerReading) {
+        while intake.streamed.map(\.isReading) ?? (state.mayParse && peerReading) {
             if !state.wantsInput(requestInProgress: requestInProgress) { return }
             let wasIdle = !requestInProgress
             let event: ParseEvent?
@@ -239,7 +235,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 finishRequest(context: context)
             }
         }
-        if let streamedBody, !streamedBody.isReading {
+        if let streamed = intake.streamed, !streamed.isReading {
             // Not read because its handler cannot take more: not the client's delay.
             bodyTimer?.cancel()
             bodyTimer = nil
@@ -294,17 +290,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             process(context: context)
         }
         guard let accepted = intake.handOver(body) else { return }
-        streamedBody = body
         answer(accepted, context: context)
     }
 
+    /// The request is complete; one whose body was streamed is answered already (`finish` is nil).
     private func finishRequest(context: ChannelHandlerContext) {
-        guard streamedBody == nil else {
-            // Its request is answered already.
-            streamedBody = nil
-            _ = intake.finish()
-            return
-        }
         guard let accepted = intake.finish() else { return }
         answer(accepted, context: context)
     }
@@ -406,11 +396,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Answers a protocol error, then closes: nothing after it on this connection is parsed.
     private func fail(_ error: ProtocolError, context: ChannelHandlerContext) {
         cancelTimers()
-        if streamedBody != nil {
-            streamedBody = nil
-            _ = intake.abandon()
+        if intake.streamed != nil {
             if state.responsesInFlight > 0 || state.streaming {
                 // The handler's answer has begun: an error answer cannot follow it.
+                _ = intake.abandon()
                 stream?.close()
                 state.fail()
                 context.close(promise: nil)
@@ -489,10 +478,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A response is completely handed to the socket: close, linger, or wait for the next request.
     private func responseDone(context: ChannelHandlerContext) {
         let next = state.responseDone(requestInProgress: requestInProgress)
-        if streamedBody != nil && state.responsesInFlight == 0 && !state.streaming {
+        if intake.streamed != nil && state.responsesInFlight == 0 && !state.streaming {
             // Answered in full before the client sent all of its body, which nobody reads now: close,
             // after a linger so the client gets the answer (nginx closes too, past a small body).
-            streamedBody = nil
             _ = intake.abandon()
             parser = RequestParser(limits: server.parserLimits)
             buffer.clear()

@@ -16,8 +16,9 @@ struct RequestIntake {
     }
 
     private var accepted: Accepted?
-    /// The body handed to the handler as it arrives (`StreamsRequestBody`), once `handOver` made it.
-    private var streamed: StreamedRequestBody?
+    /// The body handed to the handler as it arrives (`StreamsRequestBody`), once `handOver` made it,
+    /// until it ends or is abandoned: its request is answered (or being answered) meanwhile.
+    private(set) var streamed: StreamedRequestBody?
     /// Bytes of a streamed body so far, and its request's `bodyLimit`.
     private var streamedBytes = 0
     private var streamedLimit: Int?
