@@ -20,6 +20,17 @@ Workload sets (--only SET runs one; --only TEXT the rows whose name contains TEX
                  before it is measured
 --baseline PATH adds a second pagi-serve binary ("before") as a column on the static and respond
 rows, with an after/before ratio.
+
+--cores 2: the static and respond sets on two cores (issue "Speed round four": pagi-serve ≥ the best
+peer with `threads: 2` / `workers: 2` too). pagi-serve runs twice, `threads: 2` and `workers: 2`, each
+with its own pagi ÷ best column; nginx `worker_processes 2`, lighttpd `server.max-worker = 2` (it has
+no threads), h2o `num-threads: 2`, Caddy GOMAXPROCS=2. Nothing is pinned: the two cores are the point,
+and `wrk -t2 -c64` shares them with the server. Same rows and checks; the report is two-cores*.md.
+
+Every report's header gives the TCP congestion control and `lo`'s qdisc: the 1 MiB row depends on them
+(docs/performance.md, "The 1 MiB file against lighttpd"). Its end gives each server's CPU while measured
+and how many of its threads or processes were busy: on two cores, a server that did not spread its load
+over two is a failure, not a figure.
 """
 import argparse
 import datetime
@@ -29,7 +40,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,10 +50,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from serverprocess import serving_as_invoker  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PORTS = {"pagi-serve": 18081, "baseline": 18085, "nginx": 18082, "lighttpd": 18083, "caddy": 18084, "h2o": 18086}
-# Not peers of pagi-serve in the "pagi ÷ best" column: pagi-serve itself, and its other build.
-NOT_PEERS = ("pagi-serve", "baseline")
-LABELS = {"baseline": "pagi-serve (baseline)"}
+PORTS = {"pagi-serve": 18081, "baseline": 18085, "nginx": 18082, "lighttpd": 18083, "caddy": 18084, "h2o": 18086,
+         "pagi-threads": 18087, "pagi-workers": 18088}
+# Not peers of pagi-serve in the "pagi ÷ best" column: pagi-serve itself (each of its two-core
+# variants), and its other build.
+NOT_PEERS = ("pagi-serve", "pagi-threads", "pagi-workers", "baseline")
+LABELS = {"baseline": "pagi-serve (baseline)", "pagi-threads": "pagi-serve `threads: 2`",
+          "pagi-workers": "pagi-serve `workers: 2`"}
+# What a pagi-serve variant is called in the ratio columns and on the chart.
+SHORT = {"pagi-serve": "pagi", "pagi-threads": "pagi `threads: 2`", "pagi-workers": "pagi `workers: 2`"}
 GZIP_FILE = "/gzip/64k.txt"
 # The five middleware of the "middleware: five" row, in pagi-serve's configuration syntax.
 FIVE_MIDDLEWARE = """\
@@ -91,10 +106,11 @@ def server_commands(binary, work, pagi_text, nginx_text):
     }
 
 
-def start_pinned(command, work, name):
-    """`command` on CPU 0, in a session of its own (stopped with its children), stderr in NAME.log."""
-    return subprocess.Popen(["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(work, f"{name}.log"), "w"), start_new_session=True)
+def start_pinned(command, work, name, cpus="0", env=None):
+    """`command` on CPUs `cpus` (None: unpinned), in a session of its own (stopped with its children),
+    stderr in NAME.log."""
+    return subprocess.Popen((["taskset", "-c", cpus] if cpus else []) + command, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(work, f"{name}.log"), "w"), start_new_session=True, env=env)
 
 
 def log_tail(work, name):
@@ -116,6 +132,19 @@ def stop(process, label):
 
 def cpu_model():
     return next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+
+
+def network_settings():
+    """TCP congestion control and the qdisc of `lo`: the 1 MiB row moves with them (BBR paces every
+    segment when nothing else does; docs/performance.md, "The 1 MiB file against lighttpd")."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+            congestion = f.read().strip()
+    except OSError:
+        congestion = "?"
+    shown = subprocess.run(["tc", "qdisc", "show", "dev", "lo"], capture_output=True, text=True).stdout if shutil.which("tc") else ""
+    qdiscs = re.findall(r"^qdisc (\S+)", shown, re.M)
+    return f"TCP congestion control {congestion} · `lo` qdisc {', '.join(qdiscs) or 'none'}"
 
 
 def nginx_version():
@@ -192,9 +221,10 @@ PAGI_SERVER_SETTINGS = """\
 """
 
 
-def pagi_config(port, www, middleware):
+def pagi_config(port, www, middleware, workers=1, threads=1):
     """The static and respond routes; with `middleware`, the middleware and gzip routes too (a baseline
-    binary gets only the first: an older build may not know the middleware)."""
+    binary gets only the first: an older build may not know the middleware, nor `workers`, which is
+    written only when above 1)."""
     extra = f"""
       - path: /mw/none
         respond: {{body: "Hello, world!"}}
@@ -206,10 +236,11 @@ def pagi_config(port, www, middleware):
         middleware: [{{compress: {{algorithms: [gzip], level: 5, min_size: 1KiB}}}}]
         static: {www}/gzip
 """ if middleware else ""
+    workers_line = f"  workers: {workers}\n" if workers > 1 else ""
     return f"""
 server:
   listen: ["127.0.0.1:{port}"]
-  threads: 1
+{workers_line}  threads: {threads}
 {PAGI_SERVER_SETTINGS}hosts:
   - names: ["*"]
     routes:
@@ -228,11 +259,24 @@ def lighttpd_deflate():
     return any(os.path.exists(os.path.join(d, "mod_deflate.so")) for d in ("/usr/lib/lighttpd", "/usr/lib64/lighttpd"))
 
 
-def configs(work, www, binary, baseline=None):
-    write(os.path.join(work, "pagi.yaml"), pagi_config(PORTS["pagi-serve"], www, middleware=True))
+def pagi_variants(cores):
+    """pagi-serve's configs by server name, as (workers, threads): one of each on one core; on more,
+    one process of `cores` event loops and `cores` single-threaded worker processes."""
+    return {"pagi-serve": (1, 1)} if cores == 1 else {"pagi-threads": (1, cores), "pagi-workers": (cores, 1)}
+
+
+def configs(work, www, binary, baseline=None, cores=1):
+    """Every server's configuration in `work`, each with `cores` workers or threads: the commands that
+    serve them, by server name."""
+    commands = {}
+    for server, (workers, threads) in pagi_variants(cores).items():
+        config = os.path.join(work, f"{server}.yaml")
+        write(config, pagi_config(PORTS[server], www, middleware=True, workers=workers, threads=threads))
+        commands[server] = [binary, config] + serving_as_invoker(binary)
     if baseline:
         write(os.path.join(work, "pagi-baseline.yaml"), pagi_config(PORTS["baseline"], www, middleware=False))
-    write(os.path.join(work, "nginx.conf"), "\n" + nginx_head(work, types="application/octet-stream bin; text/plain txt;") + f"""\
+        commands["baseline"] = [baseline, os.path.join(work, "pagi-baseline.yaml")] + serving_as_invoker(baseline)
+    write(os.path.join(work, "nginx.conf"), "\n" + nginx_head(work, worker_processes=cores, types="application/octet-stream bin; text/plain txt;") + f"""\
   limit_req_zone $binary_remote_addr zone=bench:1m rate=1000000r/s;
   server {{
     listen 127.0.0.1:{PORTS['nginx']};
@@ -276,6 +320,7 @@ server.max-keep-alive-idle = 600
 server.max-fds = 30000
 server.max-connections = 20000
 server.errorlog = "{work}/lighttpd-error.log"
+{f"server.max-worker = {cores}" if cores > 1 else ""}
 # Validators are off in lighttpd's built-in defaults; every other server sends them.
 static-file.etags = "enable"
 etag.use-inode = "enable"
@@ -306,11 +351,11 @@ http://127.0.0.1:{PORTS['caddy']} {{
   file_server
 }}
 """)
-    # h2o: one thread like the others; no access log (none is configured); ETags on (its default, said
+    # h2o: `cores` threads like the others' workers; no access log (none is configured); ETags on (its default, said
     # anyway); compression only under /gzip/ (`compress` is off by default). As root it runs as root
     # (no `user:`), which reads the work dir as the other servers do.
     write(os.path.join(work, "h2o.yaml"), f"""
-num-threads: 1
+num-threads: {cores}
 max-connections: 20000
 http1-request-timeout: 600
 error-log: {work}/h2o-error.log
@@ -331,16 +376,12 @@ hosts:
         file.dir: {www}
         file.etag: ON
 """)
-    commands = {
-        "pagi-serve": [binary, os.path.join(work, "pagi.yaml")] + serving_as_invoker(binary),
-        "baseline": [baseline, os.path.join(work, "pagi-baseline.yaml")] + (serving_as_invoker(baseline) if baseline else []),
+    commands |= {
         "nginx": ["nginx", "-c", os.path.join(work, "nginx.conf")],
         "lighttpd": ["lighttpd", "-D", "-f", os.path.join(work, "lighttpd.conf")],
         "caddy": ["caddy", "run", "--config", os.path.join(work, "Caddyfile"), "--adapter", "caddyfile"],
         "h2o": ["h2o", "-c", os.path.join(work, "h2o.yaml")],
     }
-    if not baseline:
-        del commands["baseline"]
     return commands
 
 
@@ -417,18 +458,42 @@ def parse_latency(text):
     return float(value.group(1)) * UNITS[value.group(2)] if value else float("nan")
 
 
-def wrk(url, seconds, headers):
-    command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", url]
+def wrk(url, seconds, headers, cores=1):
+    """wrk with 64 connections: one thread on CPU 1 beside a server on CPU 0, or, with `cores` above 1,
+    `cores` threads where the scheduler puts them (they share the cores with the server)."""
+    command = (["taskset", "-c", "1", "wrk", "-t1"] if cores == 1 else ["wrk", f"-t{cores}"]) + [
+        "-c64", f"-d{seconds}s", "--latency", url]
     for h in headers:
         command += ["-H", h]
     out = subprocess.run(command, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     mbs = float(transfer.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}.get(transfer.group(2), 1)
-    p50 = parse_latency(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = parse_latency(re.search(r"99%\s+(\S+)", out).group(1))
+    # The latency distribution's lines ("    50%    1.02ms"), not a thread stat's "+/- Stdev" such as
+    # "78.50%", which would read the next line's "Req/Sec" as the p50.
+    p50 = parse_latency(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = parse_latency(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {"rps": rps, "mbs": mbs, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def task_ticks(pid):
+    """CPU time (utime + stime, in clock ticks) of every thread of `pid` and of its descendants, by
+    (pid, tid): a server's worker processes and threads, to see how many of them did the work."""
+    ticks = {}
+    for process in all_pids([pid]):
+        try:
+            tids = os.listdir(f"/proc/{process}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{process}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            ticks[(process, int(tid))] = int(fields[11]) + int(fields[12])
+    return ticks
 
 
 def hold_connections(port, count):
@@ -466,9 +531,15 @@ def main():
                         "static, respond, middleware, gzip (no memory figures)")
     parser.add_argument("--baseline", metavar="PATH",
                         help="another pagi-serve binary (\"before\"): an extra column on the static and respond rows")
+    parser.add_argument("--cores", type=int, choices=(1, 2), default=1,
+                        help="2: the static and respond rows with every server on 2 workers or threads, pagi-serve "
+                        "as `threads: 2` and as `workers: 2`, nothing pinned (report two-cores*.md)")
     args = parser.parse_args()
     if args.baseline and not os.access(args.baseline, os.X_OK):
         sys.exit(f"--baseline: {args.baseline} is not an executable file")
+    if args.baseline and args.cores > 1:
+        sys.exit("--baseline: one core only (on two, which of the two pagi-serve variants would it be?)")
+    print(network_settings(), file=sys.stderr)
     seconds, runs = (1, 1) if args.quick else (10, 3)
     idle_connections = 500 if args.quick else 10000
     growth_requests = 20_000 if args.quick else 1_000_000
@@ -477,8 +548,9 @@ def main():
     work = tempfile.mkdtemp(prefix="pagi-bench-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
     www = make_site(work)
-    commands = configs(work, www, args.binary, args.baseline)
+    commands = configs(work, www, args.binary, args.baseline, args.cores)
     servers = [s for s in commands if shutil.which(commands[s][0]) or os.path.exists(commands[s][0])]
+    pagis = [s for s in servers if s in pagi_variants(args.cores)]
     missing = [s for s in commands if s not in servers]
     for server in missing:
         print(f"{server}: `{commands[server][0]}` not found, left out of this run", file=sys.stderr)
@@ -500,6 +572,9 @@ def main():
         ("middleware: five", "/mw/five", [origin], "middleware"),
         ("gzip: 64 KiB text, level 5", GZIP_FILE, ["Accept-Encoding: gzip"], "gzip"),
     ]
+    if args.cores > 1:
+        # The rows of the issue's two-core goal; middleware and gzip cost the same per core.
+        workloads = [w for w in workloads if w[3] in ("static", "respond")]
     # Rows a server cannot express in its plain configuration are left empty: lighttpd has no inline
     # response without Lua (mod_magnet), h2o none without mruby; Caddy's placeholders use braces, which
     # clash with JSON text, and it has no rate limit or address filter without plugins. The baseline
@@ -514,14 +589,17 @@ def main():
     if args.only:
         workloads = [w for w in workloads if args.only in w[0] or args.only == w[3]]
         if not workloads:
-            sys.exit(f"--only {args.only}: no workload name contains it and no set has that name")
+            sys.exit(f"--only {args.only}: no workload name contains it and no set has that name"
+                     + (" (on two cores: static and respond only)" if args.cores > 1 else ""))
     compressed_sizes = {}
-    results, resources = {}, {}
+    results, resources, usage = {}, {}, {}
     failures = []
+    # Caddy (Go) runs as many threads of Go code as GOMAXPROCS; the others ignore it.
+    environment = dict(os.environ, GOMAXPROCS=str(args.cores))
     for server in servers:
         port = PORTS[server]
         print(f"{time.strftime('%H:%M:%S')} {LABELS.get(server, server)}", file=sys.stderr)
-        process = start_pinned(commands[server], work, server)
+        process = start_pinned(commands[server], work, server, "0" if args.cores == 1 else None, environment)
         try:
             if not wait_ready(port):
                 failures.append(f"{server} did not start")
@@ -542,9 +620,9 @@ def main():
                     failures.append(f"{server}: {name} answered {status}")
                 if name == "middleware: five":
                     present = {k.lower() for k in answer}
-                    missing = [h for h in FIVE_HEADERS if h.lower() not in present]
-                    if missing:
-                        failures.append(f"{server}: {name} answered without {', '.join(missing)}")
+                    absent = [h for h in FIVE_HEADERS if h.lower() not in present]
+                    if absent:
+                        failures.append(f"{server}: {name} answered without {', '.join(absent)}")
                         print(f"FAILED: {failures[-1]}", file=sys.stderr)
                         continue
                 if group == "gzip":
@@ -554,8 +632,13 @@ def main():
                         failures.append(f"{server}: {name}: {problem}")
                         print(f"FAILED: {failures[-1]}", file=sys.stderr)
                         continue
-                wrk(f"http://127.0.0.1:{port}{path}", 1, hs)  # warm-up
-                samples = [wrk(f"http://127.0.0.1:{port}{path}", seconds, hs) for _ in range(runs)]
+                wrk(f"http://127.0.0.1:{port}{path}", 1, hs, args.cores)  # warm-up
+                before, started = task_ticks(process.pid), time.monotonic()
+                samples = [wrk(f"http://127.0.0.1:{port}{path}", seconds, hs, args.cores) for _ in range(runs)]
+                spent = usage.setdefault(server, {"seconds": 0.0, "ticks": {}})
+                spent["seconds"] += time.monotonic() - started
+                for task, ticks in task_ticks(process.pid).items():
+                    spent["ticks"][task] = spent["ticks"].get(task, 0) + ticks - before.get(task, 0)
                 # Under load too, a row that expects success must not count refusals (a 429 or 503 of
                 # a rate limit, a 500) in its req/s.
                 refused = sum(r["non2xx"] for r in samples)
@@ -575,7 +658,7 @@ def main():
             start = rss_kib([process.pid])
             sent = 0
             while sent < growth_requests:
-                sent += int(wrk(f"http://127.0.0.1:{port}/1k.bin", growth_run, [])["rps"] * growth_run)
+                sent += int(wrk(f"http://127.0.0.1:{port}/1k.bin", growth_run, [], args.cores)["rps"] * growth_run)
             end = rss_kib([process.pid])
             resources[server] = {
                 "idle": idle_rss,
@@ -588,36 +671,54 @@ def main():
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
     cpu = cpu_model()
+    placement = ("server pinned to CPU 0, `wrk -t1 -c64 --latency` on CPU 1" if args.cores == 1 else
+                 f"no pinning: {args.cores} workers or threads per server, `wrk -t{args.cores} -c64 --latency` on the same cores")
     lines = [
-        f"# Workloads side by side ({'QUICK smoke run, figures not meaningful' if args.quick else f'{runs}×{seconds}s per row, median'})",
+        f"# Workloads side by side{' on two cores' if args.cores > 1 else ''} "
+        f"({'QUICK smoke run, figures not meaningful' if args.quick else f'{runs}×{seconds}s per row, median'})",
         "",
-        f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · server pinned to CPU 0, `wrk -t1 -c64 --latency` on CPU 1 · access logs off",
+        f"{stamp:%Y-%m-%d %H:%M} UTC · {cpu} · {placement} · access logs off · {network_settings()}",
         "",
-        "| workload | " + " | ".join(f"{LABELS.get(s, s)} req/s (p50 / p99 ms)" for s in servers) + " | pagi/nginx | pagi ÷ best |"
+        "| workload | " + " | ".join(f"{LABELS.get(s, s)} req/s (p50 / p99 ms)" for s in servers) + " | "
+        + " | ".join([f"{SHORT[p]}/nginx" for p in pagis] + [f"{SHORT[p]} ÷ best" for p in pagis]) + " |"
         + (" after/before |" if args.baseline else ""),
-        "|---|" + "---|" * (len(servers) + 2 + bool(args.baseline)),
+        "|---|" + "---|" * (len(servers) + 2 * len(pagis) + bool(args.baseline)),
     ]
-    ratios, best_ratios = {}, {}
+    ratios, best_ratios = {}, {p: {} for p in pagis}
     for name, _, _, _ in workloads:
         cells = [wrk_cell(results.get((s, name))) for s in servers]
-        pagi, nginx = results.get(("pagi-serve", name)), results.get(("nginx", name))
+        nginx = results.get(("nginx", name))
         ratios[name] = {s: results[(s, name)]["rps"] / nginx["rps"] for s in servers if (s, name) in results and nginx}
         best = best_peer(results, servers, name)
-        if pagi and best:
-            best_ratios[name] = (pagi["rps"] / results[(best, name)]["rps"], best)
-        best_cell = f"{best_ratios[name][0]:.2f}× ({LABELS.get(best, best)})" if name in best_ratios else "—"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio_text(pagi, nginx)} | {best_cell} |"
-                     + (f" {ratio_text(pagi, results.get(('baseline', name)))} |" if args.baseline else ""))
-    lines += ["", "pagi ÷ best: pagi-serve's req/s ÷ the req/s of the fastest other server on the row (named; "
-              "the baseline build is not a peer). On the file rows req/s and MB/s give the same ratio.",
-              "", "— : the server cannot express the workload in its plain configuration (lighttpd has no inline "
+        for p in pagis:
+            if (p, name) in results and best:
+                best_ratios[p][name] = (results[(p, name)]["rps"] / results[(best, name)]["rps"], best)
+        cells += [ratio_text(results.get((p, name)), nginx) for p in pagis]
+        cells += [f"{best_ratios[p][name][0]:.2f}× ({LABELS.get(best, best)})" if name in best_ratios[p] else "—" for p in pagis]
+        if args.baseline:
+            cells.append(ratio_text(results.get(("pagi-serve", name)), results.get(("baseline", name))))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if args.cores == 1:
+        lines += ["", "pagi ÷ best: pagi-serve's req/s ÷ the req/s of the fastest other server on the row (named; "
+                  "the baseline build is not a peer). On the file rows req/s and MB/s give the same ratio."]
+    else:
+        lines += ["", "pagi `threads: 2` ÷ best, pagi `workers: 2` ÷ best: the req/s of that pagi-serve variant ÷ the "
+                  "req/s of the fastest other server on the row (named; neither pagi-serve variant is a peer of the "
+                  "other). On the file rows req/s and MB/s give the same ratio.",
+                  "", "Two cores, nothing pinned. pagi-serve `threads: 2` is one process with two event loops; "
+                  "`workers: 2` is a supervisor and two single-threaded worker processes on one inherited listening "
+                  "socket. nginx `worker_processes 2`, lighttpd `server.max-worker = 2` (two forked workers: it has "
+                  "no threads), h2o `num-threads: 2`, Caddy `GOMAXPROCS=2`. wrk (`-t2 -c64`) shares the two cores "
+                  "with the server, so a server that spends less CPU per request leaves more of them to wrk: each "
+                  "figure is of server and client together."]
+    lines += ["", "— : the server cannot express the workload in its plain configuration (lighttpd has no inline "
               "response without Lua, h2o none without mruby; Caddy's placeholders use braces, which clash with JSON "
               "text), or the row does not apply to it. nginx answers the `respond` rows with `return 200` and the "
               "same body."]
     if missing:
         lines += ["", "Not installed on this machine, left out: " + ", ".join(LABELS.get(s, s) for s in missing) + "."]
     if args.baseline:
-        lines += ["", f"pagi-serve (baseline): another build (`--baseline`; its folders are left out, they name this machine), on the static and respond rows; "
+        lines += ["", "pagi-serve (baseline): another build (`--baseline`; its folders are left out, they name this machine), on the static and respond rows; "
                   "after/before = pagi-serve ÷ baseline req/s. The two binaries ran one after the other, "
                   "so the ratio carries the machine's run-to-run noise."]
     names = [w[0] for w in workloads]
@@ -645,19 +746,30 @@ def main():
     lines.append("| RSS at idle | " + " | ".join(f"{resources[s]['idle'] / 1024:.1f} MiB" if s in resources else "—" for s in servers) + " |")
     lines.append(f"| per idle keep-alive connection ({idle_connections:,} held) | " + " | ".join(f"{resources[s]['per_connection']:.1f} KiB" if s in resources else "—" for s in servers) + " |")
     lines.append("| RSS growth over ~{:,} requests | ".format(growth_requests) + " | ".join(f"{resources[s]['growth'] / 1024:+.1f} MiB" if s in resources else "—" for s in servers) + " |")
+    spread = {s: cpu_spread(usage[s]) for s in servers if s in usage}
+    lines += ["", "| CPU while measured | " + " | ".join(LABELS.get(s, s) for s in spread) + " |", "|---|" + "---|" * len(spread),
+              "| server CPU (cores) | " + " | ".join(f"{used:.2f}" for used, _ in spread.values()) + " |",
+              "| busy threads or processes | " + " | ".join(f"{busy}" for _, busy in spread.values()) + " |",
+              "", "Server CPU: utime + stime of all its processes and threads over the measured runs of its rows ÷ "
+              "their wall time. Busy: its threads (of every process) that took 10 % of that time or more; "
+              f"fewer than {args.cores} is a failure (the server did not spread its load)."]
+    failures += [f"{LABELS.get(s, s)}: {busy} busy thread(s) or process(es) while measured, not {args.cores}"
+                 for s, (_, busy) in spread.items() if busy < args.cores]
     if failures:
         lines += ["", "Failures: " + "; ".join(failures)]
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     suffix = (("-quick" if args.quick else "") + ("-baseline" if args.baseline else "")
               + ("-" + re.sub(r"\W+", "-", args.only).strip("-") if args.only else ""))
-    table_path = os.path.join(ROOT, "bench", "results", f"static{suffix}.md")
+    prefix = "static" if args.cores == 1 else "two-cores"
+    table_path = os.path.join(ROOT, "bench", "results", f"{prefix}{suffix}.md")
     write(table_path, "\n".join(lines) + "\n")
     print("\n".join(lines))
-    print("\npagi-serve ÷ best peer, per row:")
-    for name in names:
-        ratio, peer = best_ratios.get(name, (None, None))
-        print(f"  {name:<28} " + (f"{ratio:.2f}× ({LABELS.get(peer, peer)})" if ratio else "—"))
-    chart(ratios, best_ratios, servers, os.path.join(ROOT, "bench", "results", f"static{suffix}.png"), stamp)
+    for p in pagis:
+        print(f"\n{LABELS.get(p, p)} ÷ best peer, per row:")
+        for name in names:
+            ratio, peer = best_ratios[p].get(name, (None, None))
+            print(f"  {name:<28} " + (f"{ratio:.2f}× ({LABELS.get(peer, peer)})" if ratio else "—"))
+    chart(ratios, best_ratios, servers, os.path.join(ROOT, "bench", "results", f"{prefix}{suffix}.png"), stamp)
     shutil.rmtree(work, ignore_errors=True)
     if failures:
         print("benchmark failures: " + "; ".join(failures), file=sys.stderr)
@@ -670,6 +782,14 @@ def wrk_cell(result):
         return "—"
     throughput = ", {:,.0f} MB/s".format(result["mbs"]) if result["mbs"] >= 100 else ""
     return "{:,.0f} ({:.2f} / {:.2f}){}".format(result["rps"], result["p50"], result["p99"], throughput)
+
+
+def cpu_spread(spent):
+    """(cores used, busy threads) of a server over its measured runs, from task_ticks deltas: a thread
+    or process is busy from 10 % of the time, so a supervisor or a timer thread does not count."""
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    used = sum(spent["ticks"].values()) * tick
+    return used / spent["seconds"], sum(1 for t in spent["ticks"].values() if t * tick >= 0.1 * spent["seconds"])
 
 
 def best_peer(results, servers, name):
@@ -685,11 +805,13 @@ def ratio_text(numerator, denominator):
 
 def chart(ratios, best_ratios, servers, path, stamp):
     """Two panels: every server's req/s relative to nginx per row; below, pagi-serve ÷ the best peer of
-    the row, in that peer's colour and named over the bar."""
+    the row, in that peer's colour and named over the bar. With two pagi-serve variants in `best_ratios`,
+    two bars a row, told apart by hatching (legend), and only the ratio over each: names would overlap."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         print("matplotlib missing: no chart", file=sys.stderr)
         return
@@ -700,23 +822,35 @@ def chart(ratios, best_ratios, servers, path, stamp):
                                       gridspec_kw={"height_ratios": [3, 2]})
     for i, server in enumerate(servers):
         values = [ratios[n].get(server, 0) for n in names]
-        ax.bar([x + i * width for x in range(len(names))], values, width, label=LABELS.get(server, server),
+        ax.bar([x + i * width for x in range(len(names))], values, width, label=LABELS.get(server, server).replace("`", ""),
                color=colours[server])
     centres = [x + width * (len(servers) - 1) / 2 for x in range(len(names))]
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_ylabel("req/s relative to nginx")
     ax.set_title(f"Throughput relative to nginx (same run, {stamp:%Y-%m-%d})")
     ax.legend(fontsize=8, ncol=2)
-    values = [best_ratios.get(n, (0, None))[0] for n in names]
-    bars = best_ax.bar(centres, values, 0.5, color=[colours.get(best_ratios.get(n, (0, None))[1], "grey") for n in names])
-    for bar, name in zip(bars, names):
-        if name in best_ratios:
-            ratio, peer = best_ratios[name]
-            best_ax.annotate(f"{ratio:.2f}×\nvs {LABELS.get(peer, peer)}", (bar.get_x() + bar.get_width() / 2, ratio),
-                             xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
-        else:
-            best_ax.annotate("—", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 2),
-                             textcoords="offset points", ha="center", va="bottom", fontsize=7)
+    single = len(best_ratios) == 1
+    bar_width = 0.5 if single else 0.6 / len(best_ratios)
+    values, variants = [], []
+    for j, (pagi, by_row) in enumerate(best_ratios.items()):
+        shift = (j - (len(best_ratios) - 1) / 2) * bar_width
+        hatch = ["", "//", ".."][j % 3]
+        heights = [by_row.get(n, (0, None))[0] for n in names]
+        values += heights
+        bars = best_ax.bar([c + shift for c in centres], heights, bar_width, hatch=hatch, edgecolor="white",
+                           color=[colours.get(by_row.get(n, (0, None))[1], "grey") for n in names])
+        variants.append(Patch(facecolor="lightgrey", edgecolor="black", hatch=hatch, label=SHORT[pagi].replace("`", "")))
+        for bar, name in zip(bars, names):
+            if name in by_row:
+                ratio, peer = by_row[name]
+                best_ax.annotate(f"{ratio:.2f}×" + (f"\nvs {LABELS.get(peer, peer)}" if single else ""),
+                                 (bar.get_x() + bar.get_width() / 2, ratio),
+                                 xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+            else:
+                best_ax.annotate("—", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 2),
+                                 textcoords="offset points", ha="center", va="bottom", fontsize=7)
+    if not single:
+        best_ax.legend(handles=variants, fontsize=8, loc="upper right")
     best_ax.axhline(1.0, color="black", linewidth=0.8)
     best_ax.set_ylim(0, max([1.0] + values) * 1.3)
     best_ax.set_ylabel("pagi-serve ÷ best peer")
