@@ -16,7 +16,10 @@ public final class RespondHandler: Handler {
     }
 
     public func handle(_ request: Request) -> Response {
-        responses[nextIndex()].response(for: request)
+        // Through the buffer: an array's subscript would copy the whole `StubResponse` (retaining
+        // everything in it) for every request.
+        let index = nextIndex()
+        return responses.withUnsafeBufferPointer { $0[index].response(for: request) }
     }
 
     private func nextIndex() -> Int {

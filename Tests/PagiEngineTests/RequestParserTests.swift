@@ -80,6 +80,34 @@ final class RequestParserTests: XCTestCase {
         XCTAssertEqual(parse("GET / HTTP/1.1\r\nExpect: something\r\n\r\n").error?.status, 417)
     }
 
+    /// The end of the head is found however its line ends are mixed and wherever the bytes split
+    /// (the search jumps from line end to line end and resumes where it stopped).
+    func testTheHeadEndsAtTheFirstEmptyLineAtEverySplitPoint() {
+        let heads = ["GET / HTTP/1.1\r\nHost: x\n\r\n", "GET / HTTP/1.1\nHost: x\r\n\n", "GET / HTTP/1.1\r\nHost: x\r\nA: \r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"]
+        for request in heads {
+            for step in 1...request.utf8.count {
+                let events = parse(request, step: step).events
+                XCTAssertEqual(events.first, "head GET / none", "\(request.debugDescription) step \(step)")
+                XCTAssertEqual(events.count, request.contains("/b") ? 4 : 2, "\(request.debugDescription) step \(step)")
+            }
+        }
+        // A line of CRs alone ends the head too, and is then refused as a field line.
+        for step in [1, 2, 5, 1000] {
+            XCTAssertEqual(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\r\n", step: step).error?.status, 400)
+        }
+    }
+
+    func testFieldLinesAndVersionsAreCheckedByteByByte() {
+        XCTAssertEqual(parse("GET / HTTP/1.1\r\nBad Name: v\r\n\r\n").error?.reason, "invalid header name")
+        XCTAssertEqual(parse("GET / HTTP/1.1\r\n: v\r\n\r\n").error?.reason, "invalid header name")
+        XCTAssertEqual(parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n").error?.reason, "header line without colon")
+        XCTAssertEqual(parse("GET / HTTP/1.1\r\nA\u{7F}: v\r\n\r\n").error?.reason, "invalid header name")
+        XCTAssertEqual(parse("GET / HTTX/1.1\r\nHost: x\r\n\r\n").error?.reason, "malformed HTTP version")
+        XCTAssertEqual(parse("GET / http/1.1\r\nHost: x\r\n\r\n").error?.reason, "malformed HTTP version")
+        XCTAssertEqual(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").error?.status, 505)
+        XCTAssertEqual(parse("GET / HTTP/1.1\r\nHost: x\r\nX-Token: a:b\r\n\r\n").events, ["head GET / none", "end"])
+    }
+
     func testChunkSizeOverflowIsRejected() {
         XCTAssertEqual(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n").error?.status, 400)
     }

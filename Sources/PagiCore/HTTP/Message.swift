@@ -129,6 +129,17 @@ public struct FieldLines: Sendable {
     }
 }
 
+extension StringProtocol {
+    /// `body` on the UTF-8 bytes where they are (a native string's are contiguous; others are copied
+    /// once). A byte loop over a buffer costs a few instructions a byte, over `utf8` a dozen or more:
+    /// the scans that run for every request use this (docs/performance.md, *Round five*).
+    @inlinable
+    public func withUTF8Bytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        if let result = try utf8.withContiguousStorageIfAvailable(body) { return result }
+        return try Array(utf8).withUnsafeBufferPointer(body)
+    }
+}
+
 extension String {
     /// ASCII case-insensitive comparison without allocating (header names are ASCII tokens).
     /// Runs dozens of times for every request, so it works on the contiguous bytes: indexing

@@ -45,9 +45,10 @@ public struct HostSelector: Sendable {
     /// Lower-cases and drops a port and a final dot. The engine already passes lower-cased names
     /// without port, so the common case returns `name` itself without allocating.
     static func normalized(_ name: String) -> String {
-        let bytes = name.utf8
-        let needsWork = bytes.last == UInt8(ascii: ".")
-            || bytes.contains { $0 == UInt8(ascii: ":") || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
+        let needsWork = name.withUTF8Bytes { bytes in
+            bytes.last == UInt8(ascii: ".")
+                || bytes.contains { $0 == UInt8(ascii: ":") || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
+        }
         guard needsWork else { return name }
         var host = Substring(name)
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") {

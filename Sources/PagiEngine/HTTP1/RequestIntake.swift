@@ -62,7 +62,7 @@ struct RequestIntake {
             }
             streamsBody = intake.streamed
         }
-        self.accepted = accepted
+        self.accepted = consume accepted
     }
 
     /// The request, to be answered now, its body to follow through `body` (docs/proxy.md,

@@ -51,14 +51,23 @@ enum RequestValidation {
         } else {
             throw ProtocolError(status: 400, reason: "invalid request target")
         }
-        // Scanned as bytes: Character iteration costs hundreds of instructions per character.
-        if let hash = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "#")) {
-            // A fragment is never sent by a conforming client; drop it rather than route on it.
-            pathAndQuery = pathAndQuery[..<hash]
+        // Scanned as bytes, in one pass: Character iteration costs hundreds of instructions per character.
+        let (queryOffset, fragmentOffset) = pathAndQuery.withUTF8Bytes { bytes -> (Int?, Int?) in
+            var query: Int?
+            for (offset, byte) in bytes.enumerated() {
+                if byte == UInt8(ascii: "#") { return (query, offset) }
+                if byte == UInt8(ascii: "?") && query == nil { query = offset }
+            }
+            return (query, nil)
         }
-        let queryStart = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "?"))
+        let utf8 = pathAndQuery.utf8
+        if let fragmentOffset {
+            // A fragment is never sent by a conforming client; drop it rather than route on it.
+            pathAndQuery = pathAndQuery[..<utf8.index(utf8.startIndex, offsetBy: fragmentOffset)]
+        }
+        let queryStart = queryOffset.map { utf8.index(utf8.startIndex, offsetBy: $0) }
         let rawPath = queryStart.map { pathAndQuery[..<$0] } ?? pathAndQuery
-        let query = queryStart.map { String(pathAndQuery[pathAndQuery.utf8.index(after: $0)...]) }
+        let query = queryStart.map { String(pathAndQuery[utf8.index(after: $0)...]) }
         let path: PercentDecoding.NormalizedPath
         switch PercentDecoding.normalizePath(String(rawPath)) {
         case .success(let normalized): path = normalized
@@ -78,10 +87,10 @@ enum RequestValidation {
         let bytes = authority.utf8
         guard let first = bytes.first else { return allowEmpty ? "" : nil }
         // The common case, a lower-case name without port: already its own answer, no copy.
-        if bytes.last != UInt8(ascii: "."),
-           bytes.allSatisfy({ isRegNameByte($0) && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }) {
-            return authority
+        let isFinal = authority.withUTF8Bytes { name in
+            name.last != UInt8(ascii: ".") && name.allSatisfy { isRegNameByte($0) && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }
         }
+        if isFinal { return authority }
         var hostBytes: Substring.UTF8View
         var portBytes: Substring.UTF8View?
         if first == UInt8(ascii: "[") {
