@@ -40,6 +40,21 @@ final class HostsAndRoutesTests: XCTestCase {
         XCTAssertEqual(config.files, [ConfigBuilder.absolutePath("config.yaml")])
     }
 
+    /// Paths in a config are made absolute against its file's directory and normalised the way
+    /// `URL.standardized` does (no symbolic links followed).
+    func testPathsAreResolvedAgainstTheConfigFileAndNormalised() {
+        XCTAssertEqual(ConfigBuilder.absolutePath("/a/./b//c/../d/"), "/a/b/d")
+        XCTAssertEqual(ConfigBuilder.absolutePath("/../.."), "/")
+        XCTAssertEqual(ConfigBuilder.absolutePath("/a/.../b/..c"), "/a/.../b/..c")
+        XCTAssertEqual(ConfigBuilder.absolutePath("/srv/wéb/ü"), "/srv/wéb/ü")
+        XCTAssertEqual(ConfigBuilder.resolve("www/../static", relativeTo: "/etc/pagi/config.yaml"), "/etc/pagi/static")
+        XCTAssertEqual(ConfigBuilder.resolve("../www", relativeTo: "/etc/pagi/./conf.d/site.yaml"), "/etc/pagi/www")
+        XCTAssertEqual(ConfigBuilder.resolve("/srv/./www", relativeTo: "/etc/pagi/config.yaml"), "/srv/www")
+        XCTAssertEqual(ConfigBuilder.resolve("www", relativeTo: "/config.yaml"), "/www")
+        let here = FileManager.default.currentDirectoryPath
+        XCTAssertEqual(ConfigBuilder.resolve("www", relativeTo: "config.yaml"), ConfigBuilder.absolutePath(here + "/www"))
+    }
+
     func testDuplicateHostNamesAndTwoDefaults() {
         let yaml = """
         hosts:
