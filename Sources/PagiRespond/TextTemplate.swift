@@ -1,6 +1,7 @@
 import Foundation
 import Mustache
 import PagiConfig
+import Synchronization
 
 /// A Mustache template compiled once, when the config is compiled; text without tags is kept as is
 /// and costs nothing per request.
@@ -13,7 +14,7 @@ struct TextTemplate: Sendable {
         case literal(String)
         /// Text and plain `{{name}}` / `{{name.key}}` references only, in a response that escapes
         /// nothing (see `References`).
-        case references(References, fallback: MustacheTemplate)
+        case references(References, fallback: DeferredMustache)
         case mustache(MustacheTemplate)
     }
     private let form: Form
@@ -29,6 +30,12 @@ struct TextTemplate: Sendable {
             form = .literal(text)
             return
         }
+        if escaping == .none, let references = References(text) {
+            // Only names and text: valid Mustache, so swift-mustache's parse (two thirds of compiling
+            // a templated stub, docs/performance.md, *Round five*) waits until a value needs it.
+            form = .references(references, fallback: DeferredMustache(Self.textPragma + text))
+            return
+        }
         do {
             if escaping == .html {
                 form = .mustache(try MustacheTemplate(string: text))
@@ -42,7 +49,7 @@ struct TextTemplate: Sendable {
                     _ = try MustacheTemplate(string: text)
                     throw error
                 }
-                form = References(text).map { .references($0, fallback: template) } ?? .mustache(template)
+                form = .mustache(template)
             }
         } catch let error as MustacheTemplate.ParserError {
             throw ConfigError(diagnostics: [Diagnostic(.error, "invalid template: \(Self.describe(error.error))",
@@ -68,7 +75,8 @@ struct TextTemplate: Sendable {
     func renderedByMustache(_ context: TemplateContext) -> String {
         switch form {
         case .literal(let text): return text
-        case .references(_, let template), .mustache(let template): return template.render(context)
+        case .references(_, let deferred): return deferred.render(context)
+        case .mustache(let template): return template.render(context)
         }
     }
 
@@ -106,24 +114,42 @@ struct References: Sendable {
     }
     let pieces: [Piece]
 
+    /// Scanned as bytes: through Foundation (`range(of:)`, `trimmingCharacters`) this was a third of
+    /// compiling a templated stub.
     init?(_ template: String) {
+        let bytes = Array(template.utf8)
         var pieces: [Piece] = []
-        var rest = Substring(template)
-        while let open = rest.range(of: "{{") {
-            if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
-            guard let close = rest[open.upperBound...].range(of: "}}") else { return nil }
-            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-            guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(Self.isNameCharacter) }) else { return nil }
-            pieces.append(.name(parts.map(String.init)))
-            rest = rest[close.upperBound...]
+        var textStart = 0, index = 0
+        while index + 1 < bytes.count {
+            guard bytes[index] == UInt8(ascii: "{") && bytes[index + 1] == UInt8(ascii: "{") else {
+                index += 1
+                continue
+            }
+            if index > textStart { pieces.append(.text(String(decoding: bytes[textStart..<index], as: UTF8.self))) }
+            var close = index + 2
+            while close + 1 < bytes.count && !(bytes[close] == UInt8(ascii: "}") && bytes[close + 1] == UInt8(ascii: "}")) { close += 1 }
+            guard close + 1 < bytes.count else { return nil }
+            var name = bytes[(index + 2)..<close]
+            while let first = name.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { name = name.dropFirst() }
+            while let last = name.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { name = name.dropLast() }
+            let parts = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(Self.isNameByte) }) else { return nil }
+            pieces.append(.name(parts.map { String(decoding: $0, as: UTF8.self) }))
+            index = close + 2
+            textStart = index
         }
-        if !rest.isEmpty { pieces.append(.text(String(rest))) }
+        if textStart < bytes.count { pieces.append(.text(String(decoding: bytes[textStart...], as: UTF8.self))) }
         self.pieces = pieces
     }
 
-    private static func isNameCharacter(_ character: Character) -> Bool {
-        character.isASCII && (character.isLetter || character.isNumber || character == "_" || character == "-")
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// As swift-mustache renders it without escaping: a missing name is empty. nil when a value is
@@ -148,6 +174,24 @@ struct References: Sendable {
             }
         }
         return out
+    }
+}
+
+/// swift-mustache's template of a `References` template, parsed the first time a value that is not
+/// plain text needs it. The text parses (`References` accepted it: text and names only); should it
+/// not, it renders as nothing.
+final class DeferredMustache: Sendable {
+    private let text: String
+    private let parsed = Mutex<MustacheTemplate?>(nil)
+
+    init(_ text: String) { self.text = text }
+
+    func render(_ context: TemplateContext) -> String {
+        let template = parsed.withLock { cached in
+            if cached == nil { cached = try? MustacheTemplate(string: text) }
+            return cached
+        }
+        return template?.render(context) ?? ""
     }
 }
 

@@ -23,7 +23,7 @@ final class TextTemplateTests: XCTestCase {
             "User {{path.id}}", "{{ path.id }}-{{path.slug}}", "{{missing}}|{{path.missing}}|{{missing.deeper}}",
             "{{query.name}} & {{query.tag}}", "{{headers.user-agent}} / {{headers.x-two}}", "{{method}} {{uri}} {{host}}",
             "{{client_ip}}", "{{body}}", "no tags at all but }} and { braces", "{{path.id}}{{path.id}}",
-            "line one\n{{path.id}}\nline three",
+            "line one\n{{path.id}}\nline three", "{{path.id}}}", "{{\tpath.id\t}}", "ends with a brace {", "{ {{path.id}} }",
         ]
         for text in templates {
             let template = try TextTemplate(text, escaping: .none, origin: origin)
