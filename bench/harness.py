@@ -352,8 +352,8 @@ http://127.0.0.1:{PORTS['caddy']} {{
 }}
 """)
     # h2o: `cores` threads like the others' workers; no access log (none is configured); ETags on (its default, said
-    # anyway); compression only under /gzip/ (`compress` is off by default). As root it runs as root
-    # (no `user:`), which reads the work dir as the other servers do.
+    # anyway); compression only under /gzip/ (`compress` is off by default). Started as root, it serves
+    # as `nobody` (no `user:`); the work dir is world-readable for that (and for nginx's workers).
     write(os.path.join(work, "h2o.yaml"), f"""
 num-threads: {cores}
 max-connections: 20000
@@ -528,7 +528,7 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", help="run only the workloads whose name contains this text, or the set of that name: "
-                        "static, respond, middleware, gzip (no memory figures)")
+                        "static, respond, middleware, gzip (no memory figures); memory: the 1 KiB row and the memory figures")
     parser.add_argument("--baseline", metavar="PATH",
                         help="another pagi-serve binary (\"before\"): an extra column on the static and respond rows")
     parser.add_argument("--cores", type=int, choices=(1, 2), default=1,
@@ -586,8 +586,10 @@ def main():
     if not lighttpd_deflate():
         unsupported.add(("lighttpd", "gzip: 64 KiB text, level 5"))
     unsupported |= {("baseline", w[0]) for w in workloads if w[3] not in ("static", "respond")}
+    # `--only memory`: the 1 KiB row and the memory figures (idle, per idle connection, growth).
+    memory_only = args.only == "memory"
     if args.only:
-        workloads = [w for w in workloads if args.only in w[0] or args.only == w[3]]
+        workloads = [w for w in workloads if (w[0] == "1 KiB file" if memory_only else args.only in w[0] or args.only == w[3])]
         if not workloads:
             sys.exit(f"--only {args.only}: no workload name contains it and no set has that name"
                      + (" (on two cores: static and respond only)" if args.cores > 1 else ""))
@@ -645,7 +647,7 @@ def main():
                 if expected.get(name, 200) < 400 and refused:
                     failures.append(f"{server}: {name}: {refused:,} responses under load were not 2xx/3xx")
                 results[(server, name)] = median(samples)
-            if args.only:
+            if args.only and not memory_only:
                 continue
             # Memory: idle, per idle keep-alive connection, and growth over many requests.
             before = rss_kib([process.pid])

@@ -152,15 +152,10 @@ extension String {
 
     @usableFromInline
     func asciiCaseInsensitiveEqualsOfSameLength(_ other: String) -> Bool {
-        let compared = utf8.withContiguousStorageIfAvailable { a in
-            other.utf8.withContiguousStorageIfAvailable { b in Self.asciiCaseInsensitiveEquals(a, b) }
-        }
-        if let compared, let compared { return compared }
-        return Self.asciiCaseInsensitiveEquals(Array(utf8), Array(other.utf8))
+        withUTF8Bytes { a in other.withUTF8Bytes { b in Self.asciiCaseInsensitiveEquals(a, b) } }
     }
 
-    private static func asciiCaseInsensitiveEquals<Bytes: RandomAccessCollection<UInt8>>(_ a: Bytes, _ b: Bytes) -> Bool
-    where Bytes.Index == Int {
+    private static func asciiCaseInsensitiveEquals(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         for index in a.indices where a[index] != b[index] {
             let folded = a[index] | 0x20
             guard folded == b[index] | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
